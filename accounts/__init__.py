@@ -1,0 +1,1 @@
+"""Accounts: the custom user, sign-in flows, email-link tokens and their pages."""

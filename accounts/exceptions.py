@@ -1,0 +1,75 @@
+"""The errors that account flows raise, each with a stable machine-readable code."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+class AccountError(Exception):
+    """Base of every expected failure of an account flow.
+
+    ``code`` is stable and machine-readable (the API returns it); ``message`` is
+    safe to show to the person; ``field`` names the input it is about, if any.
+    """
+
+    code = "account_error"
+    message = "Something went wrong."
+    field: str | None = None
+
+    def __init__(self, message: str | None = None, *, field: str | None = None):
+        if message is not None:
+            self.message = message
+        if field is not None:
+            self.field = field
+        super().__init__(self.message)
+
+
+class InvalidCredentials(AccountError):
+    code = "invalid_credentials"
+    message = "The email address or password is not correct."
+
+
+class EmailNotVerified(AccountError):
+    code = "email_not_verified"
+    message = "Please verify your email address before signing in."
+
+    def __init__(self, user: User):
+        super().__init__()
+        self.user = user
+
+
+class InvalidEmail(AccountError):
+    code = "invalid_email"
+    message = "Enter a valid email address."
+    field = "email"
+
+
+class PasswordRejected(AccountError):
+    """The new password breaks the password policy; ``messages`` says how."""
+
+    code = "password_rejected"
+    message = "This password cannot be used."
+    field = "password"
+
+    def __init__(self, messages: list[str], *, field: str | None = None):
+        super().__init__(" ".join(messages), field=field)
+        self.messages = messages
+
+
+class TokenInvalid(AccountError):
+    code = "token_invalid"
+    message = "This link is not valid. It may have been mistyped or replaced by a newer one."
+    field = "token"
+
+
+class TokenExpired(TokenInvalid):
+    code = "token_expired"
+    message = "This link has expired."
+
+
+class TokenUsed(TokenInvalid):
+    code = "token_used"
+    message = "This link has already been used."

@@ -1,0 +1,56 @@
+"""Issuing and redeeming the single-use tokens sent in email links."""
+
+from datetime import timedelta
+from typing import TypeVar
+
+from django.utils import timezone
+
+from accounts.exceptions import TokenExpired, TokenInvalid, TokenUsed
+from accounts.models import EmailLinkToken, User
+from accounts.tokens import generate_token, hash_token, is_well_formed, token_matches
+
+TokenModel = TypeVar("TokenModel", bound=EmailLinkToken)
+
+
+def issue_token(*, model: type[EmailLinkToken], user: User, lifetime_seconds: int, **fields) -> str:
+    """Create a token for ``user``, replacing that user's unused ones of this kind.
+
+    Returns the raw token, which exists only in the email from then on.
+    """
+    model.objects.filter(user=user, used_at__isnull=True).delete()
+    raw = generate_token()
+    model.objects.create(
+        user=user,
+        token_hash=hash_token(raw),
+        expires_at=timezone.now() + timedelta(seconds=lifetime_seconds),
+        **fields,
+    )
+    return raw
+
+
+def find_redeemable_token(*, model: type[TokenModel], raw_token: object) -> TokenModel:
+    """The token row for ``raw_token`` if it can still be used, else raise.
+
+    Unknown, malformed and foreign-kind tokens are all TokenInvalid.
+    """
+    if not is_well_formed(raw_token):
+        raise TokenInvalid
+    row = model.objects.select_related("user").filter(token_hash=hash_token(raw_token)).first()
+    if row is None or not token_matches(raw_token, row.token_hash):
+        raise TokenInvalid
+    if row.used_at is not None:
+        raise TokenUsed
+    if timezone.now() >= row.expires_at:
+        raise TokenExpired
+    if not row.user.is_active:
+        raise TokenInvalid
+    return row
+
+
+def mark_token_used(token: EmailLinkToken) -> None:
+    """Consume ``token``; of two concurrent redemptions exactly one succeeds."""
+    now = timezone.now()
+    claimed = type(token).objects.filter(pk=token.pk, used_at__isnull=True).update(used_at=now)
+    if claimed != 1:
+        raise TokenUsed
+    token.used_at = now

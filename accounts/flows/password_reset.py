@@ -1,0 +1,64 @@
+"""Forgotten passwords: requesting a reset link and setting a new password with it."""
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.flows.email_tokens import find_redeemable_token, issue_token, mark_token_used
+from accounts.flows.passwords import set_new_password, validate_new_password
+from accounts.mail import send_account_email, site_link
+from accounts.models import PasswordResetToken, User
+
+
+def request_password_reset(*, email: str) -> None:
+    """Email a reset link if ``email`` belongs to an active account.
+
+    Returns nothing and raises nothing in every case, so the caller answers the
+    same whether or not the address has an account.
+    """
+    user = User.objects.find_by_email(email)
+    if user is None or not user.is_active:
+        return
+    with transaction.atomic():
+        raw = issue_token(
+            model=PasswordResetToken,
+            user=user,
+            lifetime_seconds=settings.ACCOUNTS_PASSWORD_RESET_TIMEOUT,
+        )
+    send_account_email(
+        template="password_reset",
+        to=user.email,
+        context={
+            "user": user,
+            "link": site_link("accounts:password_reset_confirm", token=raw),
+            "valid_minutes": settings.ACCOUNTS_PASSWORD_RESET_TIMEOUT // 60,
+        },
+    )
+
+
+def check_password_reset_token(*, token: object) -> PasswordResetToken:
+    """The redeemable reset token for ``token``, without using it up."""
+    return find_redeemable_token(model=PasswordResetToken, raw_token=token)
+
+
+def reset_password(*, token: object, password: str) -> User:
+    """Set a new password with a reset token; every existing session ends.
+
+    The person is not signed in: they sign in with the new password. The link
+    reached their inbox, so the address counts as verified from now on.
+    """
+    with transaction.atomic():
+        row = check_password_reset_token(token=token)
+        user = row.user
+        validate_new_password(password=password, user=user)
+        mark_token_used(row)
+        set_new_password(user=user, password=password)
+        if user.email_verified_at is None:
+            user.email_verified_at = timezone.now()
+            user.save(update_fields=["email_verified_at"])
+    send_account_email(
+        template="password_changed",
+        to=user.email,
+        context={"user": user, "reset_link": site_link("accounts:password_reset")},
+    )
+    return user

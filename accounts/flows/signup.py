@@ -1,0 +1,57 @@
+"""Sign-up: creating an account without revealing whether the address already has one."""
+
+from django.contrib.auth.hashers import make_password
+from django.db import IntegrityError, transaction
+
+from accounts.email_address import InvalidEmailAddress, normalize_email
+from accounts.exceptions import AccountError, InvalidEmail
+from accounts.flows.passwords import validate_new_password
+from accounts.flows.verification import send_verification_email
+from accounts.mail import send_account_email, site_link
+from accounts.models import User
+
+NAME_MAX_LENGTH = 150
+
+
+def sign_up(*, email: str, password: str, name: str) -> None:
+    """Register ``email``, or tell the owner of an existing account that someone tried.
+
+    Both outcomes return nothing, hash the password once and send one email,
+    so the caller's answer is the same for a new and an existing address.
+    """
+    try:
+        canonical = normalize_email(email)
+    except InvalidEmailAddress as error:
+        raise InvalidEmail(str(error)) from None
+    name = name.strip()
+    if not name or len(name) > NAME_MAX_LENGTH:
+        raise AccountError(f"Enter a name of 1 to {NAME_MAX_LENGTH} characters.", field="name")
+    validate_new_password(password=password, user=User(email=canonical, name=name))
+
+    existing = User.objects.find_by_email(canonical)
+    if existing is None:
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(email=canonical, password=password, name=name)
+        except IntegrityError:
+            # A concurrent sign-up for the same address won the race; the
+            # password was already hashed once, as on the other path.
+            existing = User.objects.find_by_email(canonical)
+            if existing is None:
+                raise
+        else:
+            send_verification_email(user=user)
+            return
+    else:
+        make_password(password)  # the same hashing work as creating the account
+
+    send_account_email(
+        template="account_exists",
+        to=existing.email,
+        context={
+            "user": existing,
+            "login_link": site_link("accounts:login"),
+            "reset_link": site_link("accounts:password_reset"),
+            "resend_link": site_link("accounts:resend_verification"),
+        },
+    )

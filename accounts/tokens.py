@@ -1,0 +1,28 @@
+"""Opaque one-time tokens: generation, SHA-256 hashing for storage, constant-time checks."""
+
+import hashlib
+import hmac
+import re
+import secrets
+
+# 32 random bytes = 256 bits, URL-safe base64 without padding: 43 characters.
+TOKEN_BYTES = 32
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def generate_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def hash_token(token: str) -> str:
+    """The only form in which a token is ever stored."""
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def is_well_formed(token: object) -> bool:
+    """Cheap shape check, so garbage never reaches the database."""
+    return isinstance(token, str) and _TOKEN_SHAPE.fullmatch(token) is not None
+
+
+def token_matches(token: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_token(token), stored_hash)

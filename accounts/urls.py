@@ -1,0 +1,24 @@
+"""URLs of the account pages (the paths are part of the product's contract)."""
+
+from django.urls import path
+
+from accounts import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("", views.account_home, name="home"),
+    path("signup/", views.signup, name="signup"),
+    path("signup/done/", views.signup_done, name="signup_done"),
+    path("login/", views.login_view, name="login"),
+    path("logout/", views.logout_view, name="logout"),
+    # Fixed paths before the <token> ones that would otherwise swallow them.
+    path("verify-email/resend/", views.resend_verification, name="resend_verification"),
+    path("verify-email/sent/", views.resend_verification_done, name="resend_verification_done"),
+    path("verify-email/confirm/", views.verify_email_confirm, name="verify_email_confirm"),
+    path("verify-email/<str:token>/", views.verify_email_link, name="verify_email"),
+    path("password/reset/", views.password_reset, name="password_reset"),
+    path("password/reset/sent/", views.password_reset_done, name="password_reset_done"),
+    path("password/reset/set-password/", views.password_reset_set, name="password_reset_set"),
+    path("password/reset/<str:token>/", views.password_reset_link, name="password_reset_confirm"),
+]

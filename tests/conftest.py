@@ -1,0 +1,70 @@
+"""Test-run environment and the fixtures shared by the whole suite."""
+
+import os
+import re
+
+import pytest
+
+
+def pytest_configure(config):
+    # The suite runs on the embedded default (local development settings)
+    # unless DATABASE_URL / REDIS_URL point it at PostgreSQL and Redis.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DEBUG", "true")
+    import django
+    from django.conf import settings
+
+    settings.INSTALLED_APPS  # noqa: B018  (load settings so pytest-django sets Django up)
+    django.setup()
+
+
+STRONG_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Rate-limit counters and revocation state must not leak between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def password() -> str:
+    return STRONG_PASSWORD
+
+
+@pytest.fixture
+def make_user(db):
+    """Create a user; verified unless told otherwise."""
+    from django.utils import timezone
+
+    from accounts.models import User
+
+    def make(email="alice@example.com", password=STRONG_PASSWORD, name="Alice", verified=True, **extra):
+        user = User.objects.create_user(email=email, password=password, name=name, **extra)
+        if verified:
+            user.email_verified_at = timezone.now()
+            user.save(update_fields=["email_verified_at"])
+        return user
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user()
+
+
+_LINK = re.compile(r"https?://[^\s\"'<>]+")
+
+
+def links_in(message) -> list[str]:
+    """Every absolute link in an email's text body."""
+    return _LINK.findall(message.body)
+
+
+def token_from_link(link: str) -> str:
+    return link.rstrip("/").rsplit("/", 1)[-1]

@@ -1,0 +1,1 @@
+"""Todos: the items a signed-in person keeps track of."""
