@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 MAX_EMAIL_LENGTH = 254
+MAX_LOCAL_PART_LENGTH = 64  # RFC 5321
 
 
 class InvalidEmailAddress(ValueError):
@@ -32,6 +33,8 @@ def normalize_email(raw: object) -> str:
         raise InvalidEmailAddress("Enter a valid email address.")
     local, at, domain = value.rpartition("@")
     if not at or not local or not domain:
+        raise InvalidEmailAddress("Enter a valid email address.")
+    if len(local) > MAX_LOCAL_PART_LENGTH:
         raise InvalidEmailAddress("Enter a valid email address.")
     if not local.isascii():
         raise InvalidEmailAddress("Use an address with only ASCII characters before the @.")

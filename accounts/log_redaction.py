@@ -5,7 +5,7 @@ import re
 
 # A path segment after an emailed-link prefix, and any free-standing run that
 # has the exact shape of our tokens (43 URL-safe base64 characters).
-_LINK_TOKEN = re.compile(r"(/(?:verify-email|password/reset)/)(?!resend/|set-password/|confirm/)[^/\s?\"']+")
+_LINK_TOKEN = re.compile(r"(/(?:verify-email|password/reset)/)(?!resend/|set-password/|confirm/|sent/)[^/\s?\"']+")
 _BARE_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
 REDACTED = "[redacted]"
 

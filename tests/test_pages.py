@@ -1,0 +1,246 @@
+"""Server-rendered pages: links, stylesheet, no scripts, labelled CSRF-protected forms, no-store caching."""
+
+from html.parser import HTMLParser
+
+import pytest
+from django.contrib.staticfiles import finders
+
+pytestmark = pytest.mark.django_db
+
+HOME = "/"
+SIGNUP = "/accounts/signup/"
+LOGIN = "/accounts/login/"
+PASSWORD_RESET = "/accounts/password/reset/"
+RESEND_VERIFICATION = "/accounts/verify-email/resend/"
+ACCOUNT = "/accounts/"
+STYLESHEET = "/static/css/site.css"
+
+PUBLIC_PAGES = [HOME, SIGNUP, LOGIN, PASSWORD_RESET, RESEND_VERIFICATION]
+ACCOUNT_FORM_PAGES = [SIGNUP, LOGIN, PASSWORD_RESET, RESEND_VERIFICATION]
+
+
+class PageParser(HTMLParser):
+    """Collects the parts of a page that these tests look at."""
+
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+        self.stylesheets: list[str] = []
+        self.scripts = 0
+        self.label_targets: list[str] = []
+        self.forms: list[dict] = []
+        self.inputs_outside_forms: list[dict] = []
+        self._form: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a" and "href" in attrs:
+            self.links.append(attrs["href"])
+        elif tag == "link" and attrs.get("rel") == "stylesheet":
+            self.stylesheets.append(attrs.get("href", ""))
+        elif tag == "script":
+            self.scripts += 1
+        elif tag == "label" and "for" in attrs:
+            self.label_targets.append(attrs["for"])
+        elif tag == "form":
+            self._form = {"attrs": attrs, "inputs": []}
+            self.forms.append(self._form)
+        elif tag in {"input", "select", "textarea"}:
+            (self._form["inputs"] if self._form is not None else self.inputs_outside_forms).append(attrs)
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+
+
+def parse(response) -> PageParser:
+    parser = PageParser()
+    parser.feed(response.content.decode())
+    return parser
+
+
+def visible_inputs(form: dict) -> list[dict]:
+    return [attrs for attrs in form["inputs"] if attrs.get("type") not in {"hidden", "submit", "button"}]
+
+
+# --- Home page links ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [SIGNUP, LOGIN, PASSWORD_RESET, RESEND_VERIFICATION])
+def test_home_links_anonymous_visitors_to_the_account_pages(client, target):
+    assert target in parse(client.get(HOME)).links
+
+
+def test_home_does_not_link_anonymous_visitors_to_the_account_area(client):
+    assert ACCOUNT not in parse(client.get(HOME)).links
+
+
+def test_home_links_signed_in_users_to_their_account(client, user):
+    client.force_login(user)
+    response = client.get(HOME)
+    assert ACCOUNT in parse(response).links
+    assert user.email in response.content.decode()
+
+
+@pytest.mark.parametrize("target", [SIGNUP, LOGIN])
+def test_home_does_not_offer_sign_up_or_sign_in_when_signed_in(client, user, target):
+    client.force_login(user)
+    assert target not in parse(client.get(HOME)).links
+
+
+# --- Every page -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PUBLIC_PAGES)
+def test_page_is_served(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("path", PUBLIC_PAGES)
+def test_page_uses_the_site_stylesheet(client, path):
+    assert parse(client.get(path)).stylesheets == [STYLESHEET]
+
+
+@pytest.mark.parametrize("path", PUBLIC_PAGES)
+def test_page_has_no_script_tags(client, path):
+    response = client.get(path)
+    assert parse(response).scripts == 0
+    assert b"<script" not in response.content.lower()
+
+
+@pytest.mark.parametrize("path", [*PUBLIC_PAGES, ACCOUNT])
+def test_signed_in_pages_have_no_script_tags(client, user, path):
+    client.force_login(user)
+    response = client.get(path)
+    assert response.status_code == 200
+    assert parse(response).scripts == 0
+
+
+@pytest.mark.parametrize("path", ACCOUNT_FORM_PAGES)
+def test_page_has_a_post_form(client, path):
+    forms = parse(client.get(path)).forms
+    assert forms
+    assert all(form["attrs"].get("method", "").lower() == "post" for form in forms)
+
+
+@pytest.mark.parametrize("path", [*PUBLIC_PAGES, ACCOUNT])
+def test_every_form_carries_a_csrf_token(client, user, path):
+    if path in {HOME, ACCOUNT}:
+        client.force_login(user)  # signed in, these pages carry the sign-out form
+    forms = parse(client.get(path)).forms
+    assert forms
+    for form in forms:
+        tokens = [attrs for attrs in form["inputs"] if attrs.get("name") == "csrfmiddlewaretoken"]
+        assert len(tokens) == 1
+        assert tokens[0].get("type") == "hidden"
+        assert tokens[0].get("value")
+
+
+@pytest.mark.parametrize("path", PUBLIC_PAGES)
+def test_every_visible_input_has_a_label(client, path):
+    page = parse(client.get(path))
+    assert not page.inputs_outside_forms
+    for form in page.forms:
+        for attrs in visible_inputs(form):
+            assert attrs.get("id"), f"input {attrs.get('name')} has no id"
+            assert attrs["id"] in page.label_targets, f"input {attrs.get('name')} has no <label for>"
+
+
+def test_signup_form_asks_for_email_name_and_two_passwords(client):
+    form = parse(client.get(SIGNUP)).forms[0]
+    by_name = {attrs.get("name"): attrs for attrs in visible_inputs(form)}
+    assert set(by_name) == {"email", "name", "password1", "password2"}
+    assert by_name["email"]["type"] == "email"
+    assert by_name["password1"]["type"] == by_name["password2"]["type"] == "password"
+    assert by_name["password1"]["autocomplete"] == "new-password"
+
+
+def test_login_form_asks_for_email_and_current_password(client):
+    form = parse(client.get(LOGIN)).forms[0]
+    by_name = {attrs.get("name"): attrs for attrs in visible_inputs(form)}
+    assert set(by_name) == {"email", "password"}
+    assert by_name["password"]["type"] == "password"
+    assert by_name["password"]["autocomplete"] == "current-password"
+
+
+def test_labels_survive_a_rejected_submission(client):
+    response = client.post(SIGNUP, {"email": "not-an-address", "name": "", "password1": "x", "password2": "y"})
+    assert response.status_code == 200
+    page = parse(response)
+    assert page.scripts == 0
+    for attrs in visible_inputs(page.forms[0]):
+        assert attrs["id"] in page.label_targets
+
+
+def test_rejected_submission_does_not_echo_the_password(client):
+    secret = "a secret that must not come back"
+    response = client.post(LOGIN, {"email": "not-an-address", "password": secret})
+    assert response.status_code == 200
+    assert secret not in response.content.decode()
+
+
+# --- Caching ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ACCOUNT_FORM_PAGES)
+def test_account_pages_are_not_stored_by_caches(client, path):
+    assert "no-store" in client.get(path)["Cache-Control"]
+
+
+def test_signed_in_account_page_is_not_stored_by_caches(client, user):
+    client.force_login(user)
+    response = client.get(ACCOUNT)
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    assert "private" in response["Cache-Control"]
+
+
+def test_account_page_redirects_anonymous_visitors_to_sign_in(client):
+    response = client.get(ACCOUNT)
+    assert response.status_code == 302
+    assert response["Location"].startswith(LOGIN)
+    assert "next=/accounts/" in response["Location"]
+
+
+@pytest.mark.parametrize("path", ACCOUNT_FORM_PAGES)
+def test_account_pages_refuse_other_methods(client, path):
+    assert client.put(path).status_code == 405
+
+
+def test_unknown_page_is_not_found(client):
+    assert client.get("/accounts/no-such-page/extra/").status_code == 404
+
+
+def test_pages_refuse_framing(client):
+    assert client.get(LOGIN)["X-Frame-Options"] == "DENY"
+
+
+# --- Stylesheet -----------------------------------------------------------------------------
+
+
+def test_stylesheet_exists_in_the_static_files():
+    path = finders.find("css/site.css")
+    assert path
+    with open(path, encoding="utf-8") as handle:
+        assert "{" in handle.read()
+
+
+def test_stylesheet_is_served_as_css(client, settings):
+    # Outside DEBUG, WhiteNoise serves collected files; in tests it looks them up
+    # through the finders as it does in local development.
+    settings.WHITENOISE_USE_FINDERS = True
+    settings.WHITENOISE_AUTOREFRESH = True
+    response = client.get(STYLESHEET)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/css")
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    with open(finders.find("css/site.css"), "rb") as handle:
+        assert body == handle.read()
+
+
+def test_missing_static_file_is_not_found(client, settings):
+    settings.WHITENOISE_USE_FINDERS = True
+    settings.WHITENOISE_AUTOREFRESH = True
+    assert client.get("/static/css/no-such-file.css").status_code == 404
