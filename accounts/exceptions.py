@@ -73,3 +73,21 @@ class TokenExpired(TokenInvalid):
 class TokenUsed(TokenInvalid):
     code = "token_used"
     message = "This link has already been used."
+
+
+class RefreshTokenInvalid(AccountError):
+    """Missing, unknown, expired or revoked refresh token."""
+
+    code = "refresh_token_invalid"
+    message = "Your session has ended. Please sign in again."
+
+
+class RefreshTokenReused(RefreshTokenInvalid):
+    """A refresh token that was already exchanged came back: the session is ended."""
+
+    code = "refresh_token_reused"
+
+
+class SessionNotFound(AccountError):
+    code = "not_found"
+    message = "No such session."

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.email_address import MAX_EMAIL_LENGTH, InvalidEmailAddress, normalize_email
 from accounts.exceptions import AccountError, PasswordRejected
-from accounts.flows.signup import NAME_MAX_LENGTH
+from accounts.flows.profile import NAME_MAX_LENGTH
 
 # Accept far more than any address so the normaliser, not a browser-side
 # maxlength, produces the error message.

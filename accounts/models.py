@@ -1,5 +1,9 @@
-"""Account data: the custom user and the one-time tokens sent in email links."""
+"""Account data: the custom user, email-link tokens, device sessions and their refresh tokens."""
 
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
@@ -7,6 +11,8 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.managers import UserManager
+
+USER_AGENT_MAX_LENGTH = 512
 
 
 class User(AbstractBaseUser, PermissionsMixin):
@@ -97,3 +103,63 @@ class EmailVerificationToken(EmailLinkToken):
     class Meta:
         db_table = "email_verification_tokens"
         indexes = [models.Index(fields=["user", "used_at"], name="verify_token_user_idx")]
+
+
+class DeviceSession(models.Model):
+    """One signed-in device: a browser or app holding a rotating refresh token.
+
+    The seed design calls this table ``sessions``. Only the SHA-256 hash of the
+    current refresh token is stored; access tokens name the session in ``sid``.
+    """
+
+    class EndReason(models.TextChoices):
+        LOGOUT = "logout", "Signed out"
+        ENDED_BY_USER = "ended_by_user", "Ended by the user"
+        REFRESH_REUSE = "refresh_reuse", "Refresh token reuse detected"
+        PASSWORD_CHANGED = "password_changed", "Password changed"
+        PASSWORD_RESET = "password_reset", "Password reset"
+        USER_DEACTIVATED = "user_deactivated", "User deactivated"
+        ENDED_BY_STAFF = "ended_by_staff", "Ended by support staff"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="device_sessions")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(default=timezone.now)
+    # The absolute end; the idle end is last_used_at + the idle lifetime.
+    expires_at = models.DateTimeField()
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=USER_AGENT_MAX_LENGTH, blank=True)
+    refresh_token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=32, choices=EndReason.choices, blank=True)
+
+    class Meta:
+        db_table = "sessions"
+        verbose_name = "device session"
+        indexes = [models.Index(fields=["user", "revoked_at"], name="session_user_revoked_idx")]
+
+    def __str__(self) -> str:
+        return f"Device session {self.pk} of user {self.user_id}"
+
+    @property
+    def idle_expires_at(self):
+        return self.last_used_at + timedelta(seconds=settings.ACCOUNTS_REFRESH_IDLE_LIFETIME)
+
+    def is_live(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and now < self.expires_at and now < self.idle_expires_at
+
+
+class RotatedRefreshToken(models.Model):
+    """A refresh token that has been exchanged: seeing it again means it was copied."""
+
+    token_hash = models.CharField(max_length=64, primary_key=True)
+    session = models.ForeignKey(DeviceSession, on_delete=models.CASCADE, related_name="+")
+    rotated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "rotated_refresh_tokens"
+
+    def __str__(self) -> str:
+        return f"Rotated refresh token of session {self.session_id}"

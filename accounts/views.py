@@ -12,6 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.cookies import clear_refresh_cookie, set_refresh_cookie
 from accounts.exceptions import AccountError, EmailNotVerified, InvalidCredentials, TokenInvalid
 from accounts.flows.password_reset import check_password_reset_token, request_password_reset, reset_password
 from accounts.flows.signin import authenticate_user, end_browser_session, start_browser_session
@@ -96,8 +97,11 @@ def login_view(request: HttpRequest) -> HttpResponse:
         except InvalidCredentials as error:
             add_flow_error(form, error)
         else:
-            start_browser_session(request=request, user=user)
-            return redirect(next_url or resolve_url(settings.LOGIN_REDIRECT_URL))
+            issued = start_browser_session(request=request, user=user)
+            response = redirect(next_url or resolve_url(settings.LOGIN_REDIRECT_URL))
+            # An SPA served by this site continues from here with /api/auth/refresh/.
+            set_refresh_cookie(response, issued.refresh_token)
+            return response
     return render(request, "accounts/login.html", context)
 
 
@@ -106,7 +110,9 @@ def login_view(request: HttpRequest) -> HttpResponse:
 def logout_view(request: HttpRequest) -> HttpResponse:
     end_browser_session(request=request)
     messages.info(request, "You are signed out.")
-    return redirect(settings.LOGOUT_REDIRECT_URL)
+    response = redirect(settings.LOGOUT_REDIRECT_URL)
+    clear_refresh_cookie(response)
+    return response
 
 
 @never_cache

@@ -1,6 +1,7 @@
 """Django settings, read from the environment (12-factor) with safe local defaults."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -32,6 +33,9 @@ SITE_NAME = env_str("SITE_NAME", "Todo")
 INSTALLED_APPS = [
     "accounts",
     "todos",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -48,6 +52,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.DeviceSessionMiddleware",
+    "accounts.middleware.NoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -147,6 +153,87 @@ AUTH_PASSWORD_VALIDATORS = [
 ACCOUNTS_EMAIL_VERIFICATION = env_str("ACCOUNTS_EMAIL_VERIFICATION", "mandatory")
 ACCOUNTS_PASSWORD_RESET_TIMEOUT = env_int("ACCOUNTS_PASSWORD_RESET_TIMEOUT", 60 * 60)
 ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT = env_int("ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT", 24 * 60 * 60)
+
+# --- Device sessions, refresh and access tokens -------------------------------
+
+# Refresh tokens: opaque, rotated on every use, in an HttpOnly cookie.
+ACCOUNTS_REFRESH_IDLE_LIFETIME = env_int("ACCOUNTS_REFRESH_IDLE_LIFETIME", 7 * 24 * 60 * 60)
+ACCOUNTS_REFRESH_ABSOLUTE_LIFETIME = env_int("ACCOUNTS_REFRESH_ABSOLUTE_LIFETIME", 30 * 24 * 60 * 60)
+# Seconds after a rotation during which the just-replaced token is answered
+# (concurrent tabs) instead of being treated as stolen.
+ACCOUNTS_REFRESH_REUSE_GRACE = env_int("ACCOUNTS_REFRESH_REUSE_GRACE", 10)
+ACCOUNTS_REFRESH_COOKIE_NAME = env_str("ACCOUNTS_REFRESH_COOKIE_NAME", "todo_refresh")
+ACCOUNTS_REFRESH_COOKIE_PATH = "/api/auth/"
+ACCOUNTS_REFRESH_COOKIE_SECURE = env_bool("ACCOUNTS_REFRESH_COOKIE_SECURE", not DEBUG)
+# Ended sessions stay listed (for support and the audit trail) this long.
+ACCOUNTS_ENDED_SESSION_RETENTION = env_int("ACCOUNTS_ENDED_SESSION_RETENTION", 30 * 24 * 60 * 60)
+
+# Access tokens: short-lived JWTs signed with a dedicated key (never SECRET_KEY).
+# HS256 takes a secret of at least 32 bytes; EdDSA (Ed25519) and ES256 take a
+# PEM private key and publish the public keys at /.well-known/jwks.json.
+JWT_ALGORITHM = env_str("JWT_ALGORITHM", "HS256")
+JWT_SIGNING_KEY = env_str("JWT_SIGNING_KEY")
+if env_str("JWT_SIGNING_KEY_FILE"):
+    JWT_SIGNING_KEY = Path(env_str("JWT_SIGNING_KEY_FILE")).read_text().strip()
+if not JWT_SIGNING_KEY and DEBUG:
+    JWT_SIGNING_KEY = "insecure-local-development-jwt-key-never-use-in-production"  # noqa: S105
+# Keys that are no longer used for signing but whose tokens stay valid until
+# the operator removes them: HS256 secrets (comma-separated) or PEM files.
+JWT_VERIFYING_KEY_FALLBACKS = env_list("JWT_VERIFYING_KEY_FALLBACKS") + [
+    Path(path).read_text().strip() for path in env_list("JWT_VERIFYING_KEY_FALLBACK_FILES")
+]
+JWT_ACCESS_TOKEN_LIFETIME = env_int("JWT_ACCESS_TOKEN_LIFETIME", 5 * 60)
+JWT_ISSUER = env_str("JWT_ISSUER", SITE_URL or "todo")
+JWT_AUDIENCE = env_str("JWT_AUDIENCE", f"{SITE_URL or 'todo'}/api")
+
+SIMPLE_JWT = {
+    "ALGORITHM": JWT_ALGORITHM,
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "ISSUER": JWT_ISSUER,
+    "AUDIENCE": JWT_AUDIENCE,
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "sub",
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=JWT_ACCESS_TOKEN_LIFETIME),
+    "AUTH_TOKEN_CLASSES": ("accounts.access_tokens.AccessToken",),
+    "TOKEN_USER_CLASS": "accounts.access_tokens.AccessTokenUser",
+    "UPDATE_LAST_LOGIN": False,
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api.authentication.AccessTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: a cross-site HTML form cannot produce it without a CORS preflight.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "accounts.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": f"{SITE_NAME} API",
+    "DESCRIPTION": (
+        "The API of the todo single-page app. Access tokens are short-lived JWTs sent as "
+        "`Authorization: Bearer <token>`; the refresh token lives only in an HttpOnly cookie "
+        f"named `{ACCOUNTS_REFRESH_COOKIE_NAME}` (path `{ACCOUNTS_REFRESH_COOKIE_PATH}`). "
+        "Requests that the cookie authenticates need Django's CSRF token in `X-CSRFToken`. "
+        'Every error has the shape `{"code": ..., "detail": ..., "fields": {...}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "refreshCookie": {"type": "apiKey", "in": "cookie", "name": ACCOUNTS_REFRESH_COOKIE_NAME},
+            "csrfHeader": {"type": "apiKey", "in": "header", "name": "X-CSRFToken"},
+        }
+    },
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # --- Email ------------------------------------------------------------------
 
@@ -255,6 +342,8 @@ def _production_problems() -> list[str]:
         problems.append("ALLOWED_HOSTS must list this site's host names (no '*').")
     if not SITE_URL.startswith("https://"):
         problems.append("SITE_URL must be the site's https:// origin.")
+    if JWT_ALGORITHM == "HS256" and (len(JWT_SIGNING_KEY.encode()) < 32 or JWT_SIGNING_KEY == SECRET_KEY):
+        problems.append("JWT_SIGNING_KEY must be a dedicated secret of at least 32 bytes, not SECRET_KEY.")
     if not ANYMAIL_ESP and not env_str("EMAIL_BACKEND"):
         problems.append("Configure an ESP with ANYMAIL_ESP (or set EMAIL_BACKEND explicitly).")
     return problems
@@ -264,6 +353,10 @@ if ACCOUNTS_EMAIL_VERIFICATION not in {"mandatory", "optional"}:
     raise ImproperlyConfigured("ACCOUNTS_EMAIL_VERIFICATION must be 'mandatory' or 'optional'.")
 if ARGON2_TIME_COST < 2 or ARGON2_MEMORY_COST_KIB < 19 * 1024 or ARGON2_PARALLELISM < 1:
     raise ImproperlyConfigured("Argon2 parameters must be at least OWASP's m=19 MiB, t=2, p=1.")
+if JWT_ALGORITHM not in {"HS256", "EdDSA", "ES256"}:
+    raise ImproperlyConfigured("JWT_ALGORITHM must be HS256, EdDSA or ES256.")
+if JWT_ALGORITHM != "HS256" and not JWT_SIGNING_KEY:
+    raise ImproperlyConfigured(f"JWT_ALGORITHM={JWT_ALGORITHM} needs a PEM private key in JWT_SIGNING_KEY(_FILE).")
 if not 8 <= ACCOUNTS_PASSWORD_MIN_LENGTH <= ACCOUNTS_PASSWORD_MAX_LENGTH <= 1024:
     raise ImproperlyConfigured("Password length limits must satisfy 8 <= min <= max <= 1024.")
 if not DEBUG and (_problems := _production_problems()):

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.flows.device_sessions import EndReason, end_user_sessions
 from accounts.flows.email_tokens import find_redeemable_token, issue_token, mark_token_used
 from accounts.flows.passwords import set_new_password, validate_new_password
 from accounts.mail import send_account_email, site_link
@@ -53,6 +54,7 @@ def reset_password(*, token: object, password: str) -> User:
         validate_new_password(password=password, user=user)
         mark_token_used(row)
         set_new_password(user=user, password=password)
+        end_user_sessions(user=user, reason=EndReason.PASSWORD_RESET)
         if user.email_verified_at is None:
             user.email_verified_at = timezone.now()
             user.save(update_fields=["email_verified_at"])

@@ -4,8 +4,14 @@ from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest
 
-from accounts.exceptions import EmailNotVerified, InvalidCredentials
+from accounts.client_info import client_ip, user_agent
+from accounts.exceptions import EmailNotVerified, InvalidCredentials, SessionNotFound
+from accounts.flows.device_sessions import EndReason, IssuedTokens, end_device_session, start_device_session
 from accounts.models import User
+
+# The device session behind a browser's Django session, so that ending the
+# device (from any device) also signs the pages out.
+DEVICE_SESSION_KEY = "_device_session_id"
 
 
 def authenticate_user(*, request: HttpRequest | None, email: str, password: str) -> User:
@@ -24,10 +30,29 @@ def authenticate_user(*, request: HttpRequest | None, email: str, password: str)
     return user
 
 
-def start_browser_session(*, request: HttpRequest, user: User) -> None:
-    """Sign ``user`` in to this browser; Django issues a new session key."""
+def start_api_session(*, request: HttpRequest, user: User) -> IssuedTokens:
+    """Open a device session for the SPA: an access token and a refresh token."""
+    return start_device_session(user=user, ip_address=client_ip(request), user_agent=user_agent(request))
+
+
+def start_browser_session(*, request: HttpRequest, user: User) -> IssuedTokens:
+    """Sign ``user`` in to this browser's pages and open its device session.
+
+    Django issues a new session key. The returned refresh token lets an SPA on
+    this site continue without asking for the password again.
+    """
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    issued = start_api_session(request=request, user=user)
+    request.session[DEVICE_SESSION_KEY] = str(issued.session.pk)
+    return issued
 
 
 def end_browser_session(*, request: HttpRequest) -> None:
+    """Sign this browser out: its device session ends too."""
+    session_id = request.session.get(DEVICE_SESSION_KEY)
+    if session_id and request.user.is_authenticated:
+        try:
+            end_device_session(user=request.user, session_id=session_id, reason=EndReason.LOGOUT)
+        except SessionNotFound:
+            pass
     logout(request)

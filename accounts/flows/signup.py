@@ -4,13 +4,12 @@ from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 
 from accounts.email_address import InvalidEmailAddress, normalize_email
-from accounts.exceptions import AccountError, InvalidEmail
+from accounts.exceptions import InvalidEmail
 from accounts.flows.passwords import validate_new_password
+from accounts.flows.profile import clean_display_name
 from accounts.flows.verification import send_verification_email
 from accounts.mail import send_account_email, site_link
 from accounts.models import User
-
-NAME_MAX_LENGTH = 150
 
 
 def sign_up(*, email: str, password: str, name: str) -> None:
@@ -23,9 +22,7 @@ def sign_up(*, email: str, password: str, name: str) -> None:
         canonical = normalize_email(email)
     except InvalidEmailAddress as error:
         raise InvalidEmail(str(error)) from None
-    name = name.strip()
-    if not name or len(name) > NAME_MAX_LENGTH:
-        raise AccountError(f"Enter a name of 1 to {NAME_MAX_LENGTH} characters.", field="name")
+    name = clean_display_name(name)
     validate_new_password(password=password, user=User(email=canonical, name=name))
 
     existing = User.objects.find_by_email(canonical)

@@ -1,0 +1,239 @@
+"""JWT access tokens: the signing key ring, issuing and verifying them on top of simplejwt."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from rest_framework_simplejwt.backends import TokenBackend
+from rest_framework_simplejwt.exceptions import TokenBackendError, TokenBackendExpiredToken
+from rest_framework_simplejwt.models import TokenUser
+from rest_framework_simplejwt.tokens import Token
+from rest_framework_simplejwt.utils import datetime_from_epoch
+
+# RFC 9068: the media type of OAuth 2.0 JWT access tokens.
+ACCESS_TOKEN_TYPE = "at+jwt"
+REQUIRED_CLAIMS = ["sub", "sid", "jti", "iat", "exp", "iss", "aud"]
+MIN_HMAC_KEY_BYTES = 32  # 256 bits
+
+
+@dataclass(frozen=True)
+class VerifyingKey:
+    kid: str
+    key: Any
+    jwk: dict[str, str] | None  # the public JWK, for asymmetric keys only
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The key that signs new tokens and every key whose tokens are still accepted."""
+
+    algorithm: str
+    signing_kid: str
+    signing_key: Any
+    verifying_keys: dict[str, VerifyingKey] = field(default_factory=dict)
+
+    @property
+    def public_jwks(self) -> list[dict[str, str]]:
+        return [key.jwk for key in self.verifying_keys.values() if key.jwk is not None]
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _kid(material: bytes) -> str:
+    # A fingerprint, so operators need not name keys; for HMAC keys it is a
+    # hash of the secret, which reveals nothing about it.
+    return hashlib.sha256(material).hexdigest()[:16]
+
+
+def _load_hmac_key(secret: str) -> tuple[str, bytes, VerifyingKey]:
+    material = secret.encode()
+    if len(material) < MIN_HMAC_KEY_BYTES:
+        raise ImproperlyConfigured(f"HS256 JWT keys must be at least {MIN_HMAC_KEY_BYTES} bytes.")
+    if secret == settings.SECRET_KEY:
+        raise ImproperlyConfigured("The JWT signing key must not be SECRET_KEY.")
+    kid = _kid(b"hmac:" + hashlib.sha256(material).digest())
+    return kid, material, VerifyingKey(kid=kid, key=material, jwk=None)
+
+
+def _public_jwk(algorithm: str, public_key: Any, kid: str) -> dict[str, str]:
+    if algorithm == "EdDSA":
+        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw), "kid": kid, "alg": algorithm, "use": "sig"}
+    numbers = public_key.public_numbers()
+    return {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": _b64url(numbers.x.to_bytes(32, "big")),
+        "y": _b64url(numbers.y.to_bytes(32, "big")),
+        "kid": kid,
+        "alg": algorithm,
+        "use": "sig",
+    }
+
+
+def _check_key_type(algorithm: str, public_key: Any) -> None:
+    if algorithm == "EdDSA" and isinstance(public_key, ed25519.Ed25519PublicKey):
+        return
+    if algorithm == "ES256" and isinstance(public_key, ec.EllipticCurvePublicKey) and public_key.curve.name == "secp256r1":
+        return
+    raise ImproperlyConfigured(f"The JWT key is not a key for {algorithm}.")
+
+
+def _load_asymmetric_key(algorithm: str, pem: str, *, private: bool) -> tuple[str, Any, VerifyingKey]:
+    data = pem.encode()
+    try:
+        if private or b"PRIVATE KEY" in data:
+            private_key = serialization.load_pem_private_key(data, password=None)
+            public_key = private_key.public_key()
+        else:
+            private_key = None
+            public_key = serialization.load_pem_public_key(data)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"A JWT key is not a valid PEM key: {error}") from None
+    if private and private_key is None:
+        raise ImproperlyConfigured("JWT_SIGNING_KEY must be a private key.")
+    _check_key_type(algorithm, public_key)
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    kid = _kid(der)
+    return kid, private_key, VerifyingKey(kid=kid, key=public_key, jwk=_public_jwk(algorithm, public_key, kid))
+
+
+@cache
+def key_ring() -> KeyRing:
+    """Load (once per process) the keys that the settings name."""
+    algorithm = settings.JWT_ALGORITHM
+    if algorithm == "HS256":
+        signing_kid, signing_key, current = _load_hmac_key(settings.JWT_SIGNING_KEY)
+        fallbacks = [_load_hmac_key(secret)[2] for secret in settings.JWT_VERIFYING_KEY_FALLBACKS]
+    elif algorithm in {"EdDSA", "ES256"}:
+        signing_kid, signing_key, current = _load_asymmetric_key(algorithm, settings.JWT_SIGNING_KEY, private=True)
+        fallbacks = [
+            _load_asymmetric_key(algorithm, pem, private=False)[2] for pem in settings.JWT_VERIFYING_KEY_FALLBACKS
+        ]
+    else:
+        raise ImproperlyConfigured(f"Unsupported JWT_ALGORITHM {algorithm!r}.")
+    verifying = {key.kid: key for key in [current, *fallbacks]}
+    return KeyRing(algorithm=algorithm, signing_kid=signing_kid, signing_key=signing_key, verifying_keys=verifying)
+
+
+@receiver(setting_changed)
+def _reload_keys_when_settings_change(*, setting, **kwargs):
+    if setting.startswith("JWT_") or setting in {"SECRET_KEY", "SITE_URL"}:
+        key_ring.cache_clear()
+        token_backend.cache_clear()
+
+
+class KeyRingTokenBackend(TokenBackend):
+    """simplejwt's backend, extended with ``kid``/``typ`` headers and key rotation.
+
+    Exactly one algorithm is accepted (so ``none`` and HS/RS confusion fail),
+    the header must say ``typ: at+jwt`` and name a known ``kid``, and every
+    claim in REQUIRED_CLAIMS must be present and valid.
+    """
+
+    def __init__(self, ring: KeyRing, *, audience: str, issuer: str):
+        super().__init__(ring.algorithm, signing_key=None, audience=audience, issuer=issuer)
+        self.ring = ring
+
+    def encode(self, payload: dict[str, Any]) -> str:
+        claims = {**payload, "aud": self.audience, "iss": self.issuer}
+        headers = {"kid": self.ring.signing_kid, "typ": ACCESS_TOKEN_TYPE}
+        return jwt.encode(claims, self.ring.signing_key, algorithm=self.algorithm, headers=headers)
+
+    def decode(self, token: Any, verify: bool = True) -> dict[str, Any]:
+        if not verify:
+            raise TokenBackendError("Unverified decoding is not allowed.")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as error:
+            raise TokenBackendError("Token is invalid") from error
+        if str(header.get("typ", "")).lower() not in {ACCESS_TOKEN_TYPE, f"application/{ACCESS_TOKEN_TYPE}"}:
+            raise TokenBackendError("Token has the wrong type")
+        if header.get("alg") != self.algorithm:
+            raise TokenBackendError("Token uses the wrong algorithm")
+        verifying_key = self.ring.verifying_keys.get(header.get("kid"))
+        if verifying_key is None:
+            raise TokenBackendError("Token was signed with an unknown key")
+        try:
+            return jwt.decode(
+                token,
+                verifying_key.key,
+                algorithms=[self.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": REQUIRED_CLAIMS, "verify_signature": True},
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise TokenBackendExpiredToken("Token is expired") from error
+        except jwt.InvalidTokenError as error:
+            raise TokenBackendError("Token is invalid") from error
+
+
+@cache
+def token_backend() -> KeyRingTokenBackend:
+    return KeyRingTokenBackend(key_ring(), audience=settings.JWT_AUDIENCE, issuer=settings.JWT_ISSUER)
+
+
+class AccessToken(Token):
+    """A short-lived access token naming a user (``sub``) and a device session (``sid``)."""
+
+    token_type = "access"
+
+    @property
+    def lifetime(self) -> timedelta:  # type: ignore[override]
+        return timedelta(seconds=settings.JWT_ACCESS_TOKEN_LIFETIME)
+
+    @property
+    def token_backend(self) -> KeyRingTokenBackend:  # type: ignore[override]
+        return token_backend()
+
+    def verify_token_type(self) -> None:
+        # The type is the ``typ: at+jwt`` header, checked by the backend.
+        return None
+
+    @classmethod
+    def for_session(cls, *, user_id: int, session_id: Any, email_verified: bool) -> AccessToken:
+        token = cls()
+        token.payload.pop("token_type", None)
+        token["sub"] = str(user_id)
+        token["sid"] = str(session_id)
+        token["email_verified"] = email_verified
+        return token
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime_from_epoch(self["exp"])
+
+
+class AccessTokenUser(TokenUser):
+    """The user behind a verified access token, without a database query."""
+
+    @property
+    def id(self) -> int:  # type: ignore[override]
+        return int(self.token["sub"])
+
+    @property
+    def pk(self) -> int:  # type: ignore[override]
+        return self.id
+
+    @property
+    def session_id(self) -> str:
+        return str(self.token["sid"])
+
+    @property
+    def email_verified(self) -> bool:
+        return bool(self.token.get("email_verified", False))

@@ -1,0 +1,1 @@
+"""The JSON API of accounts for the single-page app (Django REST framework)."""

@@ -1,0 +1,114 @@
+"""One JSON error shape for the whole API: {"code", "detail", "fields"?}."""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from accounts import exceptions as account_errors
+
+_STATUS_OF_ACCOUNT_ERROR = {
+    account_errors.InvalidCredentials: status.HTTP_401_UNAUTHORIZED,
+    account_errors.EmailNotVerified: status.HTTP_403_FORBIDDEN,
+    account_errors.RefreshTokenInvalid: status.HTTP_401_UNAUTHORIZED,
+    account_errors.SessionNotFound: status.HTTP_404_NOT_FOUND,
+}
+_CODE_OF_DRF_ERROR = {
+    exceptions.Throttled: "rate_limited",
+    exceptions.ParseError: "malformed_request",
+}
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Documents the error body in the OpenAPI schema."""
+
+    code = serializers.CharField(help_text="Stable, machine-readable error code.")
+    detail = serializers.CharField(help_text="A message for people.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Only for validation errors: the messages for each invalid field.",
+    )
+
+
+def _status_of(error: account_errors.AccountError) -> int:
+    for cls in type(error).__mro__:
+        if cls in _STATUS_OF_ACCOUNT_ERROR:
+            return _STATUS_OF_ACCOUNT_ERROR[cls]
+    return status.HTTP_400_BAD_REQUEST
+
+
+def _field_messages(detail, name: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as {"field" or "parent.child": [messages]}."""
+    if isinstance(detail, dict):
+        result: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            result.update(_field_messages(value, f"{name}.{key}" if name else str(key)))
+        return result
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return {name or "non_field_errors": [str(item) for item in detail]}
+        result = {}
+        for index, item in enumerate(detail):
+            result.update(_field_messages(item, f"{name}.{index}" if name else str(index)))
+        return result
+    return {name or "non_field_errors": [str(detail)]}
+
+
+def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = None) -> dict:
+    body = {"code": code, "detail": detail}
+    if fields:
+        body["fields"] = fields
+    return body
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, account_errors.AccountError):
+        code = _status_of(exc)
+        fields = None
+        if code == status.HTTP_400_BAD_REQUEST and exc.field:
+            messages = exc.messages if isinstance(exc, account_errors.PasswordRejected) else [exc.message]
+            fields = {exc.field: messages}
+        return Response(error_body(exc.code, exc.message, fields), status=code)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = error_body("invalid_input", "Some of the data sent is not valid.", _field_messages(exc.detail))
+        return response
+    code = _CODE_OF_DRF_ERROR.get(type(exc))
+    if code is None:
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+    detail = exc.detail if isinstance(exc.detail, str) else exc.default_detail
+    if isinstance(exc.detail, dict) and "detail" in exc.detail:
+        detail = exc.detail["detail"]
+    response.data = error_body(str(code), str(detail))
+    return response
+
+
+def not_found(request, exception=None):
+    """404 for the whole site: JSON under /api/, the HTML page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """500 for the whole site: JSON under /api/, the HTML page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
+    return defaults.server_error(request)
+
+
+def bad_request(request, exception=None):
+    """400 raised outside DRF (for example a request body over the size limit)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)
+    return defaults.bad_request(request, exception)

@@ -1,0 +1,120 @@
+"""Input validation and output shapes of the accounts API (no business logic here)."""
+
+from django.conf import settings
+from rest_framework import serializers
+
+from accounts.email_address import MAX_EMAIL_LENGTH, InvalidEmailAddress, normalize_email
+from accounts.flows.profile import NAME_MAX_LENGTH
+from accounts.models import DeviceSession
+
+PASSWORD_INPUT_LIMIT = 4096
+TOKEN_INPUT_LIMIT = 256
+
+
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers, booleans and objects instead of converting them."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false, nothing else."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class EmailAddressField(StrictCharField):
+    """An email address, normalised the one way the whole product uses."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", MAX_EMAIL_LENGTH * 2)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            return normalize_email(value)
+        except InvalidEmailAddress as error:
+            raise serializers.ValidationError(str(error), code="invalid_email") from None
+
+
+def password_field() -> StrictCharField:
+    return StrictCharField(
+        trim_whitespace=False, max_length=PASSWORD_INPUT_LIMIT, write_only=True, style={"input_type": "password"}
+    )
+
+
+def token_field() -> StrictCharField:
+    return StrictCharField(max_length=TOKEN_INPUT_LIMIT, help_text="The token from the emailed link.")
+
+
+class RegisterSerializer(serializers.Serializer):
+    email = EmailAddressField()
+    password = password_field()
+    name = StrictCharField(max_length=NAME_MAX_LENGTH)
+
+
+class LoginSerializer(serializers.Serializer):
+    email = EmailAddressField()
+    password = password_field()
+
+    def validate_password(self, value: str) -> str:
+        if len(value) > settings.ACCOUNTS_PASSWORD_MAX_LENGTH:
+            raise serializers.ValidationError(
+                f"Passwords are at most {settings.ACCOUNTS_PASSWORD_MAX_LENGTH} characters.", code="password_too_long"
+            )
+        return value
+
+
+class EmailSerializer(serializers.Serializer):
+    email = EmailAddressField()
+
+
+class TokenSerializer(serializers.Serializer):
+    token = token_field()
+
+
+class PasswordResetConfirmSerializer(serializers.Serializer):
+    token = token_field()
+    password = password_field()
+
+
+class ProfileSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    email_verified = serializers.BooleanField(read_only=True)
+
+
+class ProfileUpdateSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=NAME_MAX_LENGTH)
+
+
+class AccessTokenSerializer(serializers.Serializer):
+    access = serializers.CharField(help_text="JWT access token; send it as `Authorization: Bearer <access>`.")
+    access_expires_at = serializers.DateTimeField()
+
+
+class LoginResponseSerializer(AccessTokenSerializer):
+    user = ProfileSerializer()
+
+
+class DeviceSessionSerializer(serializers.ModelSerializer):
+    current = serializers.SerializerMethodField(help_text="True for the session making this request.")
+
+    class Meta:
+        model = DeviceSession
+        fields = ["id", "created_at", "last_used_at", "ip_address", "user_agent", "current"]
+
+    def get_current(self, session: DeviceSession) -> bool:
+        return str(session.pk) == self.context.get("current_session_id")
+
+
+class MessageSerializer(serializers.Serializer):
+    detail = serializers.CharField()

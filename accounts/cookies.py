@@ -1,0 +1,30 @@
+"""The refresh-token cookie: one definition of its name and attributes."""
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+
+def set_refresh_cookie(response: HttpResponse, refresh_token: str) -> None:
+    """HttpOnly, SameSite=Strict, Secure outside local development, and scoped
+    to the auth API path so that no other request ever carries it."""
+    response.set_cookie(
+        settings.ACCOUNTS_REFRESH_COOKIE_NAME,
+        refresh_token,
+        max_age=settings.ACCOUNTS_REFRESH_ABSOLUTE_LIFETIME,
+        path=settings.ACCOUNTS_REFRESH_COOKIE_PATH,
+        secure=settings.ACCOUNTS_REFRESH_COOKIE_SECURE,
+        httponly=True,
+        samesite="Strict",
+    )
+
+
+def clear_refresh_cookie(response: HttpResponse) -> None:
+    response.delete_cookie(
+        settings.ACCOUNTS_REFRESH_COOKIE_NAME,
+        path=settings.ACCOUNTS_REFRESH_COOKIE_PATH,
+        samesite="Strict",
+    )
+
+
+def read_refresh_cookie(request: HttpRequest) -> str | None:
+    return request.COOKIES.get(settings.ACCOUNTS_REFRESH_COOKIE_NAME) or None

@@ -1,0 +1,163 @@
+"""Device sessions: starting them, rotating their refresh tokens, ending them."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.access_tokens import AccessToken
+from accounts.exceptions import RefreshTokenInvalid, RefreshTokenReused, SessionNotFound
+from accounts.models import USER_AGENT_MAX_LENGTH, DeviceSession, RotatedRefreshToken, User
+from accounts.revocation import mark_sessions_ended
+from accounts.tokens import generate_token, hash_token, is_well_formed
+
+logger = logging.getLogger(__name__)
+EndReason = DeviceSession.EndReason
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    session: DeviceSession
+    access_token: str
+    access_expires_at: datetime
+    # None when a concurrent tab presented the just-rotated token within the
+    # grace window: it gets an access token, the session keeps one refresh token.
+    refresh_token: str | None
+
+
+def _access_token_for(session: DeviceSession, user: User) -> tuple[str, datetime]:
+    token = AccessToken.for_session(user_id=user.pk, session_id=session.pk, email_verified=user.email_verified)
+    return str(token), token.expires_at
+
+
+def start_device_session(*, user: User, ip_address: str | None, user_agent: str) -> IssuedTokens:
+    """Open a device session for a user who has just proven who they are."""
+    now = timezone.now()
+    refresh = generate_token()
+    session = DeviceSession.objects.create(
+        user=user,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + timedelta(seconds=settings.ACCOUNTS_REFRESH_ABSOLUTE_LIFETIME),
+        ip_address=ip_address,
+        user_agent=user_agent[:USER_AGENT_MAX_LENGTH],
+        refresh_token_hash=hash_token(refresh),
+    )
+    access, access_expires_at = _access_token_for(session, user)
+    return IssuedTokens(session=session, access_token=access, access_expires_at=access_expires_at, refresh_token=refresh)
+
+
+def rotate_refresh_token(*, refresh_token: object, ip_address: str | None, user_agent: str) -> IssuedTokens:
+    """Exchange a refresh token for a new one and a fresh access token.
+
+    A token that was already exchanged ends the whole session (it was copied),
+    except the one just replaced, presented again within the grace window by a
+    concurrent tab: that gets an access token and no new refresh token. Rows
+    are locked, so this holds across many processes on PostgreSQL.
+    """
+    if not is_well_formed(refresh_token):
+        raise RefreshTokenInvalid
+    presented_hash = hash_token(refresh_token)
+    now = timezone.now()
+    reused_session_id = None
+    with transaction.atomic():
+        session = (
+            DeviceSession.objects.select_for_update(of=("self",))
+            .select_related("user")
+            .filter(refresh_token_hash=presented_hash)
+            .first()
+        )
+        if session is not None:
+            if not session.is_live(now) or not session.user.is_active:
+                raise RefreshTokenInvalid
+            new_refresh = generate_token()
+            # Conditional, so that without row locks (SQLite) a lost race is
+            # noticed instead of forking the session into two live tokens.
+            claimed = DeviceSession.objects.filter(pk=session.pk, refresh_token_hash=presented_hash).update(
+                refresh_token_hash=hash_token(new_refresh),
+                rotated_at=now,
+                last_used_at=now,
+                ip_address=ip_address,
+                user_agent=user_agent[:USER_AGENT_MAX_LENGTH],
+            )
+            if claimed == 1:
+                RotatedRefreshToken.objects.create(token_hash=presented_hash, session_id=session.pk, rotated_at=now)
+                access, access_expires_at = _access_token_for(session, session.user)
+                return IssuedTokens(
+                    session=session, access_token=access, access_expires_at=access_expires_at, refresh_token=new_refresh
+                )
+        rotated = RotatedRefreshToken.objects.filter(token_hash=presented_hash).first()
+        if rotated is None:
+            raise RefreshTokenInvalid
+        session = (
+            DeviceSession.objects.select_for_update(of=("self",)).select_related("user").get(pk=rotated.session_id)
+        )
+        if not session.is_live(now) or not session.user.is_active:
+            raise RefreshTokenInvalid
+        grace = timedelta(seconds=settings.ACCOUNTS_REFRESH_REUSE_GRACE)
+        if rotated.rotated_at == session.rotated_at and now - rotated.rotated_at <= grace:
+            access, access_expires_at = _access_token_for(session, session.user)
+            return IssuedTokens(session=session, access_token=access, access_expires_at=access_expires_at, refresh_token=None)
+        _end_sessions(DeviceSession.objects.filter(pk=session.pk), reason=EndReason.REFRESH_REUSE, now=now)
+        reused_session_id = session.pk
+    logger.warning("Refresh token reuse detected; device session %s ended.", reused_session_id)
+    raise RefreshTokenReused
+
+
+def _end_sessions(sessions: QuerySet[DeviceSession], *, reason: str, now: datetime | None = None) -> list[uuid.UUID]:
+    now = now or timezone.now()
+    ids = list(sessions.filter(revoked_at__isnull=True).values_list("pk", flat=True))
+    if ids:
+        DeviceSession.objects.filter(pk__in=ids, revoked_at__isnull=True).update(revoked_at=now, revoked_reason=reason)
+        mark_sessions_ended(ids)
+    return ids
+
+
+def end_session_by_refresh_token(*, refresh_token: object, reason: str = EndReason.LOGOUT) -> DeviceSession | None:
+    """End the session this refresh token belongs to, if any (sign-out)."""
+    if not is_well_formed(refresh_token):
+        return None
+    session = DeviceSession.objects.filter(refresh_token_hash=hash_token(refresh_token)).first()
+    if session is None:
+        return None
+    _end_sessions(DeviceSession.objects.filter(pk=session.pk), reason=reason)
+    return session
+
+
+def end_device_session(*, user: User | int, session_id: object, reason: str) -> None:
+    """End one of ``user``'s sessions; SessionNotFound if it is not theirs."""
+    try:
+        session_uuid = uuid.UUID(str(session_id))
+    except ValueError:
+        raise SessionNotFound from None
+    user_id = user if isinstance(user, int) else user.pk
+    sessions = DeviceSession.objects.filter(pk=session_uuid, user_id=user_id)
+    if not sessions.exists():
+        raise SessionNotFound
+    _end_sessions(sessions, reason=reason)
+
+
+def end_user_sessions(*, user: User | int, reason: str, keep_session_id: object = None) -> int:
+    """End every live session of ``user`` except ``keep_session_id``; returns how many."""
+    user_id = user if isinstance(user, int) else user.pk
+    sessions = DeviceSession.objects.filter(user_id=user_id)
+    if keep_session_id is not None:
+        sessions = sessions.exclude(pk=keep_session_id)
+    return len(_end_sessions(sessions, reason=reason))
+
+
+def live_sessions(*, user: User | int) -> QuerySet[DeviceSession]:
+    """The user's sessions that can still be used, most recently used first."""
+    user_id = user if isinstance(user, int) else user.pk
+    now = timezone.now()
+    idle_cutoff = now - timedelta(seconds=settings.ACCOUNTS_REFRESH_IDLE_LIFETIME)
+    return DeviceSession.objects.filter(
+        user_id=user_id, revoked_at__isnull=True, expires_at__gt=now, last_used_at__gt=idle_cutoff
+    ).order_by("-last_used_at")

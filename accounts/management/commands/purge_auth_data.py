@@ -1,0 +1,58 @@
+"""Delete expired and long-ended device sessions and used or expired email-link tokens.
+
+Safe to run from cron while the site serves: it deletes in small batches, each
+in its own short transaction, and never touches a row that is still usable.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, RotatedRefreshToken
+
+
+def delete_in_batches(queryset, batch_size: int) -> int:
+    """Delete what ``queryset`` selects, ``batch_size`` primary keys at a time."""
+    model = queryset.model
+    total = 0
+    while True:
+        batch = list(queryset.values_list("pk", flat=True)[:batch_size])
+        if not batch:
+            return total
+        model.objects.filter(pk__in=batch).delete()
+        total += len(batch)
+
+
+class Command(BaseCommand):
+    help = "Delete expired and long-ended device sessions, and used or expired email-link tokens."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--batch-size", type=int, default=1000)
+
+    def handle(self, *args, batch_size: int, **options):
+        now = timezone.now()
+        keep_ended_since = now - timedelta(seconds=settings.ACCOUNTS_ENDED_SESSION_RETENTION)
+        idle_cutoff = now - timedelta(seconds=settings.ACCOUNTS_REFRESH_IDLE_LIFETIME)
+        # A session is kept while usable, and for the retention period after it
+        # ended (so support and the user can still see it).
+        dead_sessions = DeviceSession.objects.filter(
+            Q(revoked_at__lt=keep_ended_since)
+            | Q(revoked_at__isnull=True, expires_at__lt=keep_ended_since)
+            | Q(revoked_at__isnull=True, last_used_at__lt=min(idle_cutoff, keep_ended_since))
+        )
+        # Rotated tokens matter only to detect reuse while their session lives.
+        old_rotations = RotatedRefreshToken.objects.filter(
+            rotated_at__lt=now - timedelta(seconds=settings.ACCOUNTS_REFRESH_ABSOLUTE_LIFETIME)
+        )
+        counts = {
+            "rotated refresh tokens": delete_in_batches(old_rotations, batch_size),
+            "device sessions": delete_in_batches(dead_sessions, batch_size),
+        }
+        for model in (PasswordResetToken, EmailVerificationToken):
+            spent = model.objects.filter(Q(used_at__isnull=False) | Q(expires_at__lt=now))
+            counts[model._meta.verbose_name_plural] = delete_in_batches(spent, batch_size)
+        for name, count in counts.items():
+            self.stdout.write(f"Deleted {count} {name}.")

@@ -1,0 +1,75 @@
+"""Whether a device session is still live, answered from the shared cache.
+
+Every API request asks this, so the answer must not cost a database query:
+the state of each session is kept in the cache (Redis in production). When
+the cache has no entry (evicted, restarted, or never set) the database
+decides and the answer is cached; stale "live" answers cannot outlive a
+revocation because ending a session always overwrites the entry.
+"""
+
+import logging
+import uuid
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+_LIVE = "live"
+_ENDED = "ended"
+
+
+def _key(session_id) -> str:
+    return f"auth:session-state:{session_id}"
+
+
+def _ttl() -> int:
+    # After this long every access token that could name the session has
+    # expired, so the entry has nothing left to protect.
+    return settings.JWT_ACCESS_TOKEN_LIFETIME + 60
+
+
+def _live_in_database(session_id) -> bool:
+    from accounts.models import DeviceSession
+
+    try:
+        session_uuid = uuid.UUID(str(session_id))
+    except ValueError:
+        return False
+    return DeviceSession.objects.filter(
+        pk=session_uuid, revoked_at__isnull=True, user__is_active=True
+    ).exists()
+
+
+def is_session_live(session_id) -> bool:
+    """True unless the session was ended (or never existed)."""
+    key = _key(session_id)
+    try:
+        state = cache.get(key)
+    except Exception as error:  # the cache is down: fall back to the database, never to "live"
+        logger.warning("Session-state cache unavailable (%s); asking the database.", type(error).__name__)
+        return _live_in_database(session_id)
+    if state == _LIVE:
+        return True
+    if state == _ENDED:
+        return False
+    live = _live_in_database(session_id)
+    try:
+        # add(), not set(): never overwrite an "ended" written meanwhile.
+        cache.add(key, _LIVE if live else _ENDED, timeout=_ttl())
+    except Exception as error:
+        logger.warning("Could not cache a session state (%s).", type(error).__name__)
+    return live
+
+
+def mark_sessions_ended(session_ids: Iterable) -> None:
+    """Publish that these sessions ended; call after the database change committed."""
+    entries = {_key(session_id): _ENDED for session_id in session_ids}
+    if not entries:
+        return
+    try:
+        cache.set_many(entries, timeout=_ttl())
+    except Exception as error:
+        # Their "live" entries, if any, expire within one access-token lifetime.
+        logger.error("Could not publish %d ended session(s) to the cache (%s).", len(entries), type(error).__name__)
