@@ -25,3 +25,4 @@ class RedactTokensFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
+
