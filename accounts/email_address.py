@@ -51,3 +51,9 @@ def normalize_email(raw: object) -> str:
     except ValidationError:
         raise InvalidEmailAddress("Enter a valid email address.") from None
     return address
+
+
+def mask_email(address: str) -> str:
+    """``alice@example.com`` -> ``a***@example.com``: recognisable, not readable."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}" if local else address

@@ -91,3 +91,24 @@ class RefreshTokenReused(RefreshTokenInvalid):
 class SessionNotFound(AccountError):
     code = "not_found"
     message = "No such session."
+
+
+class InvalidPassword(AccountError):
+    """The current password, asked for again to confirm a sensitive action, is wrong."""
+
+    code = "invalid_password"
+    message = "The password is not correct."
+    field = "password"
+
+
+class ReauthenticationRequired(AccountError):
+    """Sensitive actions need a sign-in or password entry within the last few minutes."""
+
+    code = "reauthentication_required"
+    message = "For your security, please enter your password again."
+
+
+class EmailUnchanged(AccountError):
+    code = "email_unchanged"
+    message = "This is already your email address."
+    field = "new_email"

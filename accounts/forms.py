@@ -96,3 +96,43 @@ def add_flow_error(form: forms.Form, error: AccountError) -> None:
         field = None
     messages = error.messages if isinstance(error, PasswordRejected) else [error.message]
     form.add_error(field, [ValidationError(message, code=error.code) for message in messages])
+
+
+class ProfileForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=NAME_MAX_LENGTH, widget=forms.TextInput(attrs={"autocomplete": "name"}))
+
+
+class PasswordChangeForm(NewPasswordMixin, forms.Form):
+    current_password = password_field("Current password", "current-password")
+    password1 = password_field("New password", "new-password")
+    password2 = password_field("New password again", "new-password")
+
+    field_for_flow_error = {"password": "password1"}
+
+
+class EmailChangeForm(forms.Form):
+    new_email = forms.CharField(
+        label="New email address",
+        max_length=_EMAIL_INPUT_LIMIT,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    password = password_field("Current password", "current-password")
+
+    def clean_new_email(self) -> str:
+        try:
+            return normalize_email(self.cleaned_data["new_email"])
+        except InvalidEmailAddress as error:
+            raise ValidationError(str(error), code="invalid_email") from None
+
+
+class PasswordConfirmForm(forms.Form):
+    """Re-authentication: the current password, nothing else."""
+
+    password = password_field("Password", "current-password")
+
+
+class DeleteAccountForm(forms.Form):
+    password = password_field("Current password", "current-password")
+    confirm = forms.BooleanField(
+        label="I understand that my account and all my todos will be deleted for good.", required=True
+    )

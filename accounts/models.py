@@ -48,6 +48,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     class Meta:
         verbose_name = "user"
         verbose_name_plural = "users"
+        permissions = [
+            ("end_user_sessions", "Can end all device sessions of a user"),
+            ("send_password_reset", "Can send a password-reset email to a user"),
+            ("resend_verification", "Can resend the verification email to a user"),
+            ("mark_email_verified", "Can mark a user's email address verified"),
+            ("change_user_active", "Can deactivate and reactivate users"),
+        ]
         constraints = [
             # Addresses differing only in case are one account, whatever code
             # path writes the row.
@@ -95,10 +102,15 @@ class PasswordResetToken(EmailLinkToken):
 
 
 class EmailVerificationToken(EmailLinkToken):
-    # The address this token proves control of: the user's address at the time
-    # it was sent, so a token sent before an address change cannot verify the
-    # new one.
+    class Purpose(models.TextChoices):
+        VERIFY = "verify", "Verify the account's address"
+        CHANGE = "change", "Confirm a new address"
+
+    # The address this token proves control of. For VERIFY it is the user's
+    # address when sent (a later change makes the token useless); for CHANGE
+    # it is the new address, which replaces the old one on confirmation.
     email = models.EmailField(max_length=254)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.VERIFY)
 
     class Meta:
         db_table = "email_verification_tokens"
@@ -131,6 +143,9 @@ class DeviceSession(models.Model):
     user_agent = models.CharField(max_length=USER_AGENT_MAX_LENGTH, blank=True)
     refresh_token_hash = models.CharField(max_length=64, unique=True, editable=False)
     rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last time the person proved who they are on this device (sign-in or
+    # password entry); sensitive actions need it to be recent.
+    authenticated_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=32, choices=EndReason.choices, blank=True)
 
@@ -163,3 +178,45 @@ class RotatedRefreshToken(models.Model):
 
     def __str__(self) -> str:
         return f"Rotated refresh token of session {self.session_id}"
+
+
+class SecurityEvent(models.Model):
+    """The audit log: one security-relevant event. Never holds a password or token (or its hash)."""
+
+    class Kind(models.TextChoices):
+        SIGN_IN_SUCCEEDED = "sign_in_succeeded", "Signed in"
+        SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
+        SIGN_OUT = "sign_out", "Signed out"
+        REFRESH_REUSE_DETECTED = "refresh_reuse_detected", "Refresh token reuse detected"
+        SESSION_ENDED = "session_ended", "Session ended"
+        PASSWORD_RESET_REQUESTED = "password_reset_requested", "Password reset requested"
+        PASSWORD_RESET_COMPLETED = "password_reset_completed", "Password reset completed"
+        PASSWORD_CHANGED = "password_changed", "Password changed"
+        EMAIL_CHANGE_REQUESTED = "email_change_requested", "Email change requested"
+        EMAIL_CHANGE_CONFIRMED = "email_change_confirmed", "Email change confirmed"
+        EMAIL_VERIFIED = "email_verified", "Email address verified"
+        ACCOUNT_DELETED = "account_deleted", "Account deleted"
+        RATE_LIMITED = "rate_limited", "Rate limited"
+        STAFF_ACTION = "staff_action", "Staff action"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="security_events"
+    )
+    # The staff member who acted, for staff actions.
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # A keyed hash of the address when no account is known (failed sign-ins for
+    # unknown addresses, deleted accounts): correlatable, not reversible.
+    email_hash = models.CharField(max_length=64, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=USER_AGENT_MAX_LENGTH, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "security_events"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="event_user_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -21,4 +21,13 @@ urlpatterns = [
     path("password/reset/sent/", views.password_reset_done, name="password_reset_done"),
     path("password/reset/set-password/", views.password_reset_set, name="password_reset_set"),
     path("password/reset/<str:token>/", views.password_reset_link, name="password_reset_confirm"),
+    path("profile/", views.profile, name="profile"),
+    path("password/change/", views.password_change, name="password_change"),
+    path("email/change/", views.email_change, name="email_change"),
+    path("email/change/sent/", views.email_change_sent, name="email_change_sent"),
+    path("sessions/", views.sessions, name="sessions"),
+    path("sessions/end-others/", views.sessions_end_others, name="sessions_end_others"),
+    path("sessions/<str:session_id>/end/", views.session_end, name="session_end"),
+    path("reauthenticate/", views.reauthenticate_view, name="reauthenticate"),
+    path("delete/", views.delete_account_view, name="delete_account"),
 ]

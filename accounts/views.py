@@ -4,21 +4,62 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.audit import recent_events_of
+from accounts.client_info import ClientInfo
 from accounts.cookies import clear_refresh_cookie, set_refresh_cookie
-from accounts.exceptions import AccountError, EmailNotVerified, InvalidCredentials, TokenInvalid
+from accounts.exceptions import (
+    AccountError,
+    EmailNotVerified,
+    InvalidCredentials,
+    ReauthenticationRequired,
+    SessionNotFound,
+    TokenInvalid,
+)
+from accounts.flows.account_deletion import delete_account
+from accounts.flows.device_sessions import (
+    EndReason,
+    end_device_session,
+    end_user_sessions,
+    live_sessions,
+    reauthenticate,
+    require_recent_authentication,
+)
+from accounts.flows.email_change import request_email_change
+from accounts.flows.password_change import change_password
+from accounts.flows.profile import update_profile
 from accounts.flows.password_reset import check_password_reset_token, request_password_reset, reset_password
-from accounts.flows.signin import authenticate_user, end_browser_session, start_browser_session
+from accounts.flows.signin import (
+    DEVICE_SESSION_KEY,
+    authenticate_user,
+    end_browser_session,
+    start_api_session,
+    start_browser_session,
+)
 from accounts.flows.signup import sign_up
 from accounts.flows.verification import check_verification_token, resend_verification_email, verify_email
-from accounts.forms import EmailOnlyForm, SetPasswordForm, SignInForm, SignUpForm, add_flow_error
+from accounts.forms import (
+    DeleteAccountForm,
+    EmailChangeForm,
+    EmailOnlyForm,
+    PasswordChangeForm,
+    PasswordConfirmForm,
+    ProfileForm,
+    SetPasswordForm,
+    SignInForm,
+    SignUpForm,
+    add_flow_error,
+)
+from accounts.user_agents import describe_user_agent
 
 # Emailed tokens are moved from the URL into the session before any form is
 # shown, so they do not linger in history, Referer headers or access logs.
@@ -118,7 +159,178 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 def account_home(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/home.html")
+    return render(request, "accounts/home.html", {"events": recent_events_of(user=request.user)})
+
+
+# --- Self-service ---------------------------------------------------------------
+
+
+def _device_session_id(request: HttpRequest) -> str | None:
+    return request.session.get(DEVICE_SESSION_KEY)
+
+
+def _reauthenticate_redirect(request: HttpRequest, next_path: str) -> HttpResponse:
+    messages.info(request, ReauthenticationRequired.message)
+    return redirect(f"{reverse('accounts:reauthenticate')}?{urlencode({'next': next_path})}")
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request: HttpRequest) -> HttpResponse:
+    form = ProfileForm(request.POST or None, initial={"name": request.user.name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            update_profile(user=request.user, name=form.cleaned_data["name"])
+        except AccountError as error:
+            add_flow_error(form, error)
+        else:
+            messages.success(request, "Your name has been saved.")
+            return redirect("accounts:home")
+    return render(request, "accounts/profile.html", {"form": form})
+
+
+@never_cache
+@login_required
+@sensitive_post_parameters("current_password", "password1", "password2")
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    form = PasswordChangeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            ended = change_password(
+                user=request.user,
+                current_password=form.cleaned_data["current_password"],
+                new_password=form.cleaned_data["password1"],
+                session_id=_device_session_id(request),
+                client=ClientInfo.from_request(request),
+            )
+        except AccountError as error:
+            add_flow_error(form, error)
+        else:
+            # The new password changes the session hash; keep this browser signed in.
+            update_session_auth_hash(request, request.user)
+            messages.success(request, f"Your password has been changed. Other devices signed out: {ended}.")
+            return redirect("accounts:home")
+    return render(request, "accounts/password_change.html", {"form": form})
+
+
+@never_cache
+@login_required
+@sensitive_post_parameters("password")
+@require_http_methods(["GET", "POST"])
+def email_change(request: HttpRequest) -> HttpResponse:
+    form = EmailChangeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            request_email_change(
+                user=request.user,
+                password=form.cleaned_data["password"],
+                new_email=form.cleaned_data["new_email"],
+                session_id=_device_session_id(request),
+                client=ClientInfo.from_request(request),
+            )
+        except AccountError as error:
+            add_flow_error(form, error)
+        else:
+            return redirect("accounts:email_change_sent")
+    return render(request, "accounts/email_change.html", {"form": form})
+
+
+@never_cache
+@login_required
+def email_change_sent(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/check_inbox.html", {"reason": "email_change"})
+
+
+@never_cache
+@login_required
+def sessions(request: HttpRequest) -> HttpResponse:
+    current = _device_session_id(request)
+    rows = [
+        {"session": session, "device": describe_user_agent(session.user_agent), "current": str(session.pk) == current}
+        for session in live_sessions(user=request.user)
+    ]
+    return render(request, "accounts/sessions.html", {"rows": rows})
+
+
+@never_cache
+@login_required
+@require_POST
+def session_end(request: HttpRequest, session_id: str) -> HttpResponse:
+    client = ClientInfo.from_request(request)
+    if session_id == _device_session_id(request):
+        return logout_view(request)
+    try:
+        require_recent_authentication(session_id=_device_session_id(request))
+    except ReauthenticationRequired:
+        return _reauthenticate_redirect(request, reverse("accounts:sessions"))
+    try:
+        end_device_session(user=request.user, session_id=session_id, reason=EndReason.ENDED_BY_USER, client=client)
+    except SessionNotFound:
+        messages.error(request, "That session does not exist or has already ended.")
+    else:
+        messages.success(request, "The session has been ended.")
+    return redirect("accounts:sessions")
+
+
+@never_cache
+@login_required
+@require_POST
+def sessions_end_others(request: HttpRequest) -> HttpResponse:
+    current = _device_session_id(request)
+    try:
+        require_recent_authentication(session_id=current)
+    except ReauthenticationRequired:
+        return _reauthenticate_redirect(request, reverse("accounts:sessions"))
+    ended = end_user_sessions(
+        user=request.user, reason=EndReason.ENDED_BY_USER, keep_session_id=current, client=ClientInfo.from_request(request)
+    )
+    messages.success(request, f"Other sessions ended: {ended}.")
+    return redirect("accounts:sessions")
+
+
+@never_cache
+@login_required
+@sensitive_post_parameters("password")
+@require_http_methods(["GET", "POST"])
+def reauthenticate_view(request: HttpRequest) -> HttpResponse:
+    form = PasswordConfirmForm(request.POST or None)
+    next_url = safe_next_url(request)
+    if request.method == "POST" and form.is_valid():
+        session_id = _device_session_id(request)
+        if session_id is None:
+            # A page session without a device session (signed in before they
+            # existed): give it one, so the confirmation has somewhere to live.
+            session_id = str(start_api_session(request=request, user=request.user).session.pk)
+            request.session[DEVICE_SESSION_KEY] = session_id
+        try:
+            reauthenticate(user=request.user, session_id=session_id, password=form.cleaned_data["password"])
+        except AccountError as error:
+            add_flow_error(form, error)
+        else:
+            return redirect(next_url or "accounts:home")
+    return render(request, "accounts/reauthenticate.html", {"form": form, "next": next_url or ""})
+
+
+@never_cache
+@login_required
+@sensitive_post_parameters("password")
+@require_http_methods(["GET", "POST"])
+def delete_account_view(request: HttpRequest) -> HttpResponse:
+    form = DeleteAccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            delete_account(user=request.user, password=form.cleaned_data["password"], client=ClientInfo.from_request(request))
+        except AccountError as error:
+            add_flow_error(form, error)
+        else:
+            logout(request)
+            messages.success(request, "Your account has been deleted.")
+            response = redirect("home")
+            clear_refresh_cookie(response)
+            return response
+    return render(request, "accounts/delete_account.html", {"form": form})
 
 
 # --- Email verification ---------------------------------------------------------
@@ -155,7 +367,7 @@ def verify_email_confirm(request: HttpRequest) -> HttpResponse:
     token = request.session.get(VERIFY_TOKEN_SESSION_KEY)
     try:
         if request.method == "POST":
-            verify_email(token=token)
+            verify_email(token=token, client=ClientInfo.from_request(request))
         else:
             check_verification_token(token=token)
     except TokenInvalid as error:
@@ -192,7 +404,7 @@ def resend_verification_done(request: HttpRequest) -> HttpResponse:
 def password_reset(request: HttpRequest) -> HttpResponse:
     form = EmailOnlyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        request_password_reset(email=form.cleaned_data["email"])
+        request_password_reset(email=form.cleaned_data["email"], client=ClientInfo.from_request(request))
         return redirect("accounts:password_reset_done")
     return render(request, "accounts/password_reset.html", {"form": form})
 
@@ -233,7 +445,9 @@ def password_reset_set(request: HttpRequest) -> HttpResponse:
     form = SetPasswordForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            reset_password(token=token, password=form.cleaned_data["password1"])
+            reset_password(
+                token=token, password=form.cleaned_data["password1"], client=ClientInfo.from_request(request)
+            )
         except TokenInvalid as error:
             return _reset_failed(request, error)
         except AccountError as error:

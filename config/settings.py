@@ -36,7 +36,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django.contrib.admin",
+    "accounts.apps.AccountsAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -162,6 +162,11 @@ ACCOUNTS_REFRESH_ABSOLUTE_LIFETIME = env_int("ACCOUNTS_REFRESH_ABSOLUTE_LIFETIME
 # Seconds after a rotation during which the just-replaced token is answered
 # (concurrent tabs) instead of being treated as stolen.
 ACCOUNTS_REFRESH_REUSE_GRACE = env_int("ACCOUNTS_REFRESH_REUSE_GRACE", 10)
+# Sensitive actions (change email or password, delete the account, end other
+# sessions) need a sign-in or password entry within this many seconds.
+ACCOUNTS_REAUTHENTICATION_WINDOW = env_int("ACCOUNTS_REAUTHENTICATION_WINDOW", 5 * 60)
+# Security events older than this are deleted by `manage.py purge_auth_data`.
+ACCOUNTS_AUDIT_RETENTION_DAYS = env_int("ACCOUNTS_AUDIT_RETENTION_DAYS", 180)
 ACCOUNTS_REFRESH_COOKIE_NAME = env_str("ACCOUNTS_REFRESH_COOKIE_NAME", "todo_refresh")
 ACCOUNTS_REFRESH_COOKIE_PATH = "/api/auth/"
 ACCOUNTS_REFRESH_COOKIE_SECURE = env_bool("ACCOUNTS_REFRESH_COOKIE_SECURE", not DEBUG)

@@ -118,3 +118,25 @@ class DeviceSessionSerializer(serializers.ModelSerializer):
 
 class MessageSerializer(serializers.Serializer):
     detail = serializers.CharField()
+
+
+class PasswordChangeSerializer(serializers.Serializer):
+    current_password = password_field()
+    new_password = password_field()
+
+
+class EmailChangeSerializer(serializers.Serializer):
+    new_email = EmailAddressField()
+    password = password_field()
+
+
+class PasswordSerializer(serializers.Serializer):
+    password = password_field()
+
+
+class SecurityEventSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    description = serializers.CharField(source="get_kind_display")
+    created_at = serializers.DateTimeField()
+    ip_address = serializers.IPAddressField(allow_null=True)
+    user_agent = serializers.CharField()

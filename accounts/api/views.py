@@ -18,19 +18,25 @@ from accounts.api.schema import REFRESH_COOKIE_AUTH, csrf_header_parameter, refr
 from accounts.api.serializers import (
     AccessTokenSerializer,
     DeviceSessionSerializer,
+    EmailChangeSerializer,
     EmailSerializer,
     LoginResponseSerializer,
     LoginSerializer,
     MessageSerializer,
+    PasswordChangeSerializer,
     PasswordResetConfirmSerializer,
+    PasswordSerializer,
     ProfileSerializer,
     ProfileUpdateSerializer,
     RegisterSerializer,
+    SecurityEventSerializer,
     TokenSerializer,
 )
-from accounts.client_info import client_ip, user_agent
+from accounts.audit import recent_events_of
+from accounts.client_info import ClientInfo
 from accounts.cookies import clear_refresh_cookie, read_refresh_cookie, set_refresh_cookie
 from accounts.exceptions import RefreshTokenInvalid
+from accounts.flows.account_deletion import delete_account
 from accounts.flows.device_sessions import (
     EndReason,
     IssuedTokens,
@@ -38,8 +44,12 @@ from accounts.flows.device_sessions import (
     end_session_by_refresh_token,
     end_user_sessions,
     live_sessions,
+    reauthenticate,
+    require_recent_authentication,
     rotate_refresh_token,
 )
+from accounts.flows.email_change import request_email_change
+from accounts.flows.password_change import change_password
 from accounts.flows.password_reset import request_password_reset, reset_password
 from accounts.flows.profile import update_profile
 from accounts.flows.signin import authenticate_user, start_api_session
@@ -52,6 +62,10 @@ INVALID_INPUT = OpenApiResponse(ErrorSerializer, description="`invalid_input`: s
 NOT_AUTHENTICATED = OpenApiResponse(
     ErrorSerializer,
     description="`not_authenticated`, `access_token_invalid` (bad, expired or foreign token) or `session_ended`.",
+)
+REAUTHENTICATION_REQUIRED = OpenApiResponse(
+    ErrorSerializer,
+    description="`reauthentication_required`: sign in or confirm the password (POST /api/auth/reauthenticate/) first.",
 )
 AUTH_TAG = ["auth"]
 
@@ -145,8 +159,9 @@ class RefreshView(PublicView):
             refresh_token = read_refresh_cookie(request)
             if refresh_token is None:
                 raise RefreshTokenInvalid
+            client = ClientInfo.from_request(request._request)
             issued = rotate_refresh_token(
-                refresh_token=refresh_token, ip_address=client_ip(request), user_agent=user_agent(request)
+                refresh_token=refresh_token, ip_address=client.ip_address, user_agent=client.user_agent
             )
         except RefreshTokenInvalid as error:
             response = Response(error_body(error.code, error.message), status=status.HTTP_401_UNAUTHORIZED)
@@ -175,7 +190,9 @@ class LogoutView(PublicView):
         enforce_csrf(request)
         refresh_token = read_refresh_cookie(request)
         if refresh_token is not None:
-            end_session_by_refresh_token(refresh_token=refresh_token, reason=EndReason.LOGOUT)
+            end_session_by_refresh_token(
+                refresh_token=refresh_token, reason=EndReason.LOGOUT, client=ClientInfo.from_request(request._request)
+            )
         response = Response(status=status.HTTP_204_NO_CONTENT)
         clear_refresh_cookie(response)
         return response
@@ -217,11 +234,19 @@ class SessionDetailView(APIView):
         responses={
             204: OpenApiResponse(description="Ended; its tokens stop working at once."),
             401: NOT_AUTHENTICATED,
+            403: REAUTHENTICATION_REQUIRED,
             404: OpenApiResponse(ERROR, description="`not_found`: no such session of yours."),
         },
     )
     def delete(self, request: Request, session_id: str) -> Response:
-        end_device_session(user=request.user.id, session_id=session_id, reason=EndReason.ENDED_BY_USER)
+        if session_id != request.user.session_id:
+            require_recent_authentication(session_id=request.user.session_id)
+        end_device_session(
+            user=request.user.id,
+            session_id=session_id,
+            reason=EndReason.ENDED_BY_USER,
+            client=ClientInfo.from_request(request._request),
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -232,10 +257,20 @@ class RevokeOtherSessionsView(APIView):
     @extend_schema(
         summary="End all my other device sessions",
         request=None,
-        responses={204: OpenApiResponse(description="Every session but this one ended."), 401: NOT_AUTHENTICATED},
+        responses={
+            204: OpenApiResponse(description="Every session but this one ended."),
+            401: NOT_AUTHENTICATED,
+            403: REAUTHENTICATION_REQUIRED,
+        },
     )
     def post(self, request: Request) -> Response:
-        end_user_sessions(user=request.user.id, reason=EndReason.ENDED_BY_USER, keep_session_id=request.user.session_id)
+        require_recent_authentication(session_id=request.user.session_id)
+        end_user_sessions(
+            user=request.user.id,
+            reason=EndReason.ENDED_BY_USER,
+            keep_session_id=request.user.session_id,
+            client=ClientInfo.from_request(request._request),
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -263,6 +298,116 @@ class MeView(APIView):
         user = update_profile(user=self._user(request), name=data["name"])
         return Response(_profile(user))
 
+    @extend_schema(
+        summary="Delete my account",
+        description="Irreversible: removes the account, its todos and sessions; a confirmation email follows.",
+        request=PasswordSerializer,
+        responses={
+            204: OpenApiResponse(description="Deleted; the refresh cookie is cleared."),
+            400: OpenApiResponse(ERROR, description="`invalid_input` or `invalid_password`."),
+            401: NOT_AUTHENTICATED,
+        },
+    )
+    def delete(self, request: Request) -> Response:
+        data = _validated(PasswordSerializer, request)
+        delete_account(
+            user=self._user(request), password=data["password"], client=ClientInfo.from_request(request._request)
+        )
+        response = Response(status=status.HTTP_204_NO_CONTENT)
+        clear_refresh_cookie(response)
+        return response
+
+
+@extend_schema(tags=AUTH_TAG)
+class PasswordChangeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Change my password",
+        description="Needs the current password. Every other device session ends; this one stays.",
+        request=PasswordChangeSerializer,
+        responses={
+            204: OpenApiResponse(description="Changed."),
+            400: OpenApiResponse(ERROR, description="`invalid_input`, `invalid_password` or `password_rejected`."),
+            401: NOT_AUTHENTICATED,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(PasswordChangeSerializer, request)
+        change_password(
+            user=User.objects.get(pk=request.user.id),
+            current_password=data["current_password"],
+            new_password=data["new_password"],
+            session_id=request.user.session_id,
+            client=ClientInfo.from_request(request._request),
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=AUTH_TAG)
+class EmailChangeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Change my email address",
+        description=(
+            "Needs the current password. A confirmation link goes to the new address; until it is opened, "
+            "sign-in and password reset keep using the current one. 202 whether or not the address is taken."
+        ),
+        request=EmailChangeSerializer,
+        responses={
+            202: MessageSerializer,
+            400: OpenApiResponse(ERROR, description="`invalid_input`, `invalid_password` or `email_unchanged`."),
+            401: NOT_AUTHENTICATED,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(EmailChangeSerializer, request)
+        request_email_change(
+            user=User.objects.get(pk=request.user.id),
+            password=data["password"],
+            new_email=data["new_email"],
+            session_id=request.user.session_id,
+            client=ClientInfo.from_request(request._request),
+        )
+        return Response(
+            {"detail": "Check the new address for a confirmation link."}, status=status.HTTP_202_ACCEPTED
+        )
+
+
+@extend_schema(tags=AUTH_TAG)
+class ReauthenticateView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Confirm my password",
+        description="Opens a short window in which this device may end other sessions.",
+        request=PasswordSerializer,
+        responses={
+            204: OpenApiResponse(description="Confirmed."),
+            400: OpenApiResponse(ERROR, description="`invalid_input` or `invalid_password`."),
+            401: NOT_AUTHENTICATED,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(PasswordSerializer, request)
+        reauthenticate(
+            user=User.objects.get(pk=request.user.id), session_id=request.user.session_id, password=data["password"]
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=AUTH_TAG)
+class SecurityEventListView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="My recent security activity",
+        responses={200: SecurityEventSerializer(many=True), 401: NOT_AUTHENTICATED},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(SecurityEventSerializer(recent_events_of(user=request.user.id, limit=20), many=True).data)
+
 
 @extend_schema(tags=AUTH_TAG)
 class PasswordResetView(PublicView):
@@ -273,7 +418,9 @@ class PasswordResetView(PublicView):
         responses={202: MessageSerializer, 400: INVALID_INPUT},
     )
     def post(self, request: Request) -> Response:
-        request_password_reset(email=_validated(EmailSerializer, request)["email"])
+        request_password_reset(
+            email=_validated(EmailSerializer, request)["email"], client=ClientInfo.from_request(request._request)
+        )
         return Response(
             {"detail": "If the address has an account, a reset link is on its way."}, status=status.HTTP_202_ACCEPTED
         )
@@ -295,7 +442,9 @@ class PasswordResetConfirmView(PublicView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(PasswordResetConfirmSerializer, request)
-        reset_password(token=data["token"], password=data["password"])
+        reset_password(
+            token=data["token"], password=data["password"], client=ClientInfo.from_request(request._request)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -312,7 +461,9 @@ class EmailVerifyView(PublicView):
         },
     )
     def post(self, request: Request) -> Response:
-        verify_email(token=_validated(TokenSerializer, request)["token"])
+        verify_email(
+            token=_validated(TokenSerializer, request)["token"], client=ClientInfo.from_request(request._request)
+        )
         return Response({"detail": "Your email address is verified."})
 
 

@@ -12,7 +12,7 @@ def deactivate_user(*, user: User) -> int:
         if user.is_active:
             user.is_active = False
             user.save(update_fields=["is_active"])
-        return end_user_sessions(user=user, reason=EndReason.USER_DEACTIVATED)
+        return end_user_sessions(user=user, reason=EndReason.USER_DEACTIVATED, record=False)
 
 
 def reactivate_user(*, user: User) -> None:

@@ -9,11 +9,20 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.access_tokens import AccessToken
-from accounts.exceptions import RefreshTokenInvalid, RefreshTokenReused, SessionNotFound
+from accounts.audit import EventKind, record_event
+from accounts.client_info import ClientInfo
+from accounts.exceptions import (
+    InvalidPassword,
+    ReauthenticationRequired,
+    RefreshTokenInvalid,
+    RefreshTokenReused,
+    SessionNotFound,
+)
 from accounts.models import USER_AGENT_MAX_LENGTH, DeviceSession, RotatedRefreshToken, User
 from accounts.revocation import mark_sessions_ended
 from accounts.tokens import generate_token, hash_token, is_well_formed
@@ -37,19 +46,30 @@ def _access_token_for(session: DeviceSession, user: User) -> tuple[str, datetime
     return str(token), token.expires_at
 
 
-def start_device_session(*, user: User, ip_address: str | None, user_agent: str) -> IssuedTokens:
+def start_device_session(
+    *, user: User, ip_address: str | None, user_agent: str, via: str = "api"
+) -> IssuedTokens:
     """Open a device session for a user who has just proven who they are."""
     now = timezone.now()
     refresh = generate_token()
-    session = DeviceSession.objects.create(
-        user=user,
-        created_at=now,
-        last_used_at=now,
-        expires_at=now + timedelta(seconds=settings.ACCOUNTS_REFRESH_ABSOLUTE_LIFETIME),
-        ip_address=ip_address,
-        user_agent=user_agent[:USER_AGENT_MAX_LENGTH],
-        refresh_token_hash=hash_token(refresh),
-    )
+    with transaction.atomic():
+        session = DeviceSession.objects.create(
+            user=user,
+            created_at=now,
+            last_used_at=now,
+            authenticated_at=now,
+            expires_at=now + timedelta(seconds=settings.ACCOUNTS_REFRESH_ABSOLUTE_LIFETIME),
+            ip_address=ip_address,
+            user_agent=user_agent[:USER_AGENT_MAX_LENGTH],
+            refresh_token_hash=hash_token(refresh),
+        )
+        record_event(
+            kind=EventKind.SIGN_IN_SUCCEEDED,
+            user=user,
+            client=ClientInfo(ip_address=ip_address, user_agent=user_agent),
+            session=session.pk,
+            via=via,
+        )
     access, access_expires_at = _access_token_for(session, user)
     return IssuedTokens(session=session, access_token=access, access_expires_at=access_expires_at, refresh_token=refresh)
 
@@ -106,6 +126,12 @@ def rotate_refresh_token(*, refresh_token: object, ip_address: str | None, user_
             access, access_expires_at = _access_token_for(session, session.user)
             return IssuedTokens(session=session, access_token=access, access_expires_at=access_expires_at, refresh_token=None)
         _end_sessions(DeviceSession.objects.filter(pk=session.pk), reason=EndReason.REFRESH_REUSE, now=now)
+        record_event(
+            kind=EventKind.REFRESH_REUSE_DETECTED,
+            user=session.user,
+            client=ClientInfo(ip_address=ip_address, user_agent=user_agent),
+            session=session.pk,
+        )
         reused_session_id = session.pk
     logger.warning("Refresh token reuse detected; device session %s ended.", reused_session_id)
     raise RefreshTokenReused
@@ -120,18 +146,37 @@ def _end_sessions(sessions: QuerySet[DeviceSession], *, reason: str, now: dateti
     return ids
 
 
-def end_session_by_refresh_token(*, refresh_token: object, reason: str = EndReason.LOGOUT) -> DeviceSession | None:
+def _record_ended(*, user_id: int, ids: list, reason: str, client: ClientInfo | None, actor: User | None) -> None:
+    if not ids:
+        return
+    kind = EventKind.SIGN_OUT if reason == EndReason.LOGOUT else EventKind.SESSION_ENDED
+    detail = {"session": ids[0]} if len(ids) == 1 else {"sessions": len(ids)}
+    record_event(kind=kind, user=User(pk=user_id), actor=actor, client=client, reason=reason, **detail)
+
+
+def end_session_by_refresh_token(
+    *, refresh_token: object, reason: str = EndReason.LOGOUT, client: ClientInfo | None = None
+) -> DeviceSession | None:
     """End the session this refresh token belongs to, if any (sign-out)."""
     if not is_well_formed(refresh_token):
         return None
     session = DeviceSession.objects.filter(refresh_token_hash=hash_token(refresh_token)).first()
     if session is None:
         return None
-    _end_sessions(DeviceSession.objects.filter(pk=session.pk), reason=reason)
+    with transaction.atomic():
+        ids = _end_sessions(DeviceSession.objects.filter(pk=session.pk), reason=reason)
+        _record_ended(user_id=session.user_id, ids=ids, reason=reason, client=client, actor=None)
     return session
 
 
-def end_device_session(*, user: User | int, session_id: object, reason: str) -> None:
+def end_device_session(
+    *,
+    user: User | int,
+    session_id: object,
+    reason: str,
+    client: ClientInfo | None = None,
+    actor: User | None = None,
+) -> None:
     """End one of ``user``'s sessions; SessionNotFound if it is not theirs."""
     try:
         session_uuid = uuid.UUID(str(session_id))
@@ -141,16 +186,33 @@ def end_device_session(*, user: User | int, session_id: object, reason: str) -> 
     sessions = DeviceSession.objects.filter(pk=session_uuid, user_id=user_id)
     if not sessions.exists():
         raise SessionNotFound
-    _end_sessions(sessions, reason=reason)
+    with transaction.atomic():
+        ids = _end_sessions(sessions, reason=reason)
+        _record_ended(user_id=user_id, ids=ids, reason=reason, client=client, actor=actor)
 
 
-def end_user_sessions(*, user: User | int, reason: str, keep_session_id: object = None) -> int:
-    """End every live session of ``user`` except ``keep_session_id``; returns how many."""
+def end_user_sessions(
+    *,
+    user: User | int,
+    reason: str,
+    keep_session_id: object = None,
+    client: ClientInfo | None = None,
+    actor: User | None = None,
+    record: bool = True,
+) -> int:
+    """End every live session of ``user`` except ``keep_session_id``; returns how many.
+
+    ``record=False`` when the calling flow writes its own event for the change.
+    """
     user_id = user if isinstance(user, int) else user.pk
     sessions = DeviceSession.objects.filter(user_id=user_id)
     if keep_session_id is not None:
         sessions = sessions.exclude(pk=keep_session_id)
-    return len(_end_sessions(sessions, reason=reason))
+    with transaction.atomic():
+        ids = _end_sessions(sessions, reason=reason)
+        if record:
+            _record_ended(user_id=user_id, ids=ids, reason=reason, client=client, actor=actor)
+    return len(ids)
 
 
 def live_sessions(*, user: User | int) -> QuerySet[DeviceSession]:
@@ -161,3 +223,36 @@ def live_sessions(*, user: User | int) -> QuerySet[DeviceSession]:
     return DeviceSession.objects.filter(
         user_id=user_id, revoked_at__isnull=True, expires_at__gt=now, last_used_at__gt=idle_cutoff
     ).order_by("-last_used_at")
+
+
+def confirm_password(*, user: User, password: str, field: str = "password") -> None:
+    """Check the current password again before a sensitive action."""
+    if not isinstance(password, str) or not user.check_password(password):
+        raise InvalidPassword(field=field)
+
+
+def mark_reauthenticated(*, session_id: object) -> None:
+    """Record that the person just proved who they are on this device."""
+    if session_id is not None:
+        DeviceSession.objects.filter(pk=session_id).update(authenticated_at=timezone.now())
+
+
+def reauthenticate(*, user: User, session_id: object, password: str) -> None:
+    """Password entry that opens the window for sensitive actions on this device."""
+    confirm_password(user=user, password=password)
+    mark_reauthenticated(session_id=session_id)
+
+
+def require_recent_authentication(*, session_id: object) -> None:
+    """ReauthenticationRequired unless this device signed in or confirmed the
+    password within ACCOUNTS_REAUTHENTICATION_WINDOW seconds."""
+    cutoff = timezone.now() - timedelta(seconds=settings.ACCOUNTS_REAUTHENTICATION_WINDOW)
+    try:
+        recent = (
+            session_id is not None
+            and DeviceSession.objects.filter(pk=session_id, revoked_at__isnull=True, authenticated_at__gte=cutoff).exists()
+        )
+    except (ValueError, DjangoValidationError):
+        recent = False
+    if not recent:
+        raise ReauthenticationRequired

@@ -17,7 +17,8 @@ def issue_token(*, model: type[EmailLinkToken], user: User, lifetime_seconds: in
 
     Returns the raw token, which exists only in the email from then on.
     """
-    model.objects.filter(user=user, used_at__isnull=True).delete()
+    same_kind = {"purpose": fields["purpose"]} if "purpose" in fields else {}
+    model.objects.filter(user=user, used_at__isnull=True, **same_kind).delete()
     raw = generate_token()
     model.objects.create(
         user=user,

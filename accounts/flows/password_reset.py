@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import EventKind, record_event
+from accounts.client_info import ClientInfo
 from accounts.flows.device_sessions import EndReason, end_user_sessions
 from accounts.flows.email_tokens import find_redeemable_token, issue_token, mark_token_used
 from accounts.flows.passwords import set_new_password, validate_new_password
@@ -11,7 +13,7 @@ from accounts.mail import send_account_email, site_link
 from accounts.models import PasswordResetToken, User
 
 
-def request_password_reset(*, email: str) -> None:
+def request_password_reset(*, email: str, client: ClientInfo | None = None) -> None:
     """Email a reset link if ``email`` belongs to an active account.
 
     Returns nothing and raises nothing in every case, so the caller answers the
@@ -19,8 +21,11 @@ def request_password_reset(*, email: str) -> None:
     """
     user = User.objects.find_by_email(email)
     if user is None or not user.is_active:
+        with transaction.atomic():
+            record_event(kind=EventKind.PASSWORD_RESET_REQUESTED, client=client, email=email, account=False)
         return
     with transaction.atomic():
+        record_event(kind=EventKind.PASSWORD_RESET_REQUESTED, user=user, client=client, account=True)
         raw = issue_token(
             model=PasswordResetToken,
             user=user,
@@ -42,7 +47,7 @@ def check_password_reset_token(*, token: object) -> PasswordResetToken:
     return find_redeemable_token(model=PasswordResetToken, raw_token=token)
 
 
-def reset_password(*, token: object, password: str) -> User:
+def reset_password(*, token: object, password: str, client: ClientInfo | None = None) -> User:
     """Set a new password with a reset token; every existing session ends.
 
     The person is not signed in: they sign in with the new password. The link
@@ -54,13 +59,14 @@ def reset_password(*, token: object, password: str) -> User:
         validate_new_password(password=password, user=user)
         mark_token_used(row)
         set_new_password(user=user, password=password)
-        end_user_sessions(user=user, reason=EndReason.PASSWORD_RESET)
+        ended = end_user_sessions(user=user, reason=EndReason.PASSWORD_RESET, record=False)
         if user.email_verified_at is None:
             user.email_verified_at = timezone.now()
             user.save(update_fields=["email_verified_at"])
+        record_event(kind=EventKind.PASSWORD_RESET_COMPLETED, user=user, client=client, sessions_ended=ended)
     send_account_email(
         template="password_changed",
         to=user.email,
-        context={"user": user, "reset_link": site_link("accounts:password_reset")},
+        context={"user": user, "reset_link": site_link("accounts:password_reset"), "all_devices_signed_out": True},
     )
     return user

@@ -2,9 +2,11 @@
 
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
+from django.db import transaction
 from django.http import HttpRequest
 
-from accounts.client_info import client_ip, user_agent
+from accounts.audit import EventKind, record_event
+from accounts.client_info import ClientInfo
 from accounts.exceptions import EmailNotVerified, InvalidCredentials, SessionNotFound
 from accounts.flows.device_sessions import EndReason, IssuedTokens, end_device_session, start_device_session
 from accounts.models import User
@@ -14,6 +16,17 @@ from accounts.models import User
 DEVICE_SESSION_KEY = "_device_session_id"
 
 
+def _record_failure(*, request: HttpRequest | None, email: str, reason: str) -> None:
+    with transaction.atomic():
+        record_event(
+            kind=EventKind.SIGN_IN_FAILED,
+            user=User.objects.find_by_email(email),
+            client=ClientInfo.from_request(request) if request is not None else None,
+            email=email,
+            reason=reason,
+        )
+
+
 def authenticate_user(*, request: HttpRequest | None, email: str, password: str) -> User:
     """The user these credentials belong to, or InvalidCredentials.
 
@@ -21,18 +34,22 @@ def authenticate_user(*, request: HttpRequest | None, email: str, password: str)
     password hasher runs exactly once in each case (Django's ModelBackend hashes
     the password against nothing when the address is unknown). Only after the
     password is proven right does an unverified address get its own error.
+    Every failure is written to the audit log.
     """
     user = authenticate(request, username=email, password=password)
     if user is None:
+        _record_failure(request=request, email=email, reason=InvalidCredentials.code)
         raise InvalidCredentials
     if settings.ACCOUNTS_EMAIL_VERIFICATION == "mandatory" and not user.email_verified:
+        _record_failure(request=request, email=email, reason=EmailNotVerified.code)
         raise EmailNotVerified(user)
     return user
 
 
 def start_api_session(*, request: HttpRequest, user: User) -> IssuedTokens:
     """Open a device session for the SPA: an access token and a refresh token."""
-    return start_device_session(user=user, ip_address=client_ip(request), user_agent=user_agent(request))
+    client = ClientInfo.from_request(request)
+    return start_device_session(user=user, ip_address=client.ip_address, user_agent=client.user_agent, via="api")
 
 
 def start_browser_session(*, request: HttpRequest, user: User) -> IssuedTokens:
@@ -42,7 +59,8 @@ def start_browser_session(*, request: HttpRequest, user: User) -> IssuedTokens:
     this site continue without asking for the password again.
     """
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    issued = start_api_session(request=request, user=user)
+    client = ClientInfo.from_request(request)
+    issued = start_device_session(user=user, ip_address=client.ip_address, user_agent=client.user_agent, via="page")
     request.session[DEVICE_SESSION_KEY] = str(issued.session.pk)
     return issued
 
@@ -52,7 +70,12 @@ def end_browser_session(*, request: HttpRequest) -> None:
     session_id = request.session.get(DEVICE_SESSION_KEY)
     if session_id and request.user.is_authenticated:
         try:
-            end_device_session(user=request.user, session_id=session_id, reason=EndReason.LOGOUT)
+            end_device_session(
+                user=request.user,
+                session_id=session_id,
+                reason=EndReason.LOGOUT,
+                client=ClientInfo.from_request(request),
+            )
         except SessionNotFound:
             pass
     logout(request)

@@ -1,4 +1,4 @@
-"""Delete expired and long-ended device sessions and used or expired email-link tokens.
+"""Delete expired and long-ended device sessions, spent email-link tokens and old audit events.
 
 Safe to run from cron while the site serves: it deletes in small batches, each
 in its own short transaction, and never touches a row that is still usable.
@@ -11,7 +11,13 @@ from django.core.management.base import BaseCommand
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, RotatedRefreshToken
+from accounts.models import (
+    DeviceSession,
+    EmailVerificationToken,
+    PasswordResetToken,
+    RotatedRefreshToken,
+    SecurityEvent,
+)
 
 
 def delete_in_batches(queryset, batch_size: int) -> int:
@@ -27,7 +33,10 @@ def delete_in_batches(queryset, batch_size: int) -> int:
 
 
 class Command(BaseCommand):
-    help = "Delete expired and long-ended device sessions, and used or expired email-link tokens."
+    help = (
+        "Delete expired and long-ended device sessions, used or expired email-link tokens, "
+        "and security events older than ACCOUNTS_AUDIT_RETENTION_DAYS."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=1000)
@@ -54,5 +63,9 @@ class Command(BaseCommand):
         for model in (PasswordResetToken, EmailVerificationToken):
             spent = model.objects.filter(Q(used_at__isnull=False) | Q(expires_at__lt=now))
             counts[model._meta.verbose_name_plural] = delete_in_batches(spent, batch_size)
+        audit_cutoff = now - timedelta(days=settings.ACCOUNTS_AUDIT_RETENTION_DAYS)
+        counts["security events"] = delete_in_batches(
+            SecurityEvent.objects.filter(created_at__lt=audit_cutoff), batch_size
+        )
         for name, count in counts.items():
             self.stdout.write(f"Deleted {count} {name}.")

@@ -1,0 +1,34 @@
+"""A short, human description of a user agent string ("Firefox 132 on Windows")."""
+
+import re
+
+# Order matters: many browsers also claim to be Safari or Chrome.
+_BROWSERS = [
+    ("Edge", re.compile(r"Edg(?:e|A|iOS)?/(\d+)")),
+    ("Opera", re.compile(r"(?:OPR|Opera)/(\d+)")),
+    ("Samsung Internet", re.compile(r"SamsungBrowser/(\d+)")),
+    ("Firefox", re.compile(r"(?:Firefox|FxiOS)/(\d+)")),
+    ("Chrome", re.compile(r"(?:Chrome|CriOS)/(\d+)")),
+    ("Safari", re.compile(r"Version/(\d+)[\d.]* (?:Mobile/\S+ )?Safari/")),
+]
+_SYSTEMS = [
+    ("iOS", re.compile(r"iPhone|iPad|iPod")),
+    ("Android", re.compile(r"Android")),
+    ("ChromeOS", re.compile(r"CrOS")),
+    ("Windows", re.compile(r"Windows")),
+    ("macOS", re.compile(r"Mac OS X|Macintosh")),
+    ("Linux", re.compile(r"Linux")),
+]
+
+
+def describe_user_agent(user_agent: str) -> str:
+    browser = next(
+        (f"{name} {match.group(1)}" for name, pattern in _BROWSERS if (match := pattern.search(user_agent))),
+        None,
+    )
+    system = next((name for name, pattern in _SYSTEMS if pattern.search(user_agent)), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    if browser or system:
+        return browser or system
+    return "Unknown device" if not user_agent else user_agent[:60]
