@@ -18,6 +18,7 @@ from accounts.email_address import InvalidEmailAddress, normalize_email
 from accounts.flows.device_sessions import EndReason, end_device_session
 from accounts.flows.support import (
     staff_deactivate,
+    staff_delete_user,
     staff_end_sessions,
     staff_mark_email_verified,
     staff_reactivate,
@@ -162,6 +163,20 @@ class UserAdmin(DjangoUserAdmin):
         if change and was_active and not obj.is_active:
             # Deactivation must end every device session at once, not at token expiry.
             staff_deactivate(staff=request.user, user=obj, client=ClientInfo.from_request(request))
+
+    def get_deleted_objects(self, objs, request):
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Sessions, tokens and todos go with their user; no one may delete them on their own.
+        perms_needed.discard(DeviceSession._meta.verbose_name)
+        return deleted, model_count, perms_needed, protected
+
+    def delete_model(self, request, obj):
+        staff_delete_user(staff=request.user, user=obj, client=ClientInfo.from_request(request))
+
+    def delete_queryset(self, request, queryset):
+        client = ClientInfo.from_request(request)
+        for user in queryset:
+            staff_delete_user(staff=request.user, user=user, client=client)
 
     def _run(self, request: HttpRequest, queryset: QuerySet[User], action, done: str) -> None:
         client = ClientInfo.from_request(request)

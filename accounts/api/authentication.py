@@ -14,6 +14,14 @@ class AccessTokenAuthentication(JWTStatelessUserAuthentication):
 
     www_authenticate_realm = "api"
 
+    def get_raw_token(self, header: bytes):
+        parts = header.split()
+        if parts and parts[0] == b"Bearer" and len(parts) != 2:
+            raise AuthenticationFailed(
+                "The Authorization header must be `Bearer <access token>`.", code="access_token_invalid"
+            )
+        return super().get_raw_token(header)
+
     def get_validated_token(self, raw_token):
         try:
             token = AccessToken(raw_token)

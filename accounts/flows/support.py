@@ -9,7 +9,8 @@ from accounts.flows.account_status import deactivate_user, reactivate_user
 from accounts.flows.device_sessions import EndReason, end_user_sessions
 from accounts.flows.password_reset import request_password_reset
 from accounts.flows.verification import send_verification_email
-from accounts.models import User
+from accounts.models import DeviceSession, User
+from accounts.revocation import mark_sessions_ended
 
 
 def _record(*, staff: User, user: User, action: str, client: ClientInfo | None, **detail) -> None:
@@ -60,3 +61,14 @@ def staff_reactivate(*, staff: User, user: User, client: ClientInfo | None = Non
     with transaction.atomic():
         reactivate_user(user=user)
         _record(staff=staff, user=user, action="reactivate", client=client)
+
+
+def staff_delete_user(*, staff: User, user: User, client: ClientInfo | None = None) -> None:
+    """Delete an account from the admin; its tokens stop working at once."""
+    with transaction.atomic():
+        session_ids = list(DeviceSession.objects.filter(user=user).values_list("pk", flat=True))
+        record_event(
+            kind=EventKind.ACCOUNT_DELETED, actor=staff, client=client, email=user.email, user_id=user.pk, by_staff=True
+        )
+        user.delete()
+        mark_sessions_ended(session_ids)

@@ -1,0 +1,989 @@
+"""JWT access tokens: their shape, every way a forged or stale token is refused, key rotation,
+asymmetric keys and the JWKS document, misconfigured keys, and immediate revocation of the
+device session a token names (answered from the cache, falling back to the database)."""
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+
+import jwt
+import pytest
+import time_machine
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client, RequestFactory
+
+from accounts.access_tokens import key_ring
+from accounts.api.authentication import AccessTokenAuthentication
+from accounts.flows.account_status import deactivate_user
+from accounts.flows.device_sessions import end_user_sessions, start_device_session
+from accounts.flows.email_tokens import issue_token
+from accounts.flows.password_reset import reset_password
+from accounts.models import DeviceSession, PasswordResetToken
+from accounts.revocation import is_session_live
+from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
+
+pytestmark = pytest.mark.django_db
+
+ME_URL = "/api/auth/me/"
+LOGIN_URL = "/api/auth/login/"
+CSRF_URL = "/api/auth/csrf/"
+LOGOUT_URL = "/api/auth/logout/"
+SESSIONS_URL = "/api/auth/sessions/"
+JWKS_URL = "/.well-known/jwks.json"
+NEW_PASSWORD = "a completely different passphrase"
+START = datetime(2031, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+# --- Helpers ----------------------------------------------------------------------------
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_json(value: dict) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+def unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hmac_token(header: dict, claims: dict, secret: bytes) -> str:
+    """A compact HS256 JWS built by hand (PyJWT refuses PEM keys as HMAC secrets)."""
+    signing_input = f"{b64url_json(header)}.{b64url_json(claims)}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def open_session(user, **kwargs):
+    return start_device_session(user=user, ip_address="127.0.0.1", user_agent="pytest", **kwargs)
+
+
+def valid_claims(issued) -> dict:
+    """Claims that the server itself would put in a token for this session."""
+    from django.conf import settings
+
+    now = int(time.time())
+    return {
+        "sub": str(issued.session.user_id),
+        "sid": str(issued.session.pk),
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + 300,
+        "iss": settings.JWT_ISSUER,
+        "aud": settings.JWT_AUDIENCE,
+        "email_verified": True,
+    }
+
+
+def valid_header() -> dict:
+    return {"alg": "HS256", "typ": "at+jwt", "kid": key_ring().signing_kid}
+
+
+def forge(claims: dict, header: dict | None = None, secret: bytes | None = None) -> str:
+    """An HS256 token; with the defaults it is exactly what the server accepts."""
+    from django.conf import settings
+
+    return hmac_token(header or valid_header(), claims, secret or settings.JWT_SIGNING_KEY.encode())
+
+
+def get_me(token: str, client: Client | None = None):
+    client = client or Client(enforce_csrf_checks=True)
+    return client.get(ME_URL, HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def assert_refused(response, code: str = "access_token_invalid") -> None:
+    assert response.status_code == 401, response.content
+    assert response.json()["code"] == code
+
+
+def pem_private(key) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def pem_public(key) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def new_key(algorithm: str):
+    if algorithm == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def use_keys(settings, algorithm: str, signing_key, fallbacks=()) -> None:
+    settings.JWT_ALGORITHM = algorithm
+    settings.JWT_SIGNING_KEY = pem_private(signing_key) if algorithm != "HS256" else signing_key
+    settings.JWT_VERIFYING_KEY_FALLBACKS = list(fallbacks)
+
+
+def api_login(client: Client, email: str = "alice@example.com") -> dict:
+    response = client.post(LOGIN_URL, {"email": email, "password": STRONG_PASSWORD}, content_type="application/json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def csrf_token(client: Client) -> str:
+    assert client.get(CSRF_URL).status_code == 200
+    return client.cookies["csrftoken"].value
+
+
+@pytest.fixture
+def issued(user):
+    return open_session(user)
+
+
+# --- What an issued token looks like -----------------------------------------------------
+
+
+def test_issued_token_header_names_hs256_the_access_token_type_and_the_signing_key(issued):
+    header = jwt.get_unverified_header(issued.access_token)
+    assert header["alg"] == "HS256"
+    assert header["typ"] == "at+jwt"
+    assert header["kid"] == key_ring().signing_kid
+    assert len(header["kid"]) == 16
+
+
+def test_issued_token_carries_every_required_claim(settings, user, issued):
+    claims = jwt.decode(
+        issued.access_token,
+        settings.JWT_SIGNING_KEY,
+        algorithms=["HS256"],
+        audience=settings.JWT_AUDIENCE,
+        issuer=settings.JWT_ISSUER,
+    )
+    assert claims["sub"] == str(user.pk)
+    assert claims["sid"] == str(issued.session.pk)
+    assert claims["iss"] == settings.JWT_ISSUER
+    assert claims["aud"] == settings.JWT_AUDIENCE
+    assert re.fullmatch(r"[0-9a-f]{32}", claims["jti"])
+    assert isinstance(claims["iat"], int)
+    assert "token_type" not in claims
+
+
+def test_every_token_has_its_own_jti(user):
+    first = jwt.decode(open_session(user).access_token, options={"verify_signature": False})
+    second = jwt.decode(open_session(user).access_token, options={"verify_signature": False})
+    assert first["jti"] != second["jti"]
+    assert first["sid"] != second["sid"]
+
+
+def test_access_tokens_live_five_minutes_by_default(issued):
+    claims = jwt.decode(issued.access_token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 300
+    assert issued.access_expires_at == datetime.fromtimestamp(claims["exp"], tz=UTC)
+
+
+def test_access_token_lifetime_follows_the_setting(settings, user):
+    settings.JWT_ACCESS_TOKEN_LIFETIME = 60
+    with time_machine.travel(START, tick=False) as traveller:
+        token = open_session(user).access_token
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["exp"] - claims["iat"] == 60
+        traveller.shift(timedelta(seconds=59))
+        assert get_me(token).status_code == 200
+        traveller.shift(timedelta(seconds=1))
+        assert_refused(get_me(token))
+
+
+def test_issued_token_opens_the_api(user, issued):
+    response = get_me(issued.access_token)
+    assert response.status_code == 200
+    assert response.json()["id"] == user.pk
+
+
+def test_request_without_token_is_not_authenticated(user):
+    response = Client(enforce_csrf_checks=True).get(ME_URL)
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+
+
+def test_hand_forged_token_with_the_real_key_is_accepted(issued):
+    """The control for every attack below: only the one changed detail makes them fail."""
+    assert get_me(forge(valid_claims(issued))).status_code == 200
+
+
+def test_signing_key_is_not_secret_key(settings, issued):
+    assert settings.JWT_SIGNING_KEY != settings.SECRET_KEY
+    token = forge(valid_claims(issued), secret=settings.SECRET_KEY.encode())
+    assert_refused(get_me(token))
+
+
+def test_pyjwt_token_signed_with_secret_key_is_refused(settings, issued):
+    token = jwt.encode(valid_claims(issued), settings.SECRET_KEY, algorithm="HS256", headers=valid_header())
+    assert_refused(get_me(token))
+
+
+# --- Attacks: each is refused with access_token_invalid ----------------------------------------
+
+
+def test_alg_none_is_refused(issued):
+    header = {"alg": "none", "typ": "at+jwt", "kid": key_ring().signing_kid}
+    token = f"{b64url_json(header)}.{b64url_json(valid_claims(issued))}."
+    assert_refused(get_me(token))
+
+
+@pytest.mark.parametrize("alg", ["None", "NONE", "nOnE"])
+def test_alg_none_in_other_spellings_is_refused(issued, alg):
+    header = {"alg": alg, "typ": "at+jwt", "kid": key_ring().signing_kid}
+    token = f"{b64url_json(header)}.{b64url_json(valid_claims(issued))}."
+    assert_refused(get_me(token))
+
+
+def test_alg_none_with_the_real_signature_attached_is_refused(issued):
+    genuine = forge(valid_claims(issued))
+    _, payload, signature = genuine.split(".")
+    header = {"alg": "none", "typ": "at+jwt", "kid": key_ring().signing_kid}
+    assert_refused(get_me(f"{b64url_json(header)}.{payload}.{signature}"))
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA"])
+def test_hs256_token_keyed_with_the_public_key_is_refused(settings, user, algorithm):
+    private_key = new_key(algorithm)
+    use_keys(settings, algorithm, private_key)
+    issued = open_session(user)
+    assert get_me(issued.access_token).status_code == 200  # the asymmetric setup works
+    public_pem = pem_public(private_key).encode()
+    for secret in (public_pem, public_pem.strip()):
+        header = {"alg": "HS256", "typ": "at+jwt", "kid": key_ring().signing_kid}
+        assert_refused(get_me(hmac_token(header, valid_claims(issued), secret)))
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA"])
+def test_token_carrying_its_own_jwk_is_refused(settings, user, algorithm):
+    use_keys(settings, algorithm, new_key(algorithm))
+    issued = open_session(user)
+    attacker_key = new_key(algorithm)
+    attacker_jwk = jwt.algorithms.get_default_algorithms()[algorithm].to_jwk(attacker_key.public_key(), as_dict=True)
+    header = {"typ": "at+jwt", "kid": key_ring().signing_kid, "jwk": attacker_jwk}
+    token = jwt.encode(valid_claims(issued), attacker_key, algorithm=algorithm, headers=header)
+    assert_refused(get_me(token))
+
+
+def test_rs256_token_is_refused(issued):
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    header = {"typ": "at+jwt", "kid": key_ring().signing_kid}
+    token = jwt.encode(valid_claims(issued), rsa_key, algorithm="RS256", headers=header)
+    assert jwt.get_unverified_header(token)["alg"] == "RS256"
+    assert_refused(get_me(token))
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_hs512_token_with_the_right_key_is_refused(settings, issued):
+    header = {"typ": "at+jwt", "kid": key_ring().signing_kid}
+    token = jwt.encode(valid_claims(issued), settings.JWT_SIGNING_KEY, algorithm="HS512", headers=header)
+    assert_refused(get_me(token))
+
+
+@pytest.mark.parametrize("typ", ["JWT", "jwt", "at+jwt+x", "", None])
+def test_wrong_or_missing_typ_is_refused(issued, typ):
+    header = valid_header()
+    if typ is None:
+        del header["typ"]
+    else:
+        header["typ"] = typ
+    assert_refused(get_me(forge(valid_claims(issued), header=header)))
+
+
+def test_media_type_spelling_of_typ_is_accepted(issued):
+    header = {**valid_header(), "typ": "application/at+jwt"}
+    assert get_me(forge(valid_claims(issued), header=header)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [
+        ("iss", "https://evil.example"),
+        ("iss", ""),
+        ("aud", "https://evil.example/api"),
+        ("aud", ["https://evil.example/api"]),
+    ],
+)
+def test_wrong_issuer_or_audience_is_refused(issued, claim, value):
+    claims = {**valid_claims(issued), claim: value}
+    assert_refused(get_me(forge(claims)))
+
+
+@pytest.mark.parametrize("claim", ["sid", "sub", "jti", "exp", "iat", "iss", "aud"])
+def test_missing_required_claim_is_refused(issued, claim):
+    claims = valid_claims(issued)
+    del claims[claim]
+    assert_refused(get_me(forge(claims)))
+
+
+def test_sid_of_an_unknown_session_is_refused(issued):
+    claims = {**valid_claims(issued), "sid": str(uuid.uuid4())}
+    assert_refused(get_me(forge(claims)), code="session_ended")
+
+
+def test_sid_that_is_not_a_uuid_is_refused(issued):
+    claims = {**valid_claims(issued), "sid": "not-a-session"}
+    assert_refused(get_me(forge(claims)), code="session_ended")
+
+
+def test_expired_token_is_refused(user):
+    with time_machine.travel(START, tick=False) as traveller:
+        issued = open_session(user)
+        assert get_me(issued.access_token).status_code == 200
+        traveller.shift(timedelta(seconds=301))
+        assert_refused(get_me(issued.access_token))
+
+
+def test_token_expiring_now_is_refused(user):
+    with time_machine.travel(START, tick=False) as traveller:
+        issued = open_session(user)
+        traveller.shift(timedelta(seconds=299))
+        assert get_me(issued.access_token).status_code == 200
+        traveller.shift(timedelta(seconds=1))
+        assert_refused(get_me(issued.access_token))
+
+
+def test_tampered_payload_naming_another_user_is_refused(make_user, issued):
+    mallory = make_user(email="mallory@example.com")
+    header, payload, signature = issued.access_token.split(".")
+    claims = json.loads(unb64url(payload))
+    claims["sub"] = str(mallory.pk)
+    tampered = f"{header}.{b64url_json(claims)}.{signature}"
+    assert_refused(get_me(tampered))
+
+
+def test_tampered_expiry_is_refused(issued):
+    header, payload, signature = issued.access_token.split(".")
+    claims = json.loads(unb64url(payload))
+    claims["exp"] += 3600
+    assert_refused(get_me(f"{header}.{b64url_json(claims)}.{signature}"))
+
+
+def test_tampered_signature_is_refused(issued):
+    header, payload, signature = issued.access_token.split(".")
+    raw = bytearray(unb64url(signature))
+    raw[0] ^= 0x01
+    assert_refused(get_me(f"{header}.{payload}.{b64url(bytes(raw))}"))
+
+
+def test_truncated_signature_is_refused(issued):
+    header, payload, signature = issued.access_token.split(".")
+    assert_refused(get_me(f"{header}.{payload}.{signature[:-4]}"))
+
+
+@pytest.mark.parametrize("kid", ["0123456789abcdef", "", None, 12345])
+def test_unknown_or_missing_kid_is_refused(issued, kid):
+    header = valid_header()
+    if kid is None:
+        del header["kid"]
+    else:
+        header["kid"] = kid
+    assert_refused(get_me(forge(valid_claims(issued), header=header)))
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "garbage",
+        "a.b.c",
+        "a.b",
+        "...",
+        "eyJhbGciOiJIUzI1NiJ9",
+        "eyJhbGciOiJIUzI1NiJ9.e30",
+        "x" * 5000,
+        "%00%00",
+        "null",
+    ],
+)
+def test_garbage_is_refused(user, garbage):
+    assert_refused(get_me(garbage))
+
+
+def test_header_that_is_not_json_is_refused(issued):
+    _, payload, signature = forge(valid_claims(issued)).split(".")
+    assert_refused(get_me(f"{b64url(b'not json')}.{payload}.{signature}"))
+
+
+def test_bearer_with_two_tokens_is_refused(issued):
+    response = Client(enforce_csrf_checks=True).get(
+        ME_URL, HTTP_AUTHORIZATION=f"Bearer {issued.access_token} {issued.access_token}"
+    )
+    assert_refused(response)
+
+
+def test_bearer_with_two_garbage_words_is_refused(user):
+    response = Client(enforce_csrf_checks=True).get(ME_URL, HTTP_AUTHORIZATION="Bearer a b")
+    assert_refused(response)
+
+
+def test_token_of_another_issuer_config_signed_with_the_same_key_is_refused(settings, user):
+    original_issuer = settings.JWT_ISSUER
+    settings.JWT_ISSUER = "https://staging.todo.example"
+    foreign = open_session(user)
+    assert get_me(foreign.access_token).status_code == 200  # fine where it was issued
+    settings.JWT_ISSUER = original_issuer
+    assert_refused(get_me(foreign.access_token))
+
+
+def test_token_for_another_audience_signed_with_the_same_key_is_refused(settings, user):
+    original_audience = settings.JWT_AUDIENCE
+    settings.JWT_AUDIENCE = "https://other-service.example/api"
+    foreign = open_session(user)
+    settings.JWT_AUDIENCE = original_audience
+    assert_refused(get_me(foreign.access_token))
+
+
+# --- Key rotation -------------------------------------------------------------------------
+
+K1 = "first-signing-key-for-rotation-tests-0001"
+K2 = "second-signing-key-for-rotation-tests-0002"
+
+
+def test_hs256_rotation_keeps_old_tokens_valid_while_the_old_key_is_a_fallback(settings, user):
+    use_keys(settings, "HS256", K1)
+    old = open_session(user).access_token
+    old_kid = jwt.get_unverified_header(old)["kid"]
+
+    use_keys(settings, "HS256", K2, fallbacks=[K1])
+    assert get_me(old).status_code == 200
+    new = open_session(user).access_token
+    new_kid = jwt.get_unverified_header(new)["kid"]
+    assert new_kid == key_ring().signing_kid
+    assert new_kid != old_kid
+    jwt.decode(new, K2, algorithms=["HS256"], audience=settings.JWT_AUDIENCE)  # signed with K2
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(new, K1, algorithms=["HS256"], audience=settings.JWT_AUDIENCE)
+    assert get_me(new).status_code == 200
+
+    settings.JWT_VERIFYING_KEY_FALLBACKS = []
+    assert_refused(get_me(old))
+    assert get_me(new).status_code == 200
+
+
+def test_token_of_a_key_never_configured_is_refused_after_rotation(settings, user):
+    use_keys(settings, "HS256", K1)
+    stranger = open_session(user).access_token
+    use_keys(settings, "HS256", K2, fallbacks=["yet-another-key-that-is-long-enough-000"])
+    assert_refused(get_me(stranger))
+
+
+def test_kid_does_not_reveal_the_hmac_secret(settings):
+    use_keys(settings, "HS256", K1)
+    kid = key_ring().signing_kid
+    assert kid not in (hashlib.sha256(K1.encode()).hexdigest()[:16], K1[:16])
+
+
+def test_token_claiming_the_fallback_kid_but_signed_with_another_key_is_refused(settings, user):
+    use_keys(settings, "HS256", K1)
+    fallback_kid = key_ring().signing_kid
+    use_keys(settings, "HS256", K2, fallbacks=[K1])
+    issued = open_session(user)
+    header = {**valid_header(), "kid": fallback_kid}  # K1's kid, K2's signature
+    assert_refused(get_me(forge(valid_claims(issued), header=header, secret=K2.encode())))
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA"])
+def test_asymmetric_rotation_with_a_public_key_fallback(settings, user, algorithm):
+    old_key, new_key_ = new_key(algorithm), new_key(algorithm)
+    use_keys(settings, algorithm, old_key)
+    old = open_session(user).access_token
+
+    use_keys(settings, algorithm, new_key_, fallbacks=[pem_public(old_key)])
+    assert get_me(old).status_code == 200
+    new = open_session(user).access_token
+    assert jwt.get_unverified_header(new)["kid"] != jwt.get_unverified_header(old)["kid"]
+    assert get_me(new).status_code == 200
+
+    settings.JWT_VERIFYING_KEY_FALLBACKS = []
+    assert_refused(get_me(old))
+    assert get_me(new).status_code == 200
+
+
+# --- Asymmetric keys and the JWKS document ---------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA"])
+def test_asymmetric_tokens_verify_with_the_public_key(settings, user, algorithm):
+    private_key = new_key(algorithm)
+    use_keys(settings, algorithm, private_key)
+    token = open_session(user).access_token
+    assert jwt.get_unverified_header(token)["alg"] == algorithm
+    claims = jwt.decode(
+        token,
+        pem_public(private_key),
+        algorithms=[algorithm],
+        audience=settings.JWT_AUDIENCE,
+        issuer=settings.JWT_ISSUER,
+    )
+    assert claims["sub"] == str(user.pk)
+    assert get_me(token).status_code == 200
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA"])
+def test_asymmetric_token_signed_by_another_key_pair_is_refused(settings, user, algorithm):
+    use_keys(settings, algorithm, new_key(algorithm))
+    issued = open_session(user)
+    header = {"typ": "at+jwt", "kid": key_ring().signing_kid}
+    token = jwt.encode(valid_claims(issued), new_key(algorithm), algorithm=algorithm, headers=header)
+    assert_refused(get_me(token))
+
+
+def test_jwks_lists_ed25519_keys_without_private_parts(settings, user):
+    current, previous = new_key("EdDSA"), new_key("EdDSA")
+    use_keys(settings, "EdDSA", current, fallbacks=[pem_public(previous)])
+    response = Client().get(JWKS_URL)
+    assert response.status_code == 200
+    keys = response.json()["keys"]
+    assert len(keys) == 2
+    for jwk in keys:
+        assert jwk["kty"] == "OKP"
+        assert jwk["crv"] == "Ed25519"
+        assert jwk["alg"] == "EdDSA"
+        assert jwk["use"] == "sig"
+        assert len(unb64url(jwk["x"])) == 32
+        assert "d" not in jwk
+    raw_current = current.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert keys[0]["kid"] == key_ring().signing_kid
+    assert unb64url(keys[0]["x"]) == raw_current
+    assert keys[1]["kid"] != keys[0]["kid"]
+    assert b64url(current.private_bytes_raw()) not in response.content.decode()
+
+
+def test_jwks_lists_p256_keys_without_private_parts(settings):
+    current, previous = new_key("ES256"), new_key("ES256")
+    use_keys(settings, "ES256", current, fallbacks=[pem_public(previous)])
+    keys = Client().get(JWKS_URL).json()["keys"]
+    assert len(keys) == 2
+    for jwk, key in zip(keys, (current, previous), strict=True):
+        assert jwk["kty"] == "EC"
+        assert jwk["crv"] == "P-256"
+        assert jwk["alg"] == "ES256"
+        assert jwk["use"] == "sig"
+        assert "d" not in jwk
+        numbers = key.public_key().public_numbers()
+        assert int.from_bytes(unb64url(jwk["x"]), "big") == numbers.x
+        assert int.from_bytes(unb64url(jwk["y"]), "big") == numbers.y
+        assert len(unb64url(jwk["x"])) == len(unb64url(jwk["y"])) == 32
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA"])
+def test_a_client_can_verify_tokens_with_the_published_jwks(settings, user, algorithm):
+    use_keys(settings, algorithm, new_key(algorithm))
+    token = open_session(user).access_token
+    keys = {jwk["kid"]: jwk for jwk in Client().get(JWKS_URL).json()["keys"]}
+    jwk = keys[jwt.get_unverified_header(token)["kid"]]
+    claims = jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=[algorithm], audience=settings.JWT_AUDIENCE)
+    assert claims["sid"]
+
+
+def test_jwks_is_not_found_with_hs256(settings):
+    settings.JWT_ALGORITHM = "HS256"
+    response = Client().get(JWKS_URL)
+    assert response.status_code == 404
+    assert settings.JWT_SIGNING_KEY not in response.content.decode()
+
+
+# --- Misconfigured keys are refused at load ---------------------------------------------------
+
+
+def test_hs256_key_of_32_bytes_is_accepted(settings):
+    use_keys(settings, "HS256", "k" * 32)
+    assert key_ring().algorithm == "HS256"
+
+
+@pytest.mark.parametrize("secret", ["k" * 31, "short", ""])
+def test_hs256_key_shorter_than_32_bytes_is_refused(settings, secret):
+    use_keys(settings, "HS256", secret)
+    with pytest.raises(ImproperlyConfigured):
+        key_ring()
+
+
+def test_hs256_key_equal_to_secret_key_is_refused(settings):
+    use_keys(settings, "HS256", settings.SECRET_KEY)
+    with pytest.raises(ImproperlyConfigured):
+        key_ring()
+
+
+def test_changing_secret_key_to_the_jwt_key_is_noticed(settings):
+    key_ring()  # cached while the configuration is fine
+    settings.SECRET_KEY = settings.JWT_SIGNING_KEY
+    with pytest.raises(ImproperlyConfigured):
+        key_ring()
+
+
+@pytest.mark.parametrize("fallback", ["k" * 31, "SECRET_KEY"])
+def test_bad_hs256_fallback_is_refused(settings, fallback):
+    use_keys(settings, "HS256", K1, fallbacks=[settings.SECRET_KEY if fallback == "SECRET_KEY" else fallback])
+    with pytest.raises(ImproperlyConfigured):
+        key_ring()
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "HS512", "none", ""])
+def test_unsupported_algorithm_is_refused(settings, algorithm):
+    settings.JWT_ALGORITHM = algorithm
+    with pytest.raises(ImproperlyConfigured):
+        key_ring()
+
+
+def _rsa_pem() -> str:
+    return pem_private(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "make_pem"),
+    [
+        ("ES256", lambda: pem_private(ed25519.Ed25519PrivateKey.generate())),
+        ("EdDSA", lambda: pem_private(ec.generate_private_key(ec.SECP256R1()))),
+        ("ES256", lambda: pem_private(ec.generate_private_key(ec.SECP384R1()))),
+        ("ES256", _rsa_pem),
+        ("EdDSA", _rsa_pem),
+        ("EdDSA", lambda: "not a pem at all"),
+        ("ES256", lambda: pem_public(ec.generate_private_key(ec.SECP256R1()))),
+        ("EdDSA", lambda: "a-long-enough-hmac-secret-is-no-pem-key-0000"),
+    ],
+    ids=["ES256-ed25519", "EdDSA-p256", "ES256-p384", "ES256-rsa", "EdDSA-rsa", "garbage", "public-as-signing", "hmac"],
+)
+def test_pem_of_the_wrong_kind_is_refused(settings, algorithm, make_pem):
+    settings.JWT_ALGORITHM = algorithm
+    settings.JWT_SIGNING_KEY = make_pem()
+    settings.JWT_VERIFYING_KEY_FALLBACKS = []
+    with pytest.raises(ImproperlyConfigured):
+        key_ring()
+
+
+def test_fallback_of_the_wrong_key_type_is_refused(settings):
+    use_keys(settings, "EdDSA", new_key("EdDSA"), fallbacks=[pem_public(new_key("ES256"))])
+    with pytest.raises(ImproperlyConfigured):
+        key_ring()
+
+
+# --- Immediate revocation ---------------------------------------------------------------------
+
+
+def test_logout_endpoint_refuses_the_access_token_at_once(user):
+    client = Client(enforce_csrf_checks=True)
+    access = api_login(client)["access"]
+    assert get_me(access).status_code == 200  # the cache now says "live"
+    response = client.post(LOGOUT_URL, HTTP_X_CSRFTOKEN=csrf_token(client))
+    assert response.status_code == 204
+    assert_refused(get_me(access), code="session_ended")
+
+
+def test_logout_without_csrf_header_leaves_the_session_live(user):
+    client = Client(enforce_csrf_checks=True)
+    access = api_login(client)["access"]
+    csrf_token(client)
+    response = client.post(LOGOUT_URL)
+    assert response.status_code == 403
+    assert response.json()["code"] == "csrf_failed"
+    assert get_me(access).status_code == 200
+
+
+def test_deleting_a_session_through_the_api_refuses_its_token_at_once(user):
+    laptop, phone = open_session(user), open_session(user)
+    assert get_me(laptop.access_token).status_code == 200
+    response = Client(enforce_csrf_checks=True).delete(
+        f"{SESSIONS_URL}{laptop.session.pk}/", HTTP_AUTHORIZATION=f"Bearer {phone.access_token}"
+    )
+    assert response.status_code == 204
+    assert_refused(get_me(laptop.access_token), code="session_ended")
+    assert get_me(phone.access_token).status_code == 200
+
+
+def test_deleting_ones_own_session_refuses_the_token_that_asked(user):
+    issued = open_session(user)
+    response = Client(enforce_csrf_checks=True).delete(
+        f"{SESSIONS_URL}{issued.session.pk}/", HTTP_AUTHORIZATION=f"Bearer {issued.access_token}"
+    )
+    assert response.status_code == 204
+    assert_refused(get_me(issued.access_token), code="session_ended")
+
+
+def test_deleting_another_users_session_is_not_found_and_changes_nothing(make_user, user):
+    victim = open_session(make_user(email="bob@example.com"))
+    attacker = open_session(user)
+    response = Client(enforce_csrf_checks=True).delete(
+        f"{SESSIONS_URL}{victim.session.pk}/", HTTP_AUTHORIZATION=f"Bearer {attacker.access_token}"
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert get_me(victim.access_token).status_code == 200
+
+
+def test_revoke_others_refuses_every_other_token_at_once(user):
+    keep, other1, other2 = open_session(user), open_session(user), open_session(user)
+    for issued in (keep, other1, other2):
+        assert get_me(issued.access_token).status_code == 200
+    response = Client(enforce_csrf_checks=True).post(
+        f"{SESSIONS_URL}revoke-others/", HTTP_AUTHORIZATION=f"Bearer {keep.access_token}"
+    )
+    assert response.status_code == 204
+    assert get_me(keep.access_token).status_code == 200
+    assert_refused(get_me(other1.access_token), code="session_ended")
+    assert_refused(get_me(other2.access_token), code="session_ended")
+
+
+def test_end_user_sessions_refuses_every_token_at_once(make_user, user):
+    first, second = open_session(user), open_session(user)
+    bystander = open_session(make_user(email="bob@example.com"))
+    for issued in (first, second, bystander):
+        assert get_me(issued.access_token).status_code == 200
+    assert end_user_sessions(user=user, reason="ended_by_staff") == 2
+    assert_refused(get_me(first.access_token), code="session_ended")
+    assert_refused(get_me(second.access_token), code="session_ended")
+    assert get_me(bystander.access_token).status_code == 200
+
+
+def test_password_reset_through_the_api_refuses_the_token_at_once(user, mailoutbox):
+    issued = open_session(user)
+    assert get_me(issued.access_token).status_code == 200
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/api/auth/password/reset/", {"email": user.email}, content_type="application/json")
+    assert response.status_code == 202
+    link = next(link for link in links_in(mailoutbox[-1]) if "/password/reset/" in link)
+    response = client.post(
+        "/api/auth/password/reset/confirm/",
+        {"token": token_from_link(link), "password": NEW_PASSWORD},
+        content_type="application/json",
+    )
+    assert response.status_code == 204
+    assert_refused(get_me(issued.access_token), code="session_ended")
+
+
+def test_failed_password_reset_leaves_the_token_working(user):
+    issued = open_session(user)
+    response = Client(enforce_csrf_checks=True).post(
+        "/api/auth/password/reset/confirm/",
+        {"token": "A" * 43, "password": NEW_PASSWORD},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert get_me(issued.access_token).status_code == 200
+
+
+def test_password_reset_flow_refuses_the_token_at_once(user, settings):
+    issued = open_session(user)
+    assert get_me(issued.access_token).status_code == 200
+    raw = issue_token(model=PasswordResetToken, user=user, lifetime_seconds=settings.ACCOUNTS_PASSWORD_RESET_TIMEOUT)
+    reset_password(token=raw, password=NEW_PASSWORD)
+    assert_refused(get_me(issued.access_token), code="session_ended")
+
+
+def test_deactivate_user_refuses_the_token_at_once(user):
+    issued = open_session(user)
+    assert get_me(issued.access_token).status_code == 200
+    assert deactivate_user(user=user) == 1
+    assert_refused(get_me(issued.access_token), code="session_ended")
+
+
+class _FormFields(HTMLParser):
+    """What a browser would submit from the form with the given id (submit button excluded)."""
+
+    def __init__(self, form_id: str):
+        super().__init__()
+        self.form_id = form_id
+        self.inside = False
+        self.select: str | None = None
+        self.textarea: str | None = None
+        self.fields: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.inside = attrs.get("id") == self.form_id
+        if not self.inside:
+            return
+        name = attrs.get("name")
+        if tag == "input" and name and "disabled" not in attrs:
+            kind = attrs.get("type", "text")
+            if kind in ("submit", "button", "file", "image", "reset"):
+                return
+            if kind in ("checkbox", "radio") and "checked" not in attrs:
+                return
+            self.fields.append((name, attrs.get("value", "on" if kind == "checkbox" else "")))
+        elif tag == "select" and name:
+            self.select = name
+        elif tag == "option" and self.select and "selected" in attrs:
+            self.fields.append((self.select, attrs.get("value", "")))
+        elif tag == "textarea" and name:
+            self.textarea = name
+            self.fields.append((name, ""))
+
+    def handle_data(self, data):
+        if self.inside and self.textarea:
+            name, value = self.fields[-1]
+            self.fields[-1] = (name, value + data)
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.inside = False
+        elif tag == "select":
+            self.select = None
+        elif tag == "textarea":
+            self.textarea = None
+
+
+def admin_change_form(client: Client, user) -> dict:
+    page = client.get(f"/admin/accounts/user/{user.pk}/change/")
+    assert page.status_code == 200
+    parser = _FormFields("user_form")
+    parser.feed(page.content.decode())
+    data: dict = {}
+    for name, value in parser.fields:
+        data.setdefault(name, []).append(value)
+    assert "csrfmiddlewaretoken" in data and "email" in data
+    return data
+
+
+@pytest.fixture
+def staff_client(admin_user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    return client
+
+
+def test_deactivating_in_the_admin_refuses_the_token_at_once(staff_client, user):
+    issued = open_session(user)
+    assert get_me(issued.access_token).status_code == 200
+    data = admin_change_form(staff_client, user)
+    assert data.pop("is_active") == ["on"]  # uncheck "active"
+    response = staff_client.post(f"/admin/accounts/user/{user.pk}/change/", {**data, "_save": "Save"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    user.refresh_from_db()
+    assert user.is_active is False
+    session = DeviceSession.objects.get(pk=issued.session.pk)
+    assert session.revoked_at is not None
+    assert session.revoked_reason == "user_deactivated"
+    assert_refused(get_me(issued.access_token), code="session_ended")
+
+
+def test_other_admin_edits_leave_the_sessions_live(staff_client, user):
+    issued = open_session(user)
+    data = admin_change_form(staff_client, user)
+    data["name"] = ["Alice Renamed"]
+    response = staff_client.post(f"/admin/accounts/user/{user.pk}/change/", {**data, "_save": "Save"})
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.name == "Alice Renamed"
+    assert user.is_active is True
+    assert DeviceSession.objects.get(pk=issued.session.pk).revoked_at is None
+    assert get_me(issued.access_token).status_code == 200
+
+
+def test_deleting_the_user_in_the_admin_refuses_the_token_at_once(staff_client, user):
+    issued = open_session(user)
+    assert get_me(issued.access_token).status_code == 200  # the cache now says "live"
+    page = staff_client.get(f"/admin/accounts/user/{user.pk}/delete/")
+    assert page.status_code == 200
+    response = staff_client.post(
+        f"/admin/accounts/user/{user.pk}/delete/",
+        {"post": "yes"},
+        HTTP_X_CSRFTOKEN=staff_client.cookies["csrftoken"].value,
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert not DeviceSession.objects.filter(pk=issued.session.pk).exists()
+    assert_refused(get_me(issued.access_token), code="session_ended")
+
+
+# --- Revocation state: cache first, database when the cache cannot answer ---------------------------
+
+
+def test_warm_cache_answers_without_a_query(issued, django_assert_num_queries):
+    session_id = str(issued.session.pk)
+    with django_assert_num_queries(1):
+        assert is_session_live(session_id) is True
+    with django_assert_num_queries(0):
+        assert is_session_live(session_id) is True
+
+
+def test_ended_session_is_answered_from_the_cache_without_a_query(user, issued, django_assert_num_queries):
+    assert is_session_live(issued.session.pk) is True
+    end_user_sessions(user=user, reason="logout")
+    with django_assert_num_queries(0):
+        assert is_session_live(issued.session.pk) is False
+
+
+def test_authenticating_a_request_costs_no_query_when_the_cache_is_warm(user, issued, django_assert_num_queries):
+    request = RequestFactory().get(ME_URL, HTTP_AUTHORIZATION=f"Bearer {issued.access_token}")
+    authentication = AccessTokenAuthentication()
+    authentication.authenticate(request)  # warms the cache
+    with django_assert_num_queries(0):
+        authenticated_user, token = authentication.authenticate(request)
+    assert authenticated_user.id == user.pk
+    assert authenticated_user.session_id == str(issued.session.pk)
+    assert token["sid"] == str(issued.session.pk)
+
+
+def test_empty_cache_after_revocation_lets_the_database_refuse(user, issued):
+    assert get_me(issued.access_token).status_code == 200
+    end_user_sessions(user=user, reason="logout")
+    cache.clear()
+    assert_refused(get_me(issued.access_token), code="session_ended")
+    assert is_session_live(issued.session.pk) is False
+
+
+def test_revocation_written_while_the_cache_was_empty_is_seen(user, issued):
+    cache.clear()
+    end_user_sessions(user=user, reason="logout")
+    cache.clear()
+    assert is_session_live(issued.session.pk) is False
+    assert is_session_live(issued.session.pk) is False  # and the cached answer agrees
+
+
+def test_inactive_user_with_cold_cache_is_refused_even_if_the_session_row_is_live(user, issued):
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    assert_refused(get_me(issued.access_token), code="session_ended")
+
+
+def _raise_connection_error(*args, **kwargs):
+    raise ConnectionError("cache unreachable")
+
+
+@pytest.fixture
+def broken_cache(monkeypatch):
+    from django.core.cache import caches
+
+    backend = caches["default"]
+    for method in ("get", "add", "set", "set_many", "get_many"):
+        monkeypatch.setattr(backend, method, _raise_connection_error)
+    return backend
+
+
+def test_cache_down_falls_back_to_the_database_for_a_live_session(
+    user, issued, broken_cache, django_assert_num_queries
+):
+    with django_assert_num_queries(1):
+        assert is_session_live(issued.session.pk) is True
+    assert get_me(issued.access_token).status_code == 200
+
+
+def test_cache_down_falls_back_to_the_database_for_an_ended_session(user, issued, broken_cache):
+    end_user_sessions(user=user, reason="logout")  # cannot publish to the cache either
+    assert DeviceSession.objects.get(pk=issued.session.pk).revoked_at is not None
+    assert is_session_live(issued.session.pk) is False
+    assert_refused(get_me(issued.access_token), code="session_ended")
+
+
+def test_cache_down_never_answers_live_for_unknown_sessions(user, broken_cache):
+    assert is_session_live(uuid.uuid4()) is False
+    assert is_session_live("not-a-uuid") is False
+
+
+def test_cache_that_only_fails_to_store_still_answers_correctly(user, issued, monkeypatch):
+    from django.core.cache import caches
+
+    monkeypatch.setattr(caches["default"], "add", _raise_connection_error)
+    assert is_session_live(issued.session.pk) is True
+    end_user_sessions(user=user, reason="logout")
+    assert is_session_live(issued.session.pk) is False
