@@ -23,7 +23,7 @@ from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 # RFC 9068: the media type of OAuth 2.0 JWT access tokens.
-ACCESS_TOKEN_TYPE = "at+jwt"
+ACCESS_TOKEN_TYPE = "at+jwt"  # nosec B105: a media type, not a secret
 REQUIRED_CLAIMS = ["sub", "sid", "jti", "iat", "exp", "iss", "aud"]
 MIN_HMAC_KEY_BYTES = 32  # 256 bits
 
@@ -191,7 +191,7 @@ def token_backend() -> KeyRingTokenBackend:
 class AccessToken(Token):
     """A short-lived access token naming a user (``sub``) and a device session (``sid``)."""
 
-    token_type = "access"
+    token_type = "access"  # nosec B105: the token kind, not a secret
 
     @property
     def lifetime(self) -> timedelta:  # type: ignore[override]

@@ -1,6 +1,9 @@
 """Django app configuration for accounts."""
 
+import logging
+
 from django.apps import AppConfig
+from django.conf import settings
 from django.contrib.admin import apps as admin_apps
 
 
@@ -12,6 +15,12 @@ class AccountsConfig(AppConfig):
     def ready(self):
         # Registers the OpenAPI description of the access-token authentication.
         from accounts.api import schema  # noqa: F401
+
+        if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+            logging.getLogger("accounts").warning(
+                "Rate limits and session revocation use the local-memory cache: each process counts "
+                "for itself. Set REDIS_URL to share them across processes and hosts."
+            )
 
 
 class AccountsAdminConfig(admin_apps.AdminConfig):

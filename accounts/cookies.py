@@ -3,6 +3,10 @@
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+# Sent on sign-out: the browser drops this site's cookies, storage and cache,
+# in every tab.
+CLEAR_SITE_DATA = '"cache", "cookies", "storage"'
+
 
 def set_refresh_cookie(response: HttpResponse, refresh_token: str) -> None:
     """HttpOnly, SameSite=Strict, Secure outside local development, and scoped

@@ -58,7 +58,7 @@ class SignUpForm(EmailCleaningMixin, NewPasswordMixin, forms.Form):
     password1 = password_field("Password", "new-password")
     password2 = password_field("Password again", "new-password")
 
-    field_for_flow_error = {"password": "password1"}
+    field_for_flow_error = {"password": "password1"}  # nosec B105: field names
 
 
 class SignInForm(EmailCleaningMixin, forms.Form):
@@ -86,7 +86,7 @@ class SetPasswordForm(NewPasswordMixin, forms.Form):
     password1 = password_field("New password", "new-password")
     password2 = password_field("New password again", "new-password")
 
-    field_for_flow_error = {"password": "password1"}
+    field_for_flow_error = {"password": "password1"}  # nosec B105: field names
 
 
 def add_flow_error(form: forms.Form, error: AccountError) -> None:
@@ -107,7 +107,7 @@ class PasswordChangeForm(NewPasswordMixin, forms.Form):
     password1 = password_field("New password", "new-password")
     password2 = password_field("New password again", "new-password")
 
-    field_for_flow_error = {"password": "password1"}
+    field_for_flow_error = {"password": "password1"}  # nosec B105: field names
 
 
 class EmailChangeForm(forms.Form):

@@ -1,10 +1,12 @@
-"""Middleware: tie page sessions to device sessions, and keep auth responses out of caches."""
+"""Middleware: tie page sessions to device sessions, answer rate limits, keep responses out of caches."""
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 
 from accounts.flows.signin import DEVICE_SESSION_KEY
+from accounts.rate_limits import RateLimited
 from accounts.revocation import is_session_live
 
 
@@ -38,4 +40,35 @@ class NoStoreMiddleware:
         response = self.get_response(request)
         if not request.path.startswith(self.static_prefix):
             patch_cache_control(response, no_store=True)
+        return response
+
+
+class RateLimitedPageMiddleware:
+    """A friendly 429 page, with Retry-After, for pages whose flow was rate limited
+    (the API answers its own JSON 429)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, RateLimited):
+            return None
+        minutes = max(1, round(exception.retry_after / 60))
+        response = render(request, "rate_limited.html", {"minutes": minutes}, status=429)
+        response["Retry-After"] = str(exception.retry_after)
+        return response
+
+
+class SecurityHeadersMiddleware:
+    """Headers Django does not set itself: the Content Security Policy."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
         return response

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.audit import recent_events_of
 from accounts.client_info import ClientInfo
-from accounts.cookies import clear_refresh_cookie, set_refresh_cookie
+from accounts.cookies import CLEAR_SITE_DATA, clear_refresh_cookie, set_refresh_cookie
 from accounts.exceptions import (
     AccountError,
     EmailNotVerified,
@@ -63,8 +63,8 @@ from accounts.user_agents import describe_user_agent
 
 # Emailed tokens are moved from the URL into the session before any form is
 # shown, so they do not linger in history, Referer headers or access logs.
-RESET_TOKEN_SESSION_KEY = "_password_reset_token"
-VERIFY_TOKEN_SESSION_KEY = "_email_verification_token"
+RESET_TOKEN_SESSION_KEY = "_password_reset_token"  # nosec B105: a session key name
+VERIFY_TOKEN_SESSION_KEY = "_email_verification_token"  # nosec B105: a session key name
 
 
 def no_referrer(view):
@@ -103,6 +103,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                 email=form.cleaned_data["email"],
                 password=form.cleaned_data["password1"],
                 name=form.cleaned_data["name"],
+                client=ClientInfo.from_request(request),
             )
         except AccountError as error:
             add_flow_error(form, error)
@@ -153,6 +154,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     messages.info(request, "You are signed out.")
     response = redirect(settings.LOGOUT_REDIRECT_URL)
     clear_refresh_cookie(response)
+    response["Clear-Site-Data"] = CLEAR_SITE_DATA
     return response
 
 
@@ -329,6 +331,7 @@ def delete_account_view(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Your account has been deleted.")
             response = redirect("home")
             clear_refresh_cookie(response)
+            response["Clear-Site-Data"] = CLEAR_SITE_DATA
             return response
     return render(request, "accounts/delete_account.html", {"form": form})
 
@@ -386,7 +389,7 @@ def verify_email_confirm(request: HttpRequest) -> HttpResponse:
 def resend_verification(request: HttpRequest) -> HttpResponse:
     form = EmailOnlyForm(request.POST or None, initial={"email": request.GET.get("email", "")})
     if request.method == "POST" and form.is_valid():
-        resend_verification_email(email=form.cleaned_data["email"])
+        resend_verification_email(email=form.cleaned_data["email"], client=ClientInfo.from_request(request))
         return redirect("accounts:resend_verification_done")
     return render(request, "accounts/resend_verification.html", {"form": form})
 

@@ -19,7 +19,7 @@ DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY and DEBUG:
-    SECRET_KEY = "insecure-local-development-key-never-use-in-production"  # noqa: S105
+    SECRET_KEY = "insecure-local-development-key-never-use-in-production"  # nosec B105: DEBUG only
 SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
@@ -33,6 +33,7 @@ SITE_NAME = env_str("SITE_NAME", "Todo")
 INSTALLED_APPS = [
     "accounts",
     "todos",
+    "corsheaders",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -48,12 +49,15 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "accounts.middleware.SecurityHeadersMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.DeviceSessionMiddleware",
     "accounts.middleware.NoStoreMiddleware",
+    "accounts.middleware.RateLimitedPageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -154,6 +158,25 @@ ACCOUNTS_EMAIL_VERIFICATION = env_str("ACCOUNTS_EMAIL_VERIFICATION", "mandatory"
 ACCOUNTS_PASSWORD_RESET_TIMEOUT = env_int("ACCOUNTS_PASSWORD_RESET_TIMEOUT", 60 * 60)
 ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT = env_int("ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT", 24 * 60 * 60)
 
+# --- Rate limits (django-ratelimit counters in the default cache) ------------
+
+# "count/period": s, m, h or d, optionally with a multiplier ("5/5m").
+ACCOUNTS_RATE_LIMITS = {
+    "sign_in_failures_per_account": env_str("RATE_LIMIT_SIGN_IN_PER_ACCOUNT", "5/5m"),
+    "sign_in_failures_per_ip": env_str("RATE_LIMIT_SIGN_IN_PER_IP", "30/m"),
+    "sign_up_per_ip": env_str("RATE_LIMIT_SIGN_UP_PER_IP", "10/h"),
+    "password_reset_mails_per_address": env_str("RATE_LIMIT_MAILS_PER_ADDRESS", "3/h"),
+    "password_reset_mails_per_ip": env_str("RATE_LIMIT_MAILS_PER_IP", "20/h"),
+    "verification_mails_per_address": env_str("RATE_LIMIT_MAILS_PER_ADDRESS", "3/h"),
+    "verification_mails_per_ip": env_str("RATE_LIMIT_MAILS_PER_IP", "20/h"),
+    "refresh_per_session": env_str("RATE_LIMIT_REFRESH_PER_SESSION", "60/m"),
+    "password_confirmation_per_user": env_str("RATE_LIMIT_PASSWORD_CHANGE_PER_USER", "5/m"),
+}
+RATELIMIT_HASH_ALGORITHM = "hashlib.sha256"
+# How many reverse proxies (load balancers) in front of the app append to
+# X-Forwarded-For. 0: the client address is REMOTE_ADDR and the header is ignored.
+ACCOUNTS_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
 # --- Device sessions, refresh and access tokens -------------------------------
 
 # Refresh tokens: opaque, rotated on every use, in an HttpOnly cookie.
@@ -181,7 +204,7 @@ JWT_SIGNING_KEY = env_str("JWT_SIGNING_KEY")
 if env_str("JWT_SIGNING_KEY_FILE"):
     JWT_SIGNING_KEY = Path(env_str("JWT_SIGNING_KEY_FILE")).read_text().strip()
 if not JWT_SIGNING_KEY and DEBUG:
-    JWT_SIGNING_KEY = "insecure-local-development-jwt-key-never-use-in-production"  # noqa: S105
+    JWT_SIGNING_KEY = "insecure-local-development-jwt-key-never-use-in-production"  # nosec B105: DEBUG only
 # Keys that are no longer used for signing but whose tokens stay valid until
 # the operator removes them: HS256 secrets (comma-separated) or PEM files.
 JWT_VERIFYING_KEY_FALLBACKS = env_list("JWT_VERIFYING_KEY_FALLBACKS") + [
@@ -200,7 +223,7 @@ SIMPLE_JWT = {
     "USER_ID_CLAIM": "sub",
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=JWT_ACCESS_TOKEN_LIFETIME),
     "AUTH_TOKEN_CLASSES": ("accounts.access_tokens.AccessToken",),
-    "TOKEN_USER_CLASS": "accounts.access_tokens.AccessTokenUser",
+    "TOKEN_USER_CLASS": "accounts.access_tokens.AccessTokenUser",  # nosec B105: a class path
     "UPDATE_LAST_LOGIN": False,
 }
 
@@ -208,7 +231,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api.authentication.AccessTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: a cross-site HTML form cannot produce it without a CORS preflight.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["accounts.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "accounts.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -238,6 +261,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "accounts.api.schema.document_common_errors",
+    ],
 }
 
 # --- Email ------------------------------------------------------------------
@@ -262,6 +289,9 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "sent-emails"))
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+# Render and send account emails on a worker thread, so that how long the
+# email provider takes never shows in response times (enumeration).
+ACCOUNTS_EMAIL_IN_BACKGROUND = env_bool("ACCOUNTS_EMAIL_IN_BACKGROUND", not DEBUG)
 
 # --- HTTP and cookies ---------------------------------------------------------
 
@@ -279,11 +309,29 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it
 # from clients), set SECURE_PROXY_SSL_HEADER=true.
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Every page and response: scripts, styles and everything else from this origin
+# only, no inline script, no plugins, no <base>, never framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+# Request bodies larger than this are refused with a 400 (the API's largest
+# field, a todo's notes, fits many times over).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
+
+# CORS is off unless origins are listed (the SPA is served by this site and
+# needs none); then only those origins, only for the API.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_CREDENTIALS = env_bool("CORS_ALLOW_CREDENTIALS", False)
 
 # --- Static files -----------------------------------------------------------
 

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts import exceptions as account_errors
+from accounts.rate_limits import RateLimited
 
 _STATUS_OF_ACCOUNT_ERROR = {
     account_errors.InvalidCredentials: status.HTTP_401_UNAUTHORIZED,
@@ -66,6 +67,10 @@ def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = Non
 
 
 def api_exception_handler(exc, context):
+    if isinstance(exc, RateLimited):
+        response = Response(error_body(exc.code, exc.message), status=status.HTTP_429_TOO_MANY_REQUESTS)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, account_errors.AccountError):
         code = _status_of(exc)
         fields = None

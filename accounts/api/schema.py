@@ -15,7 +15,7 @@ class AccessTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return build_bearer_security_scheme_object(
-            header_name="HTTP_AUTHORIZATION", token_prefix="Bearer", bearer_format="JWT"
+            header_name="HTTP_AUTHORIZATION", token_prefix="Bearer", bearer_format="JWT"  # nosec B106: a scheme name
         )
 
 
@@ -38,3 +38,31 @@ def csrf_header_parameter() -> OpenApiParameter:
         required=True,
         description="The value of the `csrftoken` cookie (see GET /api/auth/csrf/).",
     )
+
+
+def document_common_errors(result, generator, request, public):
+    """drf-spectacular post-processing: every operation may also answer any other
+    error (a malformed body, an unsupported media type, a rate limit, …) in the
+    common error shape, so the schema promises nothing the API does not keep."""
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            responses.setdefault(
+                "429",
+                {
+                    "description": "`rate_limited`: too many attempts; see the Retry-After header.",
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
+                    "content": {"application/json": {"schema": error_ref}},
+                },
+            )
+            responses.setdefault(
+                "default",
+                {
+                    "description": "Any other error, in the common error shape.",
+                    "content": {"application/json": {"schema": error_ref}},
+                },
+            )
+    return result

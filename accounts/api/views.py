@@ -34,7 +34,7 @@ from accounts.api.serializers import (
 )
 from accounts.audit import recent_events_of
 from accounts.client_info import ClientInfo
-from accounts.cookies import clear_refresh_cookie, read_refresh_cookie, set_refresh_cookie
+from accounts.cookies import CLEAR_SITE_DATA, clear_refresh_cookie, read_refresh_cookie, set_refresh_cookie
 from accounts.exceptions import RefreshTokenInvalid
 from accounts.flows.account_deletion import delete_account
 from accounts.flows.device_sessions import (
@@ -102,7 +102,7 @@ class RegisterView(PublicView):
         responses={202: MessageSerializer, 400: INVALID_INPUT},
     )
     def post(self, request: Request) -> Response:
-        sign_up(**_validated(RegisterSerializer, request))
+        sign_up(**_validated(RegisterSerializer, request), client=ClientInfo.from_request(request._request))
         return Response(
             {"detail": "Check your inbox to verify your email address."}, status=status.HTTP_202_ACCEPTED
         )
@@ -195,6 +195,7 @@ class LogoutView(PublicView):
             )
         response = Response(status=status.HTTP_204_NO_CONTENT)
         clear_refresh_cookie(response)
+        response["Clear-Site-Data"] = CLEAR_SITE_DATA
         return response
 
 
@@ -476,7 +477,9 @@ class EmailVerifyResendView(PublicView):
         responses={202: MessageSerializer, 400: INVALID_INPUT},
     )
     def post(self, request: Request) -> Response:
-        resend_verification_email(email=_validated(EmailSerializer, request)["email"])
+        resend_verification_email(
+            email=_validated(EmailSerializer, request)["email"], client=ClientInfo.from_request(request._request)
+        )
         return Response(
             {"detail": "If the address needs verifying, a new link is on its way."}, status=status.HTTP_202_ACCEPTED
         )

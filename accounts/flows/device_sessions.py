@@ -24,6 +24,7 @@ from accounts.exceptions import (
     SessionNotFound,
 )
 from accounts.models import USER_AGENT_MAX_LENGTH, DeviceSession, RotatedRefreshToken, User
+from accounts.rate_limits import PASSWORD_CONFIRM_USER, REFRESH_SESSION, RateLimited, hit, record_rate_limited
 from accounts.revocation import mark_sessions_ended
 from accounts.tokens import generate_token, hash_token, is_well_formed
 
@@ -84,8 +85,32 @@ def rotate_refresh_token(*, refresh_token: object, ip_address: str | None, user_
     """
     if not is_well_formed(refresh_token):
         raise RefreshTokenInvalid
-    presented_hash = hash_token(refresh_token)
+    client = ClientInfo(ip_address=ip_address, user_agent=user_agent)
+    try:
+        return _rotate(presented_hash=hash_token(refresh_token), client=client)
+    except _RefreshLimited as limited:
+        record_rate_limited(REFRESH_SESSION, client=client, user=limited.user)
+        raise limited.error from None
+
+
+class _RefreshLimited(Exception):
+    """Leaves the refresh transaction (rolling it back) when the session is over its limit."""
+
+    def __init__(self, error: RateLimited, user: User):
+        super().__init__(error.message)
+        self.error, self.user = error, user
+
+
+def _limit_refresh(session: DeviceSession) -> None:
+    try:
+        hit(REFRESH_SESSION, f"session:{session.pk}", record=False)
+    except RateLimited as error:
+        raise _RefreshLimited(error, session.user) from None
+
+
+def _rotate(*, presented_hash: str, client: ClientInfo) -> IssuedTokens:
     now = timezone.now()
+    ip_address, user_agent = client.ip_address, client.user_agent
     reused_session_id = None
     with transaction.atomic():
         session = (
@@ -97,6 +122,7 @@ def rotate_refresh_token(*, refresh_token: object, ip_address: str | None, user_
         if session is not None:
             if not session.is_live(now) or not session.user.is_active:
                 raise RefreshTokenInvalid
+            _limit_refresh(session)
             new_refresh = generate_token()
             # Conditional, so that without row locks (SQLite) a lost race is
             # noticed instead of forking the session into two live tokens.
@@ -123,15 +149,11 @@ def rotate_refresh_token(*, refresh_token: object, ip_address: str | None, user_
             raise RefreshTokenInvalid
         grace = timedelta(seconds=settings.ACCOUNTS_REFRESH_REUSE_GRACE)
         if rotated.rotated_at == session.rotated_at and now - rotated.rotated_at <= grace:
+            _limit_refresh(session)
             access, access_expires_at = _access_token_for(session, session.user)
             return IssuedTokens(session=session, access_token=access, access_expires_at=access_expires_at, refresh_token=None)
         _end_sessions(DeviceSession.objects.filter(pk=session.pk), reason=EndReason.REFRESH_REUSE, now=now)
-        record_event(
-            kind=EventKind.REFRESH_REUSE_DETECTED,
-            user=session.user,
-            client=ClientInfo(ip_address=ip_address, user_agent=user_agent),
-            session=session.pk,
-        )
+        record_event(kind=EventKind.REFRESH_REUSE_DETECTED, user=session.user, client=client, session=session.pk)
         reused_session_id = session.pk
     logger.warning("Refresh token reuse detected; device session %s ended.", reused_session_id)
     raise RefreshTokenReused
@@ -226,7 +248,8 @@ def live_sessions(*, user: User | int) -> QuerySet[DeviceSession]:
 
 
 def confirm_password(*, user: User, password: str, field: str = "password") -> None:
-    """Check the current password again before a sensitive action."""
+    """Check the current password again before a sensitive action (limited per user)."""
+    hit(PASSWORD_CONFIRM_USER, f"user:{user.pk}", client=None)
     if not isinstance(password, str) or not user.check_password(password):
         raise InvalidPassword(field=field)
 

@@ -11,14 +11,22 @@ from accounts.flows.email_tokens import find_redeemable_token, issue_token, mark
 from accounts.flows.passwords import set_new_password, validate_new_password
 from accounts.mail import send_account_email, site_link
 from accounts.models import PasswordResetToken, User
+from accounts.rate_limits import RESET_MAIL_ADDRESS, RESET_MAIL_IP, RateLimitUnavailable, address_key, hit, ip_key
 
 
 def request_password_reset(*, email: str, client: ClientInfo | None = None) -> None:
     """Email a reset link if ``email`` belongs to an active account.
 
     Returns nothing and raises nothing in every case, so the caller answers the
-    same whether or not the address has an account.
+    same whether or not the address has an account. Past the per-address or
+    per-IP limit, RateLimited (alike for known and unknown addresses).
     """
+    client = client or ClientInfo()
+    try:
+        hit(RESET_MAIL_ADDRESS, address_key(email), client=client, email=email)
+        hit(RESET_MAIL_IP, ip_key(client.ip_address), client=client, email=email)
+    except RateLimitUnavailable:
+        return  # counters unreachable: send nothing rather than send unlimited
     user = User.objects.find_by_email(email)
     if user is None or not user.is_active:
         with transaction.atomic():

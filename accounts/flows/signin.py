@@ -10,18 +10,19 @@ from accounts.client_info import ClientInfo
 from accounts.exceptions import EmailNotVerified, InvalidCredentials, SessionNotFound
 from accounts.flows.device_sessions import EndReason, IssuedTokens, end_device_session, start_device_session
 from accounts.models import User
+from accounts.rate_limits import SIGN_IN_ACCOUNT, SIGN_IN_IP, address_key, check, count, ip_key
 
 # The device session behind a browser's Django session, so that ending the
 # device (from any device) also signs the pages out.
 DEVICE_SESSION_KEY = "_device_session_id"
 
 
-def _record_failure(*, request: HttpRequest | None, email: str, reason: str) -> None:
+def _record_failure(*, client: ClientInfo, email: str, reason: str) -> None:
     with transaction.atomic():
         record_event(
             kind=EventKind.SIGN_IN_FAILED,
             user=User.objects.find_by_email(email),
-            client=ClientInfo.from_request(request) if request is not None else None,
+            client=client,
             email=email,
             reason=reason,
         )
@@ -34,14 +35,20 @@ def authenticate_user(*, request: HttpRequest | None, email: str, password: str)
     password hasher runs exactly once in each case (Django's ModelBackend hashes
     the password against nothing when the address is unknown). Only after the
     password is proven right does an unverified address get its own error.
-    Every failure is written to the audit log.
+    Every failure is written to the audit log and counted against both the
+    address (known or not) and the client's IP; past either limit, RateLimited.
     """
+    client = ClientInfo.from_request(request) if request is not None else ClientInfo()
+    check(SIGN_IN_ACCOUNT, address_key(email), client=client, email=email)
+    check(SIGN_IN_IP, ip_key(client.ip_address), client=client, email=email)
     user = authenticate(request, username=email, password=password)
     if user is None:
-        _record_failure(request=request, email=email, reason=InvalidCredentials.code)
+        count(SIGN_IN_ACCOUNT, address_key(email))
+        count(SIGN_IN_IP, ip_key(client.ip_address))
+        _record_failure(client=client, email=email, reason=InvalidCredentials.code)
         raise InvalidCredentials
     if settings.ACCOUNTS_EMAIL_VERIFICATION == "mandatory" and not user.email_verified:
-        _record_failure(request=request, email=email, reason=EmailNotVerified.code)
+        _record_failure(client=client, email=email, reason=EmailNotVerified.code)
         raise EmailNotVerified(user)
     return user
 

@@ -3,6 +3,7 @@
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 
+from accounts.client_info import ClientInfo
 from accounts.email_address import InvalidEmailAddress, normalize_email
 from accounts.exceptions import InvalidEmail
 from accounts.flows.passwords import validate_new_password
@@ -10,14 +11,17 @@ from accounts.flows.profile import clean_display_name
 from accounts.flows.verification import send_verification_email
 from accounts.mail import send_account_email, site_link
 from accounts.models import User
+from accounts.rate_limits import SIGN_UP_IP, hit, ip_key
 
 
-def sign_up(*, email: str, password: str, name: str) -> None:
+def sign_up(*, email: str, password: str, name: str, client: ClientInfo | None = None) -> None:
     """Register ``email``, or tell the owner of an existing account that someone tried.
 
     Both outcomes return nothing, hash the password once and send one email,
     so the caller's answer is the same for a new and an existing address.
     """
+    client = client or ClientInfo()
+    hit(SIGN_UP_IP, ip_key(client.ip_address), client=client)
     try:
         canonical = normalize_email(email)
     except InvalidEmailAddress as error:

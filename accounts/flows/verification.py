@@ -11,6 +11,7 @@ from accounts.exceptions import TokenInvalid
 from accounts.flows.email_tokens import find_redeemable_token, issue_token, mark_token_used
 from accounts.mail import send_account_email, site_link
 from accounts.models import EmailVerificationToken, PasswordResetToken, User
+from accounts.rate_limits import VERIFY_MAIL_ADDRESS, VERIFY_MAIL_IP, RateLimitUnavailable, address_key, hit, ip_key
 
 Purpose = EmailVerificationToken.Purpose
 
@@ -42,12 +43,19 @@ def send_verification_email(*, user: User) -> None:
     )
 
 
-def resend_verification_email(*, email: str) -> None:
+def resend_verification_email(*, email: str, client: ClientInfo | None = None) -> None:
     """Send a new link if ``email`` belongs to an active, unverified account.
 
-    Returns nothing and raises nothing in every case, so that callers answer
-    identically whether or not the address has an account.
+    Returns nothing in every case, so that callers answer identically whether
+    or not the address has an account; past the per-address or per-IP limit,
+    RateLimited (alike for every address).
     """
+    client = client or ClientInfo()
+    try:
+        hit(VERIFY_MAIL_ADDRESS, address_key(email), client=client, email=email)
+        hit(VERIFY_MAIL_IP, ip_key(client.ip_address), client=client, email=email)
+    except RateLimitUnavailable:
+        return  # counters unreachable: send nothing rather than send unlimited
     user = User.objects.find_by_email(email)
     if user is not None and user.is_active and not user.email_verified:
         send_verification_email(user=user)

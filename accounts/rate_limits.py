@@ -1,0 +1,155 @@
+"""Rate limits shared by the pages and the API of each action (django-ratelimit counters).
+
+Counters live in the default cache: Redis in production, so every process and
+host shares them. Keys are keyed hashes (addresses) or grouped IPs, never the
+raw input. What happens when the cache cannot be reached is a deliberate choice
+per action (``on_cache_failure``):
+
+- ``allow``: the action goes ahead unlimited and the failure is logged. For
+  sign-in, sign-up and refresh, where refusing everyone would be an outage and
+  Argon2's cost still slows guessing.
+- ``deny``: the action is refused. For confirming the current password while
+  signed in (a stolen session must not get unlimited guesses).
+- ``skip``: the request is answered as usual but its email is not sent. For
+  reset and verification mails, so an outage cannot be used to flood inboxes
+  and the answer still reveals nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from django.conf import settings
+from django.db import transaction
+from django_ratelimit.core import get_usage
+
+from accounts.audit import EventKind, email_fingerprint, record_event
+from accounts.client_info import ClientInfo
+
+logger = logging.getLogger(__name__)
+
+
+class RateLimited(Exception):
+    """Too many attempts; try again in ``retry_after`` seconds."""
+
+    code = "rate_limited"
+    message = "Too many attempts. Please wait a little and try again."
+
+    def __init__(self, retry_after: int):
+        super().__init__(self.message)
+        self.retry_after = max(1, int(retry_after))
+
+
+class RateLimitUnavailable(Exception):
+    """The counters could not be read and the action's policy is ``skip``."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str
+    on_cache_failure: Literal["allow", "deny", "skip"]
+
+    @property
+    def rate(self) -> str:
+        return settings.ACCOUNTS_RATE_LIMITS[self.name]
+
+
+SIGN_IN_ACCOUNT = Limit("sign_in_failures_per_account", "allow")
+SIGN_IN_IP = Limit("sign_in_failures_per_ip", "allow")
+SIGN_UP_IP = Limit("sign_up_per_ip", "allow")
+RESET_MAIL_ADDRESS = Limit("password_reset_mails_per_address", "skip")
+RESET_MAIL_IP = Limit("password_reset_mails_per_ip", "skip")
+VERIFY_MAIL_ADDRESS = Limit("verification_mails_per_address", "skip")
+VERIFY_MAIL_IP = Limit("verification_mails_per_ip", "skip")
+REFRESH_SESSION = Limit("refresh_per_session", "allow")
+PASSWORD_CONFIRM_USER = Limit("password_confirmation_per_user", "deny")
+
+
+def ip_key(ip_address: str | None) -> str:
+    """The client's address as a limit key: IPv6 grouped by /64 (one subscriber's
+    network), IPv4 as is."""
+    if not ip_address:
+        return "ip:unknown"
+    address = ipaddress.ip_address(ip_address)
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return f"ip4:{address.ipv4_mapped}"
+        return "ip6:" + str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
+    return f"ip4:{address}"
+
+
+def address_key(email: str) -> str:
+    """The same for known and unknown addresses, so limits reveal nothing."""
+    return "email:" + email_fingerprint(email)
+
+
+_UNLIMITED = {"count": 0, "limit": 1, "time_left": 0}
+
+
+def _usage(limit: Limit, key: str, *, increment: bool) -> dict | None:
+    """django-ratelimit's counter, or None if the cache could not be reached."""
+    if not getattr(settings, "RATELIMIT_ENABLE", True):
+        return _UNLIMITED  # switched off (benchmarks); never in production
+    try:
+        usage = get_usage(None, group=limit.name, key=lambda _group, _request: key, rate=limit.rate, increment=increment)
+    except Exception as error:  # the cache backend's own errors (Redis down, timeouts)
+        logger.error("Rate-limit counter %s unavailable: %s", limit.name, type(error).__name__)
+        return None
+    if usage is None or usage.get("time_left") == -1:  # django-ratelimit's "could not count"
+        logger.error("Rate-limit counter %s unavailable.", limit.name)
+        return None
+    return usage
+
+
+def record_rate_limited(limit: Limit, *, client: ClientInfo | None = None, email: str | None = None, user=None) -> None:
+    """The audit event of a refused attempt, in its own transaction."""
+    with transaction.atomic():
+        record_event(kind=EventKind.RATE_LIMITED, user=user, client=client, email=email, limit=limit.name)
+
+
+def _refuse(limit: Limit, usage: dict, *, client: ClientInfo | None, email: str | None, record: bool) -> RateLimited:
+    if record:
+        record_rate_limited(limit, client=client, email=email)
+    return RateLimited(retry_after=math.ceil(usage["time_left"]) if usage["time_left"] > 0 else 1)
+
+
+def _on_failure(limit: Limit) -> None:
+    if limit.on_cache_failure == "deny":
+        raise RateLimited(retry_after=60)
+    if limit.on_cache_failure == "skip":
+        raise RateLimitUnavailable(limit.name)
+
+
+def check(limit: Limit, key: str, *, client: ClientInfo | None = None, email: str | None = None) -> None:
+    """Refuse if the counter has already reached the limit (does not count this attempt)."""
+    usage = _usage(limit, key, increment=False)
+    if usage is None:
+        _on_failure(limit)
+        return
+    if usage["count"] >= usage["limit"]:
+        raise _refuse(limit, usage, client=client, email=email, record=True)
+
+
+def count(limit: Limit, key: str) -> None:
+    """Count one attempt (a failure, for limits that count only failures)."""
+    _usage(limit, key, increment=True)
+
+
+def hit(
+    limit: Limit, key: str, *, client: ClientInfo | None = None, email: str | None = None, record: bool = True
+) -> None:
+    """Count this attempt and refuse it if it goes over the limit.
+
+    ``record=False`` inside a transaction that the refusal will roll back: the
+    caller then records the event itself with record_rate_limited().
+    """
+    usage = _usage(limit, key, increment=True)
+    if usage is None:
+        _on_failure(limit)
+        return
+    if usage["count"] > usage["limit"]:
+        raise _refuse(limit, usage, client=client, email=email, record=record)
