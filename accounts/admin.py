@@ -179,6 +179,12 @@ class UserAdmin(DjangoUserAdmin):
             staff_delete_user(staff=request.user, user=user, client=client)
 
     def _run(self, request: HttpRequest, queryset: QuerySet[User], action, done: str) -> None:
+        if not request.user.is_superuser:
+            # Support helps users; only superusers act on staff accounts.
+            skipped = queryset.filter(is_staff=True).count() + queryset.filter(is_staff=False, is_superuser=True).count()
+            queryset = queryset.filter(is_staff=False, is_superuser=False)
+            if skipped:
+                self.message_user(request, f"Skipped {skipped} staff account(s): only superusers act on staff.", messages.WARNING)
         client = ClientInfo.from_request(request)
         count = sum(1 for user in queryset if action(staff=request.user, user=user, client=client) is not False)
         self.message_user(request, f"{done}: {count} user(s).", messages.SUCCESS)
@@ -253,6 +259,8 @@ class DeviceSessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def end_sessions(self, request, queryset):
         client = ClientInfo.from_request(request)
         ended = 0
+        if not request.user.is_superuser:
+            queryset = queryset.filter(user__is_staff=False, user__is_superuser=False)
         for session in queryset.filter(revoked_at__isnull=True):
             end_device_session(
                 user=session.user_id,

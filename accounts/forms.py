@@ -107,7 +107,7 @@ class PasswordChangeForm(NewPasswordMixin, forms.Form):
     password1 = password_field("New password", "new-password")
     password2 = password_field("New password again", "new-password")
 
-    field_for_flow_error = {"password": "password1"}  # nosec B105: field names
+    field_for_flow_error = {"new_password": "password1"}  # nosec B105: field names
 
 
 class EmailChangeForm(forms.Form):

@@ -1,10 +1,17 @@
 """Whether a device session is still live, answered from the shared cache.
 
-Every API request asks this, so the answer must not cost a database query:
-the state of each session is kept in the cache (Redis in production). When
-the cache has no entry (evicted, restarted, or never set) the database
-decides and the answer is cached; stale "live" answers cannot outlive a
-revocation because ending a session always overwrites the entry.
+Every API request asks this, so a live session must not cost a database
+query: the state of each session is kept in the cache (Redis in production).
+
+- "live" in the cache is trusted. It can never outlive a revocation, because
+  ending a session overwrites the entry with "ended" (inside the ending
+  transaction, before it commits), and entries are only ever created with
+  add(), which does not overwrite.
+- "ended" is confirmed with the database, and never overwritten: if the
+  transaction that wrote it rolled back, the session is still live, and the
+  database says so. Only requests carrying an ended session's token pay for it.
+- No entry (evicted, restarted, never set): the database decides and the
+  answer is cached with add().
 """
 
 import logging
@@ -53,7 +60,7 @@ def is_session_live(session_id) -> bool:
     if state == _LIVE:
         return True
     if state == _ENDED:
-        return False
+        return _live_in_database(session_id)
     live = _live_in_database(session_id)
     try:
         # add(), not set(): never overwrite an "ended" written meanwhile.
@@ -64,7 +71,8 @@ def is_session_live(session_id) -> bool:
 
 
 def mark_sessions_ended(session_ids: Iterable) -> None:
-    """Publish that these sessions ended; call after the database change committed."""
+    """Publish that these sessions ended; call right after the database change,
+    inside its transaction (see the module docstring for why that is safe)."""
     entries = {_key(session_id): _ENDED for session_id in session_ids}
     if not entries:
         return

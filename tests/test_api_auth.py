@@ -707,7 +707,7 @@ def test_sessions_lists_the_callers_live_sessions_marking_the_current_one(client
     assert isinstance(sessions, list)
     assert {item["id"] for item in sessions} == {session_id_of(access_here), session_id_of(access_there)}
     for item in sessions:
-        assert set(item) == {"id", "created_at", "last_used_at", "ip_address", "user_agent", "current"}
+        assert set(item) == {"id", "created_at", "last_used_at", "ip_address", "user_agent", "device", "current"}
         assert item["ip_address"] == "127.0.0.1"
     current = [item for item in sessions if item["current"]]
     assert len(current) == 1

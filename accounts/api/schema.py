@@ -2,8 +2,23 @@
 
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiParameter
+
+class BodyOnDeleteAutoSchema(AutoSchema):
+    """Documents the JSON body of DELETE operations too (deleting the account
+    needs the password), which drf-spectacular leaves out by default."""
+
+    def _get_request_body(self, direction="request"):
+        if self.method != "DELETE":
+            return super()._get_request_body(direction)
+        self.method = "POST"
+        try:
+            return super()._get_request_body(direction)
+        finally:
+            self.method = "DELETE"
+
 
 # Security requirement of the endpoints that the refresh cookie authenticates.
 REFRESH_COOKIE_AUTH = [{"refreshCookie": [], "csrfHeader": []}]

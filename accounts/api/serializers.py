@@ -6,6 +6,7 @@ from rest_framework import serializers
 from accounts.email_address import MAX_EMAIL_LENGTH, InvalidEmailAddress, normalize_email
 from accounts.flows.profile import NAME_MAX_LENGTH
 from accounts.models import DeviceSession
+from accounts.user_agents import describe_user_agent
 
 PASSWORD_INPUT_LIMIT = 4096
 TOKEN_INPUT_LIMIT = 256
@@ -107,13 +108,17 @@ class LoginResponseSerializer(AccessTokenSerializer):
 
 class DeviceSessionSerializer(serializers.ModelSerializer):
     current = serializers.SerializerMethodField(help_text="True for the session making this request.")
+    device = serializers.SerializerMethodField(help_text='Browser and OS read from the user agent, e.g. "Firefox 132 on Linux".')
 
     class Meta:
         model = DeviceSession
-        fields = ["id", "created_at", "last_used_at", "ip_address", "user_agent", "current"]
+        fields = ["id", "created_at", "last_used_at", "ip_address", "user_agent", "device", "current"]
 
     def get_current(self, session: DeviceSession) -> bool:
         return str(session.pk) == self.context.get("current_session_id")
+
+    def get_device(self, session: DeviceSession) -> str:
+        return describe_user_agent(session.user_agent)
 
 
 class MessageSerializer(serializers.Serializer):

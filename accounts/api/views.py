@@ -14,7 +14,12 @@ from rest_framework.views import APIView
 from accounts.access_tokens import key_ring
 from accounts.api.authentication import enforce_csrf
 from accounts.api.errors import ErrorSerializer, error_body
-from accounts.api.schema import REFRESH_COOKIE_AUTH, csrf_header_parameter, refresh_cookie_parameter
+from accounts.api.schema import (
+    REFRESH_COOKIE_AUTH,
+    BodyOnDeleteAutoSchema,
+    csrf_header_parameter,
+    refresh_cookie_parameter,
+)
 from accounts.api.serializers import (
     AccessTokenSerializer,
     DeviceSessionSerializer,
@@ -278,6 +283,7 @@ class RevokeOtherSessionsView(APIView):
 @extend_schema(tags=AUTH_TAG)
 class MeView(APIView):
     permission_classes = [IsAuthenticated]
+    schema = BodyOnDeleteAutoSchema()
 
     def _user(self, request: Request) -> User:
         try:

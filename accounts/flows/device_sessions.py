@@ -199,13 +199,13 @@ def end_device_session(
     client: ClientInfo | None = None,
     actor: User | None = None,
 ) -> None:
-    """End one of ``user``'s sessions; SessionNotFound if it is not theirs."""
+    """End one of ``user``'s live sessions; SessionNotFound if it is not theirs or already ended."""
     try:
         session_uuid = uuid.UUID(str(session_id))
     except ValueError:
         raise SessionNotFound from None
     user_id = user if isinstance(user, int) else user.pk
-    sessions = DeviceSession.objects.filter(pk=session_uuid, user_id=user_id)
+    sessions = DeviceSession.objects.filter(pk=session_uuid, user_id=user_id, revoked_at__isnull=True)
     if not sessions.exists():
         raise SessionNotFound
     with transaction.atomic():

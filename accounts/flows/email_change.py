@@ -10,7 +10,7 @@ from accounts.exceptions import EmailUnchanged, InvalidEmail
 from accounts.flows.device_sessions import confirm_password, mark_reauthenticated
 from accounts.flows.verification import Purpose, issue_verification_link
 from accounts.mail import send_account_email, site_link
-from accounts.models import User
+from accounts.models import EmailVerificationToken, User
 
 
 def request_email_change(
@@ -37,7 +37,12 @@ def request_email_change(
     with transaction.atomic():
         mark_reauthenticated(session_id=session_id)
         record_event(kind=EventKind.EMAIL_CHANGE_REQUESTED, user=user, client=client)
-        link = None if owner else issue_verification_link(user=user, email=canonical, purpose=Purpose.CHANGE)
+        if owner is None:
+            link = issue_verification_link(user=user, email=canonical, purpose=Purpose.CHANGE)
+        else:
+            # The newest request wins either way: an older link to another address stops working.
+            EmailVerificationToken.objects.filter(user=user, purpose=Purpose.CHANGE, used_at__isnull=True).delete()
+            link = None
     if owner is None:
         send_account_email(
             template="email_change_confirm",

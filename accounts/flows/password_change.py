@@ -4,6 +4,7 @@ from django.db import transaction
 
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
+from accounts.exceptions import PasswordRejected
 from accounts.flows.device_sessions import EndReason, confirm_password, end_user_sessions, mark_reauthenticated
 from accounts.flows.passwords import set_new_password, validate_new_password
 from accounts.mail import send_account_email, site_link
@@ -23,7 +24,10 @@ def change_password(
     Returns how many sessions ended. A notice goes to the account's address.
     """
     confirm_password(user=user, password=current_password, field="current_password")
-    validate_new_password(password=new_password, user=user)
+    try:
+        validate_new_password(password=new_password, user=user)
+    except PasswordRejected as error:
+        raise PasswordRejected(error.messages, field="new_password") from None
     with transaction.atomic():
         set_new_password(user=user, password=new_password)
         ended = end_user_sessions(user=user, reason=EndReason.PASSWORD_CHANGED, keep_session_id=session_id, record=False)
