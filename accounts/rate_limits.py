@@ -114,7 +114,9 @@ def record_rate_limited(limit: Limit, *, client: ClientInfo | None = None, email
 def _refuse(limit: Limit, usage: dict, *, client: ClientInfo | None, email: str | None, record: bool) -> RateLimited:
     if record:
         record_rate_limited(limit, client=client, email=email)
-    return RateLimited(retry_after=math.ceil(usage["time_left"]) if usage["time_left"] > 0 else 1)
+    # django-ratelimit still counts the second at which the window ends as part
+    # of it: one second more, so that waiting exactly Retry-After succeeds.
+    return RateLimited(retry_after=max(1, math.ceil(usage["time_left"]) + 1))
 
 
 def _on_failure(limit: Limit) -> None:

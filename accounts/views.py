@@ -307,7 +307,12 @@ def reauthenticate_view(request: HttpRequest) -> HttpResponse:
             session_id = str(start_api_session(request=request, user=request.user).session.pk)
             request.session[DEVICE_SESSION_KEY] = session_id
         try:
-            reauthenticate(user=request.user, session_id=session_id, password=form.cleaned_data["password"])
+            reauthenticate(
+                user=request.user,
+                session_id=session_id,
+                password=form.cleaned_data["password"],
+                client=ClientInfo.from_request(request),
+            )
         except AccountError as error:
             add_flow_error(form, error)
         else:

@@ -399,7 +399,10 @@ class ReauthenticateView(APIView):
     def post(self, request: Request) -> Response:
         data = _validated(PasswordSerializer, request)
         reauthenticate(
-            user=User.objects.get(pk=request.user.id), session_id=request.user.session_id, password=data["password"]
+            user=User.objects.get(pk=request.user.id),
+            session_id=request.user.session_id,
+            password=data["password"],
+            client=ClientInfo.from_request(request._request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -15,7 +15,7 @@ def delete_account(*, user: User, password: str, client: ClientInfo | None = Non
 
     The audit log keeps the event, tied to a keyed hash of the address only.
     """
-    confirm_password(user=user, password=password)
+    confirm_password(user=user, password=password, client=client)
     email, name, user_id = user.email, user.name, user.pk
     with transaction.atomic():
         session_ids = list(DeviceSession.objects.filter(user=user).values_list("pk", flat=True))

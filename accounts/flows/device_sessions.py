@@ -247,9 +247,15 @@ def live_sessions(*, user: User | int) -> QuerySet[DeviceSession]:
     ).order_by("-last_used_at")
 
 
-def confirm_password(*, user: User, password: str, field: str = "password") -> None:
+def confirm_password(
+    *, user: User, password: str, field: str = "password", client: ClientInfo | None = None
+) -> None:
     """Check the current password again before a sensitive action (limited per user)."""
-    hit(PASSWORD_CONFIRM_USER, f"user:{user.pk}", client=None)
+    try:
+        hit(PASSWORD_CONFIRM_USER, f"user:{user.pk}", record=False)
+    except RateLimited:
+        record_rate_limited(PASSWORD_CONFIRM_USER, client=client, user=user)
+        raise
     if not isinstance(password, str) or not user.check_password(password):
         raise InvalidPassword(field=field)
 
@@ -260,9 +266,9 @@ def mark_reauthenticated(*, session_id: object) -> None:
         DeviceSession.objects.filter(pk=session_id).update(authenticated_at=timezone.now())
 
 
-def reauthenticate(*, user: User, session_id: object, password: str) -> None:
+def reauthenticate(*, user: User, session_id: object, password: str, client: ClientInfo | None = None) -> None:
     """Password entry that opens the window for sensitive actions on this device."""
-    confirm_password(user=user, password=password)
+    confirm_password(user=user, password=password, client=client)
     mark_reauthenticated(session_id=session_id)
 
 

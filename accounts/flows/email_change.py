@@ -30,7 +30,7 @@ def request_email_change(
         canonical = normalize_email(new_email)
     except InvalidEmailAddress as error:
         raise InvalidEmail(str(error), field="new_email") from None
-    confirm_password(user=user, password=password)
+    confirm_password(user=user, password=password, client=client)
     if canonical == user.email:
         raise EmailUnchanged
     owner = User.objects.find_by_email(canonical)

@@ -23,7 +23,7 @@ def change_password(
 
     Returns how many sessions ended. A notice goes to the account's address.
     """
-    confirm_password(user=user, password=current_password, field="current_password")
+    confirm_password(user=user, password=current_password, field="current_password", client=client)
     try:
         validate_new_password(password=new_password, user=user)
     except PasswordRejected as error:
