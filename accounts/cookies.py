@@ -6,6 +6,10 @@ from django.http import HttpRequest, HttpResponse
 # Sent on sign-out: the browser drops this site's cookies, storage and cache,
 # in every tab.
 CLEAR_SITE_DATA = '"cache", "cookies", "storage"'
+# A harmless companion of the refresh cookie that scripts can see, so the SPA
+# knows whether trying a refresh makes sense (and does not fire a doomed 401
+# on every signed-out visit). It carries no secret.
+SESSION_HINT_COOKIE = "todo_has_session"
 
 
 def set_refresh_cookie(response: HttpResponse, refresh_token: str) -> None:
@@ -20,6 +24,15 @@ def set_refresh_cookie(response: HttpResponse, refresh_token: str) -> None:
         httponly=True,
         samesite="Strict",
     )
+    response.set_cookie(
+        SESSION_HINT_COOKIE,
+        "1",
+        max_age=settings.ACCOUNTS_REFRESH_ABSOLUTE_LIFETIME,
+        path="/",
+        secure=settings.ACCOUNTS_REFRESH_COOKIE_SECURE,
+        httponly=False,
+        samesite="Strict",
+    )
 
 
 def clear_refresh_cookie(response: HttpResponse) -> None:
@@ -28,6 +41,7 @@ def clear_refresh_cookie(response: HttpResponse) -> None:
         path=settings.ACCOUNTS_REFRESH_COOKIE_PATH,
         samesite="Strict",
     )
+    response.delete_cookie(SESSION_HINT_COOKIE, path="/", samesite="Strict")
 
 
 def read_refresh_cookie(request: HttpRequest) -> str | None:

@@ -2,19 +2,25 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import TemplateView
+from django.templatetags.static import static
+from django.utils.functional import lazy
+from django.views.generic import RedirectView, TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.api.views import jwks
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    # The todo single-page app: one HTML shell, everything else in static/app/.
+    path("app/", TemplateView.as_view(template_name="app.html"), name="app"),
     path("accounts/", include("accounts.urls")),
     path("api/auth/", include("accounts.api.urls")),
     path("api/todos/", include("todos.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path(".well-known/jwks.json", jwks, name="jwks"),
+    # Browsers ask for it on pages that name no icon (the admin, for one).
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,0 +1,156 @@
+// The access token (in memory only), its refresh through the HttpOnly cookie,
+// and coordination between tabs.
+//
+// The refresh token never reaches JavaScript: it lives in an HttpOnly cookie
+// scoped to /api/auth/. Tabs take a Web Lock around every refresh so they do
+// not race the rotation, and a BroadcastChannel tells every tab when one signs
+// in or out.
+
+const REFRESH_MARGIN_MS = 60_000; // refresh this long before the token expires
+const channel = "BroadcastChannel" in window ? new BroadcastChannel("todo-auth") : null;
+const listeners = new Set();
+
+let accessToken = null;
+let expiresAt = 0;
+let refreshTimer = null;
+
+export function onAuthChange(listener) {
+  listeners.add(listener);
+}
+
+function notify(state) {
+  for (const listener of listeners) listener(state);
+}
+
+export function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+export async function ensureCsrfCookie() {
+  if (!csrfToken()) {
+    await fetch("/api/auth/csrf/", { credentials: "same-origin" });
+  }
+  return csrfToken();
+}
+
+export function currentToken() {
+  return accessToken;
+}
+
+/** The server sets a script-visible hint next to the HttpOnly refresh cookie. */
+export function mayHaveSession() {
+  return /(?:^|;\s*)todo_has_session=1(?:;|$)/.test(document.cookie);
+}
+
+function store({ access, access_expires_at }) {
+  accessToken = access;
+  expiresAt = Date.parse(access_expires_at);
+  clearTimeout(refreshTimer);
+  const delay = Math.max(5_000, expiresAt - Date.now() - REFRESH_MARGIN_MS);
+  refreshTimer = setTimeout(() => { refresh(); }, delay);
+}
+
+function forget() {
+  accessToken = null;
+  expiresAt = 0;
+  clearTimeout(refreshTimer);
+}
+
+async function withRefreshLock(task) {
+  if (navigator.locks) {
+    return navigator.locks.request("todo-auth-refresh", task);
+  }
+  return task();
+}
+
+/** Exchange the refresh cookie for a new access token. True if signed in. */
+export async function refresh() {
+  const tokenBefore = accessToken;
+  return withRefreshLock(async () => {
+    if (accessToken && accessToken !== tokenBefore) {
+      return true; // refreshed by a call that held the lock before us
+    }
+    const csrf = await ensureCsrfCookie();
+    let response;
+    try {
+      response = await fetch("/api/auth/refresh/", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": csrf },
+      });
+    } catch {
+      return accessToken !== null; // offline: keep what we have until it fails
+    }
+    if (response.ok) {
+      store(await response.json());
+      return true;
+    }
+    if (response.status === 429) {
+      return accessToken !== null;
+    }
+    const wasSignedIn = accessToken !== null;
+    forget();
+    if (wasSignedIn) notify("signed-out");
+    return false;
+  });
+}
+
+/** A token that is valid for a while yet, refreshing first if needed. */
+export async function freshToken() {
+  if (accessToken && expiresAt - Date.now() > REFRESH_MARGIN_MS / 2) return accessToken;
+  return (await refresh()) ? accessToken : null;
+}
+
+/** Sign in with email and password; returns the API's JSON (or throws its error). */
+export async function signIn(email, password) {
+  const response = await fetch("/api/auth/login/", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email, password }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(body.detail || "Sign-in failed.");
+    error.code = body.code;
+    error.status = response.status;
+    throw error;
+  }
+  store(body);
+  channel?.postMessage({ type: "signed-in" });
+  notify("signed-in");
+  return body;
+}
+
+/** End this device session everywhere: server, this tab, and every other tab. */
+export async function signOut() {
+  const csrf = await ensureCsrfCookie();
+  try {
+    await fetch("/api/auth/logout/", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": csrf },
+    });
+  } finally {
+    forget();
+    channel?.postMessage({ type: "signed-out" });
+    notify("signed-out");
+  }
+}
+
+/** This tab learned (from the API) that its session is gone. */
+export function sessionEnded() {
+  if (accessToken === null) return;
+  forget();
+  notify("signed-out");
+}
+
+channel?.addEventListener("message", async (event) => {
+  if (event.data?.type === "signed-out") {
+    forget();
+    notify("signed-out");
+  } else if (event.data?.type === "signed-in" && accessToken === null) {
+    if (await refresh()) notify("signed-in");
+  }
+});

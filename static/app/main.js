@@ -1,0 +1,62 @@
+// The todo single-page app: start-up, routing between views, sign-out.
+
+import { mayHaveSession, onAuthChange, refresh, signOut } from "./auth.js";
+import { renderDevices } from "./devices.js";
+import { show, h } from "./dom.js";
+import { renderSignIn } from "./signin.js";
+import { renderTodos } from "./todos.js";
+
+const nav = document.getElementById("app-nav");
+let signedIn = false;
+
+const routes = {
+  todos: () => renderTodos(),
+  devices: () => renderDevices({ onSignedOut: doSignOut }),
+};
+
+function currentRoute() {
+  const name = location.hash.replace(/^#\/?/, "");
+  return routes[name] ? name : "todos";
+}
+
+async function render() {
+  if (!signedIn) {
+    nav.hidden = true;
+    renderSignIn({ onSignedIn: () => { signedIn = true; render(); } });
+    return;
+  }
+  nav.hidden = false;
+  const route = currentRoute();
+  for (const link of nav.querySelectorAll("[data-route]")) {
+    if (link.dataset.route === route) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  await routes[route]();
+}
+
+async function doSignOut() {
+  await signOut();
+}
+
+onAuthChange((state) => {
+  const now = state === "signed-in";
+  if (now === signedIn) return;
+  signedIn = now;
+  if (!signedIn) {
+    show(
+      h("h1", {}, "You are signed out"),
+      h("p", {}, "Your session has ended on this device."),
+    );
+    nav.hidden = true;
+    setTimeout(render, 0);
+  } else {
+    render();
+  }
+});
+
+document.getElementById("sign-out").addEventListener("click", doSignOut);
+window.addEventListener("hashchange", () => { if (signedIn) render(); });
+
+// A browser that signed in on the HTML pages already holds the refresh cookie.
+signedIn = mayHaveSession() && (await refresh());
+await render();

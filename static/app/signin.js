@@ -1,0 +1,54 @@
+// The signed-out view: sign in through the API, or go to the sign-in page.
+
+import { signIn } from "./auth.js";
+import { h, show } from "./dom.js";
+
+export function renderSignIn({ onSignedIn }) {
+  const error = h("div", { class: "form-errors", role: "alert", hidden: true });
+  const email = h("input", { type: "email", id: "signin-email", name: "email", autocomplete: "email", required: true });
+  const password = h("input", {
+    type: "password", id: "signin-password", name: "password", autocomplete: "current-password", required: true,
+  });
+  const submit = h("button", { type: "submit" }, "Sign in");
+
+  async function onSubmit(event) {
+    event.preventDefault();
+    error.hidden = true;
+    submit.disabled = true;
+    try {
+      await signIn(email.value, password.value);
+      password.value = "";
+      onSignedIn();
+    } catch (failure) {
+      error.replaceChildren(h("p", {}, messageFor(failure)));
+      if (failure.code === "email_not_verified") {
+        error.append(h("p", {}, h("a", { href: "/accounts/verify-email/resend/" }, "Send a new verification link")));
+      }
+      error.hidden = false;
+      password.value = "";
+      password.focus();
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  show(
+    h("h1", {}, "Sign in to your todos"),
+    h("p", {}, "Signed in on this site already? ",
+      h("a", { href: "/accounts/login/?next=/app/" }, "Use the sign-in page"), " and you will come straight back."),
+    h("form", { class: "stack", onsubmit: onSubmit, novalidate: true },
+      error,
+      h("div", { class: "field" }, h("label", { for: "signin-email" }, "Email address"), email),
+      h("div", { class: "field" }, h("label", { for: "signin-password" }, "Password"), password),
+      submit,
+    ),
+    h("p", {}, h("a", { href: "/accounts/password/reset/" }, "Forgot your password?")),
+    h("p", {}, "New here? ", h("a", { href: "/accounts/signup/" }, "Create an account"), "."),
+  );
+}
+
+function messageFor(failure) {
+  if (failure.code === "rate_limited") return "Too many attempts. Please wait a little and try again.";
+  if (failure.code === "invalid_input") return "Enter your email address and password.";
+  return failure.message;
+}
