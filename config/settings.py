@@ -92,6 +92,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast when the database is unreachable: a 503 within seconds, never a hung worker.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 3))
+    if env_str("DATABASE_STATEMENT_TIMEOUT_MS"):
+        # Opt-in: Neon's pooled (PgBouncer) endpoint refuses startup options;
+        # set it on the role there instead (ALTER ROLE ... SET statement_timeout).
+        DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={env_str('DATABASE_STATEMENT_TIMEOUT_MS')}"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView, TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.api.views import jwks
+from accounts.health import healthz, readyz
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
@@ -19,6 +20,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path(".well-known/jwks.json", jwks, name="jwks"),
+    path("healthz/", healthz, name="healthz"),
+    path("readyz/", readyz, name="readyz"),
     # Browsers ask for it on pages that name no icon (the admin, for one).
     path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),

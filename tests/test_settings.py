@@ -203,7 +203,7 @@ def test_database_url_selects_postgresql_with_sslmode():
     assert loaded["ENGINE"] == "django.db.backends.postgresql"
     assert loaded["DB_NAME"] == "db"
     assert loaded["DB_HOST"] == "host"
-    assert loaded["DB_OPTIONS"] == {"sslmode": "require"}
+    assert loaded["DB_OPTIONS"] == {"sslmode": "require", "connect_timeout": 3}
 
 
 def test_unsupported_database_url_scheme_refuses_to_load():

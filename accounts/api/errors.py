@@ -1,7 +1,11 @@
-"""One JSON error shape for the whole API: {"code", "detail", "fields"?}."""
+"""One JSON error shape for the whole API: {"code", "detail", "fields"?}; the site's error handlers."""
+
+import sys
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, JsonResponse
+from django.db import InterfaceError, OperationalError, connection
+from django.http import Http404, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.views import defaults
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -106,8 +110,34 @@ def not_found(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
+def _database_unavailable(error: BaseException | None) -> bool:
+    """The database cannot be reached (stopped, restarting, network), as opposed
+    to a query that failed. A broken connection is dropped so that a later
+    request reconnects by itself."""
+    if not isinstance(error, (OperationalError, InterfaceError)):
+        return False
+    if connection.connection is None:
+        return True  # could not connect at all
+    if not connection.is_usable():
+        connection.close()
+        return True
+    return False
+
+
 def server_error(request):
-    """500 for the whole site: JSON under /api/, the HTML page elsewhere."""
+    """500 for the whole site (JSON under /api/, the HTML page elsewhere), or 503
+    at once while the database is unreachable, so clients retry and load
+    balancers see the outage instead of a crash."""
+    if _database_unavailable(sys.exc_info()[1]):
+        if request.path.startswith("/api/"):
+            response = JsonResponse(
+                error_body("service_unavailable", "The service is briefly unavailable. Please retry."), status=503
+            )
+        else:
+            # No request context: rendering it would reach for the database again.
+            response = HttpResponse(render_to_string("service_unavailable.html"), status=503)
+        response["Retry-After"] = "5"
+        return response
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
     return defaults.server_error(request)
