@@ -184,6 +184,8 @@ class SecurityEvent(models.Model):
     """The audit log: one security-relevant event. Never holds a password or token (or its hash)."""
 
     class Kind(models.TextChoices):
+        SIGN_UP = "sign_up", "Account created"
+        SIGN_UP_EXISTING = "sign_up_existing", "Sign-up attempted with this address"
         SIGN_IN_SUCCEEDED = "sign_in_succeeded", "Signed in"
         SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
         SIGN_OUT = "sign_out", "Signed out"

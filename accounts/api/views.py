@@ -322,6 +322,7 @@ class MeView(APIView):
         )
         response = Response(status=status.HTTP_204_NO_CONTENT)
         clear_refresh_cookie(response)
+        response["Clear-Site-Data"] = CLEAR_SITE_DATA
         return response
 
 

@@ -8,7 +8,8 @@ from accounts.email_address import InvalidEmailAddress, normalize_email
 from accounts.exceptions import InvalidEmail
 from accounts.flows.passwords import validate_new_password
 from accounts.flows.profile import clean_display_name
-from accounts.flows.verification import send_verification_email
+from accounts.audit import EventKind, record_event
+from accounts.flows.verification import Purpose, issue_verification_link, send_verification_link
 from accounts.mail import send_account_email, site_link
 from accounts.models import User
 from accounts.rate_limits import SIGN_UP_IP, hit, ip_key
@@ -17,8 +18,9 @@ from accounts.rate_limits import SIGN_UP_IP, hit, ip_key
 def sign_up(*, email: str, password: str, name: str, client: ClientInfo | None = None) -> None:
     """Register ``email``, or tell the owner of an existing account that someone tried.
 
-    Both outcomes return nothing, hash the password once and send one email,
-    so the caller's answer is the same for a new and an existing address.
+    Both outcomes return nothing, hash the password once, commit one
+    transaction that writes an audit event and send one email, so the answer
+    is the same, and takes the same time, for a new and an existing address.
     """
     client = client or ClientInfo()
     hit(SIGN_UP_IP, ip_key(client.ip_address), client=client)
@@ -34,6 +36,8 @@ def sign_up(*, email: str, password: str, name: str, client: ClientInfo | None =
         try:
             with transaction.atomic():
                 user = User.objects.create_user(email=canonical, password=password, name=name)
+                link = issue_verification_link(user=user, email=user.email, purpose=Purpose.VERIFY)
+                record_event(kind=EventKind.SIGN_UP, user=user, client=client)
         except IntegrityError:
             # A concurrent sign-up for the same address won the race; the
             # password was already hashed once, as on the other path.
@@ -41,10 +45,12 @@ def sign_up(*, email: str, password: str, name: str, client: ClientInfo | None =
             if existing is None:
                 raise
         else:
-            send_verification_email(user=user)
+            send_verification_link(user=user, link=link)
             return
     else:
         make_password(password)  # the same hashing work as creating the account
+    with transaction.atomic():
+        record_event(kind=EventKind.SIGN_UP_EXISTING, user=existing, client=client)
 
     send_account_email(
         template="account_exists",

@@ -32,6 +32,10 @@ def send_verification_email(*, user: User) -> None:
     """Issue a fresh verification token (retiring older ones) and email its link."""
     with transaction.atomic():
         link = issue_verification_link(user=user, email=user.email, purpose=Purpose.VERIFY)
+    send_verification_link(user=user, link=link)
+
+
+def send_verification_link(*, user: User, link: str) -> None:
     send_account_email(
         template="verify_email",
         to=user.email,

@@ -1,0 +1,407 @@
+"""Account enumeration: sign-in, sign-up, password reset and resend verification answer alike, and work alike,
+whether or not an address has an account; their emails leave in the background."""
+
+import re
+import threading
+import time
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.mail.backends.base import BaseEmailBackend
+from django.test import Client
+
+from accounts.hashers import ConfiguredArgon2PasswordHasher
+from accounts.mail import wait_for_pending_emails
+from accounts.models import PasswordResetToken, User
+from tests.conftest import STRONG_PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+# Same length as the known addresses, so that even Content-Length cannot differ.
+KNOWN = "alice@example.com"
+UNKNOWN = "alicx@example.com"
+UNVERIFIED = "ulric@example.com"
+INACTIVE = "ivana@example.com"
+WRONG_PASSWORD = "not the right passphrase"
+NEW_PASSWORD = "an entirely new passphrase"
+PLACEHOLDER = "ADDRESS@PLACEHOLDER"
+
+_CSRF_INPUT = re.compile(r'(name="csrfmiddlewaretoken" value=")[^"]*(")')
+# Headers that legitimately differ between two responses: the clock (Date, and the Expires that
+# never_cache derives from it); Set-Cookie is compared separately, without the values.
+UNCOMPARED_HEADERS = {"date", "expires", "set-cookie"}
+
+
+# --- Comparing answers ---------------------------------------------------------------------------
+
+
+def comparable(response, entered: str) -> dict:
+    """Everything a client sees, with the per-response CSRF token and the echoed input made neutral."""
+    body = response.content.decode()
+    body = _CSRF_INPUT.sub(r"\1\2", body).replace(entered, PLACEHOLDER)
+    headers = {name.lower(): value for name, value in response.headers.items() if name.lower() not in UNCOMPARED_HEADERS}
+    cookies = {
+        name: {key: value for key, value in morsel.items() if key != "expires"} | {"empty": morsel.value == ""}
+        for name, morsel in response.cookies.items()
+    }
+    return {"status": response.status_code, "headers": headers, "cookies": cookies, "body": body}
+
+
+def assert_identical(first, first_input: str, second, second_input: str) -> None:
+    assert comparable(first, first_input) == comparable(second, second_input)
+
+
+# --- Users ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def accounts(make_user):
+    """A verified, an unverified and an inactive account (none of them is UNKNOWN)."""
+    make_user(email=KNOWN)
+    make_user(email=UNVERIFIED, name="Ulric", verified=False)
+    make_user(email=INACTIVE, name="Ivana", is_active=False)
+    return User.objects.count()
+
+
+def page_sign_in(email: str, password: str = WRONG_PASSWORD):
+    return Client().post("/accounts/login/", {"email": email, "password": password})
+
+
+def api_sign_in(email: str, password: str = WRONG_PASSWORD):
+    return Client().post("/api/auth/login/", {"email": email, "password": password}, content_type="application/json")
+
+
+def page_sign_up(email: str, password: str = NEW_PASSWORD):
+    client = Client()
+    response = client.post("/accounts/signup/", {"email": email, "name": "Sam", "password1": password, "password2": password})
+    return client, response
+
+
+def api_sign_up(email: str, password: str = NEW_PASSWORD):
+    body = {"email": email, "password": password, "name": "Sam"}
+    return Client().post("/api/auth/register/", body, content_type="application/json")
+
+
+def page_reset(email: str):
+    client = Client()
+    return client, client.post("/accounts/password/reset/", {"email": email})
+
+
+def api_reset(email: str):
+    return Client().post("/api/auth/password/reset/", {"email": email}, content_type="application/json")
+
+
+def page_resend(email: str):
+    client = Client()
+    return client, client.post("/accounts/verify-email/resend/", {"email": email})
+
+
+def api_resend(email: str):
+    return Client().post("/api/auth/email/verify/resend/", {"email": email}, content_type="application/json")
+
+
+# --- Sign-in -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [(KNOWN, WRONG_PASSWORD), (INACTIVE, WRONG_PASSWORD), (INACTIVE, STRONG_PASSWORD), (UNVERIFIED, WRONG_PASSWORD)],
+    ids=["wrong_password", "inactive_wrong_password", "inactive_right_password", "unverified_wrong_password"],
+)
+def test_sign_in_page_answers_a_known_address_like_an_unknown_one(accounts, email, password):
+    known = page_sign_in(email, password)
+    unknown = page_sign_in(UNKNOWN, password)
+    assert known.status_code == 200
+    assert "The email address or password is not correct." in known.content.decode()
+    assert_identical(known, email, unknown, UNKNOWN)
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [(KNOWN, WRONG_PASSWORD), (INACTIVE, WRONG_PASSWORD), (INACTIVE, STRONG_PASSWORD), (UNVERIFIED, WRONG_PASSWORD)],
+    ids=["wrong_password", "inactive_wrong_password", "inactive_right_password", "unverified_wrong_password"],
+)
+def test_sign_in_api_answers_a_known_address_like_an_unknown_one(accounts, email, password):
+    known = api_sign_in(email, password)
+    unknown = api_sign_in(UNKNOWN, password)
+    assert known.status_code == 401
+    assert known.json()["code"] == "invalid_credentials"
+    assert_identical(known, email, unknown, UNKNOWN)
+
+
+def test_sign_in_with_the_right_password_is_not_the_generic_failure(accounts):
+    """The comparison above is able to tell answers apart."""
+    right = api_sign_in(KNOWN, STRONG_PASSWORD)
+    wrong = api_sign_in(KNOWN, WRONG_PASSWORD)
+    assert comparable(right, KNOWN) != comparable(wrong, KNOWN)
+    assert right.status_code == 200
+
+
+# --- Sign-up -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("existing", [KNOWN, UNVERIFIED, INACTIVE])
+def test_sign_up_page_answers_an_existing_address_like_a_new_one(accounts, existing, mailoutbox):
+    known_client, known = page_sign_up(existing)
+    unknown_client, unknown = page_sign_up(UNKNOWN)
+    assert known.status_code == 302
+    assert known["Location"] == "/accounts/signup/done/"
+    assert_identical(known, existing, unknown, UNKNOWN)
+    assert_identical(known_client.get(known["Location"]), existing, unknown_client.get(unknown["Location"]), UNKNOWN)
+    assert User.objects.count() == accounts + 1
+    assert sorted(message.to[0] for message in mailoutbox) == sorted([existing, UNKNOWN])
+
+
+@pytest.mark.parametrize("existing", [KNOWN, UNVERIFIED, INACTIVE])
+def test_sign_up_api_answers_an_existing_address_like_a_new_one(accounts, existing, mailoutbox):
+    known = api_sign_up(existing)
+    unknown = api_sign_up(UNKNOWN)
+    assert known.status_code == 202
+    assert_identical(known, existing, unknown, UNKNOWN)
+    assert User.objects.count() == accounts + 1
+    assert len(mailoutbox) == 2
+
+
+@pytest.mark.parametrize("weak_password", ["short", "password1234", "alice@example.com"])
+def test_sign_up_refuses_a_weak_password_alike_for_existing_and_new_addresses(accounts, weak_password, mailoutbox):
+    known = api_sign_up(KNOWN, weak_password)
+    unknown = api_sign_up(UNKNOWN, weak_password)
+    assert known.status_code == 400
+    assert_identical(known, KNOWN, unknown, UNKNOWN)
+    _, known_page = page_sign_up(KNOWN, weak_password)
+    _, unknown_page = page_sign_up(UNKNOWN, weak_password)
+    assert known_page.status_code == 200
+    assert_identical(known_page, KNOWN, unknown_page, UNKNOWN)
+    assert User.objects.count() == accounts
+    assert mailoutbox == []
+
+
+# --- Password reset ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("existing", [KNOWN, UNVERIFIED, INACTIVE])
+def test_reset_page_answers_a_known_address_like_an_unknown_one(accounts, existing):
+    known_client, known = page_reset(existing)
+    unknown_client, unknown = page_reset(UNKNOWN)
+    assert known.status_code == 302
+    assert_identical(known, existing, unknown, UNKNOWN)
+    assert_identical(known_client.get(known["Location"]), existing, unknown_client.get(unknown["Location"]), UNKNOWN)
+
+
+@pytest.mark.parametrize("existing", [KNOWN, UNVERIFIED, INACTIVE])
+def test_reset_api_answers_a_known_address_like_an_unknown_one(accounts, existing):
+    known = api_reset(existing)
+    unknown = api_reset(UNKNOWN)
+    assert known.status_code == 202
+    assert_identical(known, existing, unknown, UNKNOWN)
+
+
+def test_reset_mails_only_active_accounts(accounts, mailoutbox):
+    for email in (KNOWN, UNVERIFIED, INACTIVE, UNKNOWN):
+        api_reset(email)
+    assert sorted(message.to[0] for message in mailoutbox) == sorted([KNOWN, UNVERIFIED])
+    assert PasswordResetToken.objects.count() == 2
+
+
+# --- Resend verification -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("existing", [KNOWN, UNVERIFIED, INACTIVE])
+def test_resend_page_answers_a_known_address_like_an_unknown_one(accounts, existing):
+    known_client, known = page_resend(existing)
+    unknown_client, unknown = page_resend(UNKNOWN)
+    assert known.status_code == 302
+    assert_identical(known, existing, unknown, UNKNOWN)
+    assert_identical(known_client.get(known["Location"]), existing, unknown_client.get(unknown["Location"]), UNKNOWN)
+
+
+@pytest.mark.parametrize("existing", [KNOWN, UNVERIFIED, INACTIVE])
+def test_resend_api_answers_a_known_address_like_an_unknown_one(accounts, existing):
+    known = api_resend(existing)
+    unknown = api_resend(UNKNOWN)
+    assert known.status_code == 202
+    assert_identical(known, existing, unknown, UNKNOWN)
+
+
+def test_resend_mails_only_active_unverified_accounts(accounts, mailoutbox):
+    for email in (KNOWN, UNVERIFIED, INACTIVE, UNKNOWN):
+        api_resend(email)
+    assert [message.to for message in mailoutbox] == [[UNVERIFIED]]
+
+
+# --- Rate limits count known and unknown addresses alike ---------------------------------------------
+
+
+@pytest.mark.parametrize("send", [api_reset, api_resend], ids=["reset", "resend"])
+def test_mail_limits_refuse_known_and_unknown_addresses_at_the_same_request(accounts, send):
+    statuses = {email: [send(email).status_code for _ in range(4)] for email in (UNVERIFIED, UNKNOWN)}
+    assert statuses[UNVERIFIED] == statuses[UNKNOWN] == [202, 202, 202, 429]
+
+
+def test_sign_in_limit_refuses_known_and_unknown_addresses_at_the_same_attempt(accounts):
+    known = [api_sign_in(KNOWN) for _ in range(6)]
+    unknown = [api_sign_in(UNKNOWN) for _ in range(6)]
+    assert [response.status_code for response in known] == [401] * 5 + [429]
+    assert [response.status_code for response in unknown] == [401] * 5 + [429]
+    # Retry-After depends on where each address's counting window starts (django-ratelimit offsets
+    # windows by a hash of the key), not on whether the address has an account.
+    for response in (known[-1], unknown[-1]):
+        assert 1 <= int(response["Retry-After"]) <= 300
+        del response["Retry-After"]
+    assert_identical(known[-1], KNOWN, unknown[-1], UNKNOWN)
+
+
+# --- The same hashing work -----------------------------------------------------------------------
+
+
+class CountingArgon2Hasher(ConfiguredArgon2PasswordHasher):
+    """The configured hasher, counting every hash it computes."""
+
+    calls = 0
+
+    def encode(self, password, salt):
+        CountingArgon2Hasher.calls += 1
+        return super().encode(password, salt)
+
+    def verify(self, password, encoded):
+        CountingArgon2Hasher.calls += 1
+        return super().verify(password, encoded)
+
+
+@pytest.fixture
+def hashes(settings, accounts):
+    # Replace, not prepend: Django maps each algorithm name to the last listed hasher.
+    settings.PASSWORD_HASHERS = [f"{__name__}.CountingArgon2Hasher", *settings.PASSWORD_HASHERS[1:]]
+
+    def count(request) -> int:
+        CountingArgon2Hasher.calls = 0
+        request()
+        return CountingArgon2Hasher.calls
+
+    return count
+
+
+@pytest.mark.parametrize("via", [page_sign_in, api_sign_in], ids=["page", "api"])
+def test_sign_in_hashes_once_for_every_failure(hashes, via):
+    counts = {
+        "unknown": hashes(lambda: via(UNKNOWN)),
+        "wrong_password": hashes(lambda: via(KNOWN)),
+        "inactive": hashes(lambda: via(INACTIVE)),
+        "inactive_right_password": hashes(lambda: via(INACTIVE, STRONG_PASSWORD)),
+        "unverified_wrong_password": hashes(lambda: via(UNVERIFIED)),
+    }
+    assert counts == dict.fromkeys(counts, 1)
+
+
+@pytest.mark.parametrize("via", [page_sign_in, api_sign_in], ids=["page", "api"])
+def test_sign_in_hashes_nothing_for_input_that_is_not_an_address(hashes, via):
+    assert hashes(lambda: via("not an address")) == 0
+
+
+@pytest.mark.parametrize("via", [page_sign_up, api_sign_up], ids=["page", "api"])
+def test_sign_up_hashes_alike_for_existing_and_new_addresses(hashes, via):
+    existing = hashes(lambda: via(KNOWN))
+    new = hashes(lambda: via(UNKNOWN))
+    inactive = hashes(lambda: via(INACTIVE))
+    assert existing == new == inactive == 1
+
+
+@pytest.mark.parametrize("via", [page_reset, api_reset, page_resend, api_resend], ids=["reset_page", "reset_api", "resend_page", "resend_api"])
+def test_reset_and_resend_hash_nothing(hashes, via):
+    counts = [hashes(lambda email=email: via(email)) for email in (KNOWN, UNVERIFIED, INACTIVE, UNKNOWN)]
+    assert counts == [0, 0, 0, 0]
+
+
+# --- Emails leave after the answer -----------------------------------------------------------------
+
+
+BLOCK_SECONDS = 10
+
+
+class BlockingEmailBackend(BaseEmailBackend):
+    """Holds every send until the test releases it (a very slow email provider)."""
+
+    release = threading.Event()
+    started = threading.Event()
+    delivered: list = []
+
+    def send_messages(self, email_messages):
+        BlockingEmailBackend.started.set()
+        BlockingEmailBackend.release.wait(timeout=BLOCK_SECONDS)
+        BlockingEmailBackend.delivered.extend(email_messages)
+        return len(email_messages)
+
+
+@pytest.fixture
+def slow_mail(settings, accounts):
+    settings.ACCOUNTS_EMAIL_IN_BACKGROUND = True
+    settings.EMAIL_BACKEND = f"{__name__}.BlockingEmailBackend"
+    BlockingEmailBackend.release.clear()
+    BlockingEmailBackend.started.clear()
+    BlockingEmailBackend.delivered.clear()
+    yield BlockingEmailBackend
+    BlockingEmailBackend.release.set()
+    wait_for_pending_emails()
+
+
+def answer_of(result):
+    return result[1] if isinstance(result, tuple) else result
+
+
+BACKGROUND_CASES = [
+    (lambda: page_sign_up(KNOWN), 302, KNOWN),
+    (lambda: page_sign_up(UNKNOWN), 302, UNKNOWN),
+    (lambda: api_sign_up(KNOWN), 202, KNOWN),
+    (lambda: api_sign_up(UNKNOWN), 202, UNKNOWN),
+    (lambda: page_reset(KNOWN), 302, KNOWN),
+    (lambda: api_reset(KNOWN), 202, KNOWN),
+    (lambda: page_resend(UNVERIFIED), 302, UNVERIFIED),
+    (lambda: api_resend(UNVERIFIED), 202, UNVERIFIED),
+]
+BACKGROUND_IDS = [
+    "sign_up_page_existing",
+    "sign_up_page_new",
+    "sign_up_api_existing",
+    "sign_up_api_new",
+    "reset_page",
+    "reset_api",
+    "resend_page",
+    "resend_api",
+]
+
+
+@pytest.mark.parametrize(("request_", "status", "recipient"), BACKGROUND_CASES, ids=BACKGROUND_IDS)
+def test_answer_does_not_wait_for_the_email(slow_mail, request_, status, recipient):
+    started = time.perf_counter()
+    response = answer_of(request_())
+    elapsed = time.perf_counter() - started
+    assert response.status_code == status
+    assert slow_mail.delivered == [], "the email was sent before the answer"
+    assert elapsed < BLOCK_SECONDS / 2
+    assert slow_mail.started.wait(timeout=5), "the email was never handed to the backend"
+    assert slow_mail.delivered == []
+
+    slow_mail.release.set()
+    wait_for_pending_emails()
+    assert [message.to for message in slow_mail.delivered] == [[recipient]]
+
+
+def test_unknown_addresses_queue_no_email_in_the_background(slow_mail):
+    for request_ in (lambda: page_reset(UNKNOWN), lambda: api_reset(UNKNOWN), lambda: api_resend(UNKNOWN), lambda: api_resend(KNOWN)):
+        assert answer_of(request_()).status_code in {202, 302}
+    slow_mail.release.set()
+    wait_for_pending_emails()
+    assert not slow_mail.started.is_set()
+    assert slow_mail.delivered == []
+
+
+def test_email_is_sent_during_the_request_when_not_in_the_background(settings, accounts):
+    """The setting matters: without it the request itself waits for the provider."""
+    settings.ACCOUNTS_EMAIL_IN_BACKGROUND = False
+    settings.EMAIL_BACKEND = f"{__name__}.BlockingEmailBackend"
+    BlockingEmailBackend.delivered.clear()
+    BlockingEmailBackend.release.set()  # do not actually block
+    response = api_reset(KNOWN)
+    assert response.status_code == 202
+    assert [message.to for message in BlockingEmailBackend.delivered] == [[KNOWN]]
+    assert django_settings.ACCOUNTS_EMAIL_IN_BACKGROUND is False
