@@ -10,10 +10,10 @@ from django.conf import settings as django_settings
 from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client
 
-from accounts.hashers import ConfiguredArgon2PasswordHasher
 from accounts.mail import wait_for_pending_emails
 from accounts.models import PasswordResetToken, User
 from tests.conftest import STRONG_PASSWORD
+from tests.doubles import COUNTING_HASHER, CountingArgon2Hasher
 
 pytestmark = pytest.mark.django_db
 
@@ -254,24 +254,10 @@ def test_sign_in_limit_refuses_known_and_unknown_addresses_at_the_same_attempt(a
 # --- The same hashing work -----------------------------------------------------------------------
 
 
-class CountingArgon2Hasher(ConfiguredArgon2PasswordHasher):
-    """The configured hasher, counting every hash it computes."""
-
-    calls = 0
-
-    def encode(self, password, salt):
-        CountingArgon2Hasher.calls += 1
-        return super().encode(password, salt)
-
-    def verify(self, password, encoded):
-        CountingArgon2Hasher.calls += 1
-        return super().verify(password, encoded)
-
-
 @pytest.fixture
 def hashes(settings, accounts):
     # Replace, not prepend: Django maps each algorithm name to the last listed hasher.
-    settings.PASSWORD_HASHERS = [f"{__name__}.CountingArgon2Hasher", *settings.PASSWORD_HASHERS[1:]]
+    settings.PASSWORD_HASHERS = [COUNTING_HASHER, *settings.PASSWORD_HASHERS[1:]]
 
     def count(request) -> int:
         CountingArgon2Hasher.calls = 0

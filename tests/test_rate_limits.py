@@ -27,8 +27,13 @@ from django.forms.forms import NON_FIELD_ERRORS
 from django.test import Client
 
 from accounts.audit import email_fingerprint
-from accounts.hashers import ConfiguredArgon2PasswordHasher
-from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, SecurityEvent, User
+from accounts.models import (
+    DeviceSession,
+    EmailVerificationToken,
+    PasswordResetToken,
+    SecurityEvent,
+    User,
+)
 from accounts.rate_limits import address_key, ip_key
 from tests.api_helpers import (
     ME_URL,
@@ -43,6 +48,7 @@ from tests.api_helpers import (
     refresh_cookie_value,
 )
 from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
+from tests.doubles import COUNTING_HASHER, CountingArgon2Hasher
 
 pytestmark = pytest.mark.django_db
 
@@ -219,24 +225,10 @@ def without_minutes(html: str) -> str:
     return re.sub(r"about \d+ minutes?", "about N minutes", html)
 
 
-class CountingArgon2Hasher(ConfiguredArgon2PasswordHasher):
-    """The configured hasher, counting every hash it computes."""
-
-    calls = 0
-
-    def encode(self, password, salt):
-        CountingArgon2Hasher.calls += 1
-        return super().encode(password, salt)
-
-    def verify(self, password, encoded):
-        CountingArgon2Hasher.calls += 1
-        return super().verify(password, encoded)
-
-
 @pytest.fixture
 def hash_counter(settings):
     # Replace (not prepend) the configured hasher: both would be named "argon2".
-    settings.PASSWORD_HASHERS = [f"{__name__}.CountingArgon2Hasher", *settings.PASSWORD_HASHERS[1:]]
+    settings.PASSWORD_HASHERS = [COUNTING_HASHER, *settings.PASSWORD_HASHERS[1:]]
     CountingArgon2Hasher.calls = 0
     return CountingArgon2Hasher
 

@@ -16,7 +16,7 @@ from django.test import Client
 
 from accounts.flows.device_sessions import start_device_session
 from accounts.flows.email_tokens import issue_token
-from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, SecurityEvent, User
+from accounts.models import EmailVerificationToken, PasswordResetToken, SecurityEvent, User
 from tests.api_helpers import (
     LOGIN_URL,
     LOGOUT_URL,

@@ -18,8 +18,8 @@ from accounts.audit import email_fingerprint
 from accounts.exceptions import InvalidCredentials
 from accounts.flows.signin import DEVICE_SESSION_KEY
 from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, SecurityEvent, User
-from tests.api_helpers import api_client, bearer, login as api_login, login_response
-from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
+from tests.api_helpers import api_client, bearer, login as api_login
+from tests.conftest import STRONG_PASSWORD, links_in
 from todos.models import Todo
 
 pytestmark = pytest.mark.django_db

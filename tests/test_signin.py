@@ -12,6 +12,7 @@ from accounts.flows.signin import authenticate_user
 from accounts.hashers import ConfiguredArgon2PasswordHasher
 from accounts.models import User
 from tests.conftest import STRONG_PASSWORD
+from tests.doubles import COUNTING_HASHER, CountingArgon2Hasher
 
 pytestmark = pytest.mark.django_db
 
@@ -22,20 +23,6 @@ GENERIC_ERROR = "The email address or password is not correct."
 WRONG_PASSWORD = "not the right passphrase"
 CONFIGURED_PARAMS = "m=19456,t=2,p=1"
 _CSRF_VALUE = re.compile(r'(name="csrfmiddlewaretoken" value=")[^"]*(")')
-
-
-class CountingArgon2Hasher(ConfiguredArgon2PasswordHasher):
-    """The configured hasher, counting every hash it computes."""
-
-    calls = 0
-
-    def encode(self, password, salt):
-        CountingArgon2Hasher.calls += 1
-        return super().encode(password, salt)
-
-    def verify(self, password, encoded):
-        CountingArgon2Hasher.calls += 1
-        return super().verify(password, encoded)
 
 
 class WeakArgon2PasswordHasher(ConfiguredArgon2PasswordHasher):
@@ -50,7 +37,7 @@ class WeakArgon2PasswordHasher(ConfiguredArgon2PasswordHasher):
 def hash_counter(settings):
     # Replace (not just prepend) the configured hasher: Django maps each
     # algorithm name to the *last* listed hasher, so both would share "argon2".
-    settings.PASSWORD_HASHERS = [f"{__name__}.CountingArgon2Hasher", *settings.PASSWORD_HASHERS[1:]]
+    settings.PASSWORD_HASHERS = [COUNTING_HASHER, *settings.PASSWORD_HASHERS[1:]]
     CountingArgon2Hasher.calls = 0
     return CountingArgon2Hasher
 

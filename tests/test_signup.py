@@ -8,10 +8,10 @@ from django.core.mail.backends.base import BaseEmailBackend
 
 from accounts.exceptions import AccountError, InvalidEmail, PasswordRejected
 from accounts.flows.signup import sign_up
-from accounts.hashers import ConfiguredArgon2PasswordHasher
 from accounts.models import EmailVerificationToken, User
 from accounts.tokens import hash_token
 from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
+from tests.doubles import COUNTING_HASHER, CountingArgon2Hasher
 
 pytestmark = pytest.mark.django_db
 
@@ -19,20 +19,6 @@ SIGNUP_URL = "/accounts/signup/"
 DONE_URL = "/accounts/signup/done/"
 SITE_URL = "https://todo.example"
 VERIFY_LINK = re.compile(r"^https://todo\.example/accounts/verify-email/([A-Za-z0-9_-]{43})/$")
-
-
-class CountingArgon2Hasher(ConfiguredArgon2PasswordHasher):
-    """The configured hasher, counting every hash it computes."""
-
-    calls = 0
-
-    def encode(self, password, salt):
-        CountingArgon2Hasher.calls += 1
-        return super().encode(password, salt)
-
-    def verify(self, password, encoded):
-        CountingArgon2Hasher.calls += 1
-        return super().verify(password, encoded)
 
 
 class FailingEmailBackend(BaseEmailBackend):
@@ -49,7 +35,7 @@ class FailingEmailBackend(BaseEmailBackend):
 def hash_counter(settings):
     # Replace (not just prepend) the configured hasher: Django maps each
     # algorithm name to the *last* listed hasher, so both would share "argon2".
-    settings.PASSWORD_HASHERS = [f"{__name__}.CountingArgon2Hasher", *settings.PASSWORD_HASHERS[1:]]
+    settings.PASSWORD_HASHERS = [COUNTING_HASHER, *settings.PASSWORD_HASHERS[1:]]
     CountingArgon2Hasher.calls = 0
     return CountingArgon2Hasher
 
