@@ -6,6 +6,9 @@ from django.http import HttpRequest, HttpResponse
 # Sent on sign-out: the browser drops this site's cookies, storage and cache,
 # in every tab.
 CLEAR_SITE_DATA = '"cache", "cookies", "storage"'
+# Page sign-outs delete their cookies one by one instead, because the
+# "you are signed out" message travels in a cookie on the same response.
+CLEAR_SITE_DATA_KEEP_COOKIES = '"cache", "storage"'
 # A harmless companion of the refresh cookie that scripts can see, so the SPA
 # knows whether trying a refresh makes sense (and does not fire a doomed 401
 # on every signed-out visit). It carries no secret.

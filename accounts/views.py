@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.audit import recent_events_of
 from accounts.client_info import ClientInfo
-from accounts.cookies import CLEAR_SITE_DATA, clear_refresh_cookie, set_refresh_cookie
+from accounts.cookies import CLEAR_SITE_DATA_KEEP_COOKIES, clear_refresh_cookie, set_refresh_cookie
 from accounts.exceptions import (
     AccountError,
     EmailNotVerified,
@@ -67,13 +67,18 @@ RESET_TOKEN_SESSION_KEY = "_password_reset_token"  # nosec B105: a session key n
 VERIFY_TOKEN_SESSION_KEY = "_email_verification_token"  # nosec B105: a session key name
 
 
-def no_referrer(view):
+# Never a path (which held the token) in a Referer, yet still an Origin on form
+# posts: with "no-referrer" browsers send "Origin: null", which CSRF refuses.
+TOKEN_PAGE_REFERRER_POLICY = "strict-origin"
+
+
+def token_page_referrer_policy(view):
     """Pages whose URL held a token must not leak it through the Referer header."""
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         response = view(request, *args, **kwargs)
-        response["Referrer-Policy"] = "no-referrer"
+        response["Referrer-Policy"] = TOKEN_PAGE_REFERRER_POLICY
         return response
 
     return wrapped
@@ -154,7 +159,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     messages.info(request, "You are signed out.")
     response = redirect(settings.LOGOUT_REDIRECT_URL)
     clear_refresh_cookie(response)
-    response["Clear-Site-Data"] = CLEAR_SITE_DATA
+    response["Clear-Site-Data"] = CLEAR_SITE_DATA_KEEP_COOKIES
     return response
 
 
@@ -336,7 +341,7 @@ def delete_account_view(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Your account has been deleted.")
             response = redirect("home")
             clear_refresh_cookie(response)
-            response["Clear-Site-Data"] = CLEAR_SITE_DATA
+            response["Clear-Site-Data"] = CLEAR_SITE_DATA_KEEP_COOKIES
             return response
     return render(request, "accounts/delete_account.html", {"form": form})
 
@@ -355,7 +360,7 @@ def _verification_failed(request: HttpRequest, error: AccountError) -> HttpRespo
 
 
 @never_cache
-@no_referrer
+@token_page_referrer_policy
 @require_http_methods(["GET"])
 def verify_email_link(request: HttpRequest, token: str) -> HttpResponse:
     """The emailed link: check the token without using it, then hide it in the session."""
@@ -368,7 +373,7 @@ def verify_email_link(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @never_cache
-@no_referrer
+@token_page_referrer_policy
 @require_http_methods(["GET", "POST"])
 def verify_email_confirm(request: HttpRequest) -> HttpResponse:
     """Shows a button; only the POST verifies, so link scanners cannot use the token."""
@@ -428,7 +433,7 @@ def _reset_failed(request: HttpRequest, error: AccountError) -> HttpResponse:
 
 
 @never_cache
-@no_referrer
+@token_page_referrer_policy
 @require_http_methods(["GET"])
 def password_reset_link(request: HttpRequest, token: str) -> HttpResponse:
     """The emailed link: check the token without using it, then hide it in the session."""
@@ -441,7 +446,7 @@ def password_reset_link(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @never_cache
-@no_referrer
+@token_page_referrer_policy
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 def password_reset_set(request: HttpRequest) -> HttpResponse:

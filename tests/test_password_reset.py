@@ -240,13 +240,13 @@ def test_opening_link_does_not_consume_token(client, user, mailoutbox):
     assert signs_in(user, NEW_PASSWORD)
 
 
-def test_link_and_set_password_responses_have_no_referrer(client, user, mailoutbox):
+def test_link_and_set_password_responses_never_refer_with_the_token_path(client, user, mailoutbox):
     path = issue_link(user, mailoutbox)
     link_response = client.get(path)
     page_response = client.get(SET_URL)
     post_response = choose(client, NEW_PASSWORD)
     for response in (link_response, page_response, post_response):
-        assert response["Referrer-Policy"] == "no-referrer"
+        assert response["Referrer-Policy"] == "strict-origin"
         assert "no-store" in response["Cache-Control"]
 
 

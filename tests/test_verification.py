@@ -168,18 +168,18 @@ def test_token_is_not_in_redirect_location(client, unverified, mailoutbox):
     assert token not in response["Location"]
 
 
-def test_link_and_confirm_responses_have_no_referrer_and_no_store(client, unverified, mailoutbox):
+def test_link_and_confirm_responses_never_refer_with_the_token_path_and_are_not_stored(client, unverified, mailoutbox):
     path = issue_link(unverified, mailoutbox)
     responses = [client.get(path), client.get(CONFIRM_URL), client.post(CONFIRM_URL)]
     for response in responses:
-        assert response["Referrer-Policy"] == "no-referrer"
+        assert response["Referrer-Policy"] == "strict-origin"
         assert "no-store" in response["Cache-Control"]
 
 
-def test_invalid_link_page_has_no_referrer_and_no_store(client, db):
+def test_invalid_link_page_never_refers_with_its_path_and_is_not_stored(client, db):
     response = client.get(verify_path(generate_token()))
     assert response.status_code == 400
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "strict-origin"
     assert "no-store" in response["Cache-Control"]
 
 

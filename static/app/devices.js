@@ -38,7 +38,7 @@ export async function renderDevices({ onSignedOut }) {
       h("button", {
         type: "button",
         class: "secondary",
-        "aria-label": session.current ? "Sign out of this device" : `End the session on ${session.device}`,
+        "aria-label": session.current ? "Sign out of this device" : `End this session on ${session.device}`,
         onclick: () => (session.current ? onSignedOut() : act(() => endOne(session))),
       }, session.current ? "Sign out" : "End this session"),
     );

@@ -9,6 +9,11 @@ import { renderTodos } from "./todos.js";
 const nav = document.getElementById("app-nav");
 let signedIn = false;
 
+// The app's links are for signed-in people only.
+function showNav(visible) {
+  nav.hidden = !visible;
+}
+
 const routes = {
   todos: () => renderTodos(),
   devices: () => renderDevices({ onSignedOut: doSignOut }),
@@ -21,11 +26,11 @@ function currentRoute() {
 
 async function render() {
   if (!signedIn) {
-    nav.hidden = true;
+    showNav(false);
     renderSignIn({ onSignedIn: () => { signedIn = true; render(); } });
     return;
   }
-  nav.hidden = false;
+  showNav(true);
   const route = currentRoute();
   for (const link of nav.querySelectorAll("[data-route]")) {
     if (link.dataset.route === route) link.setAttribute("aria-current", "page");
@@ -47,7 +52,7 @@ onAuthChange((state) => {
       h("h1", {}, "You are signed out"),
       h("p", {}, "Your session has ended on this device."),
     );
-    nav.hidden = true;
+    showNav(false);
     setTimeout(render, 0);
   } else {
     render();

@@ -1,0 +1,1 @@
+"""End-to-end tests that drive Debian's chromium through Playwright against pytest-django's live server."""
