@@ -1,4 +1,4 @@
-"""Logging filter that keeps one-time tokens out of every log line."""
+"""Logging filters: one-time tokens out of every line, and one line per request during a database outage."""
 
 import logging
 import re
@@ -26,3 +26,19 @@ class RedactTokensFilter(logging.Filter):
             record.msg, record.args = cleaned, None
         return True
 
+
+
+class CollapseDatabaseOutageFilter(logging.Filter):
+    """While the database is unreachable every request fails the same way: log
+    the error's one-line summary instead of a traceback per request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from django.db import InterfaceError, OperationalError
+
+        if record.exc_info and isinstance(record.exc_info[1], (OperationalError, InterfaceError)):
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True

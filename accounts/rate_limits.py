@@ -65,6 +65,8 @@ RESET_MAIL_ADDRESS = Limit("password_reset_mails_per_address", "skip")
 RESET_MAIL_IP = Limit("password_reset_mails_per_ip", "skip")
 VERIFY_MAIL_ADDRESS = Limit("verification_mails_per_address", "skip")
 VERIFY_MAIL_IP = Limit("verification_mails_per_ip", "skip")
+# Sign-up sends the owner of an existing address an email; limited like the others.
+SIGN_UP_MAIL_ADDRESS = Limit("sign_up_mails_per_address", "skip")
 REFRESH_SESSION = Limit("refresh_per_session", "allow")
 PASSWORD_CONFIRM_USER = Limit("password_confirmation_per_user", "deny")
 

@@ -17,3 +17,6 @@ errorlog = "-"
 # Emailed links carry one-time tokens in their path: never log them.
 logger_class = "accounts.gunicorn_logger.RedactingGunicornLogger"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control socket defaults to one path per host, shared by every
+# instance; the app does not use it.
+control_socket_disable = True

@@ -96,6 +96,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Fail fast when the database is unreachable: a 503 within seconds, never a hung worker.
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 3))
+    # Notice a dead or partitioned server on an open connection within seconds too.
+    for option, value in {
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+        "tcp_user_timeout": 5000,
+    }.items():
+        DATABASES["default"]["OPTIONS"].setdefault(option, value)
     if env_str("DATABASE_STATEMENT_TIMEOUT_MS"):
         # Opt-in: Neon's pooled (PgBouncer) endpoint refuses startup options;
         # set it on the role there instead (ALTER ROLE ... SET statement_timeout).
@@ -177,6 +186,7 @@ ACCOUNTS_RATE_LIMITS = {
     "password_reset_mails_per_ip": env_str("RATE_LIMIT_MAILS_PER_IP", "20/h"),
     "verification_mails_per_address": env_str("RATE_LIMIT_MAILS_PER_ADDRESS", "3/h"),
     "verification_mails_per_ip": env_str("RATE_LIMIT_MAILS_PER_IP", "20/h"),
+    "sign_up_mails_per_address": env_str("RATE_LIMIT_MAILS_PER_ADDRESS", "3/h"),
     "refresh_per_session": env_str("RATE_LIMIT_REFRESH_PER_SESSION", "60/m"),
     "password_confirmation_per_user": env_str("RATE_LIMIT_PASSWORD_CHANGE_PER_USER", "5/m"),
 }
@@ -374,6 +384,8 @@ LOGGING = {
     "filters": {
         # Emailed links carry one-time tokens in their path; keep them out of logs.
         "redact_tokens": {"()": "accounts.log_redaction.RedactTokensFilter"},
+        # A database outage answers every request with a 503: one line each, not a traceback.
+        "collapse_database_outages": {"()": "accounts.log_redaction.CollapseDatabaseOutageFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
@@ -382,7 +394,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["redact_tokens"],
+            "filters": ["redact_tokens", "collapse_database_outages"],
         },
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},

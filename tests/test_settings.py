@@ -203,7 +203,15 @@ def test_database_url_selects_postgresql_with_sslmode():
     assert loaded["ENGINE"] == "django.db.backends.postgresql"
     assert loaded["DB_NAME"] == "db"
     assert loaded["DB_HOST"] == "host"
-    assert loaded["DB_OPTIONS"] == {"sslmode": "require", "connect_timeout": 3}
+    assert loaded["DB_OPTIONS"] == {
+        "sslmode": "require",
+        "connect_timeout": 3,
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+        "tcp_user_timeout": 5000,
+    }
 
 
 def test_unsupported_database_url_scheme_refuses_to_load():

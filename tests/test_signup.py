@@ -5,6 +5,7 @@ import re
 
 import pytest
 from django.core.mail.backends.base import BaseEmailBackend
+from django.test import Client
 
 from accounts.exceptions import AccountError, InvalidEmail, PasswordRejected
 from accounts.flows.signup import sign_up
@@ -469,3 +470,19 @@ def test_flow_sign_up_rejects_bad_name(mailoutbox, name):
 def test_flow_sign_up_accepts_name_of_exactly_150_characters(mailoutbox):
     sign_up(email="alice@example.com", password=STRONG_PASSWORD, name="N" * 150)
     assert User.objects.get().name == "N" * 150
+
+
+def test_the_account_exists_email_is_limited_per_address(user, mailoutbox, settings):
+    """Repeated sign-ups for an existing address cannot flood its owner's inbox,
+    and the answer stays the same as for a new address."""
+    settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "sign_up_mails_per_address": "2/h"}
+    answers = [
+        Client().post(
+            SIGNUP_URL,
+            {"email": user.email, "name": "Someone", "password1": STRONG_PASSWORD, "password2": STRONG_PASSWORD},
+        )
+        for _ in range(4)
+    ]
+    assert [response.status_code for response in answers] == [302, 302, 302, 302]
+    assert {response["Location"] for response in answers} == {DONE_URL}
+    assert [message.to for message in mailoutbox] == [[user.email], [user.email]]

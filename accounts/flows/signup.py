@@ -12,7 +12,15 @@ from accounts.audit import EventKind, record_event
 from accounts.flows.verification import Purpose, issue_verification_link, send_verification_link
 from accounts.mail import send_account_email, site_link
 from accounts.models import User
-from accounts.rate_limits import SIGN_UP_IP, hit, ip_key
+from accounts.rate_limits import (
+    SIGN_UP_IP,
+    SIGN_UP_MAIL_ADDRESS,
+    RateLimited,
+    RateLimitUnavailable,
+    address_key,
+    hit,
+    ip_key,
+)
 
 
 def sign_up(*, email: str, password: str, name: str, client: ClientInfo | None = None) -> None:
@@ -51,6 +59,10 @@ def sign_up(*, email: str, password: str, name: str, client: ClientInfo | None =
         make_password(password)  # the same hashing work as creating the account
     with transaction.atomic():
         record_event(kind=EventKind.SIGN_UP_EXISTING, user=existing, client=client)
+    try:
+        hit(SIGN_UP_MAIL_ADDRESS, address_key(canonical), client=client, email=canonical)
+    except (RateLimited, RateLimitUnavailable):
+        return  # the owner has been told recently enough; the answer must not change
 
     send_account_email(
         template="account_exists",

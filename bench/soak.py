@@ -1,0 +1,403 @@
+"""Soak test: a mixed workload at about 70% of measured capacity, against gunicorn on the main PostgreSQL and Redis.
+
+Run from the project root:
+
+    uv run python bench/soak.py --duration 600      # CI: --duration 45
+
+It creates a throwaway database (soak_<time>_<pid>) on the main PostgreSQL
+(psql -U postgres -h 127.0.0.1) and uses Redis database 6 under a unique key
+prefix, migrates, seeds one verified account per client thread and serves the
+app with gunicorn (DEBUG off; worker recycling off with --max-requests 0, so a
+leak cannot hide behind restarts). Then:
+
+1. capacity: 8 clients in a closed loop for 10 s on the mixed workload;
+2. soak: the same workload, open loop at 70% of that rate for --duration
+   seconds. Request k is due at start + k / rate (a token bucket that keeps
+   its tokens for up to 10 s); its latency counts from when it was due, so a
+   stalled server shows up as latency instead of as fewer requests;
+3. capacity again, as in 1, to tell an app that slowed down from a busy machine.
+
+Checks at the end: the client kept to its schedule (p99 send lag under 1 s,
+no request missed: otherwise the offered load was not sustained and the other
+numbers mean little); no 5xx and no unexpected status; every acknowledged todo
+is in the database with its last acknowledged title, every acknowledged
+deletion is gone; p99 of the last window at most 2x the first (windows of 60 s,
+or a third of the run when it is shorter than 3 minutes); gunicorn workers'
+VmRSS (sampled from /proc every 5 s) at most 25% above the first soak sample,
+with the same worker PIDs. Everything it created is removed in finally blocks.
+"""
+
+import argparse
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faults import PASSWORD, App, Client, info, manage, production_env, report, _results
+
+CAPACITY_CLIENTS = 8
+CAPACITY_SECONDS = 10
+LOAD_FACTOR = 0.7
+SOAK_THREADS = 12
+P99_GROWTH_LIMIT = 2.0
+RSS_GROWTH_LIMIT = 0.25
+MEMORY_INTERVAL = 5.0
+MAX_BEHIND_SECONDS = 10.0  # requests due longer ago than this are not sent (counted as missed): the run stays bounded
+LAG_LIMIT_SECONDS = 1.0  # p99 of how late requests left the client; more means the offered load was not sustained
+MAX_TODOS_PER_USER = 40
+REDIS_URL = "redis://127.0.0.1:6379/6"
+# (operation, weight, expected status)
+WORKLOAD = [("sign-in", 5, 200), ("refresh", 10, 200), ("create", 25, 201), ("list", 30, 200),
+            ("update", 15, 200), ("delete", 15, 204)]
+EXPECTED = {op: status for op, _, status in WORKLOAD}
+
+
+@dataclass
+class Sample:
+    op: str
+    status: int
+    due: float  # when the request should have been sent
+    sent: float
+    done: float
+
+    @property
+    def latency(self) -> float:
+        return self.done - self.due
+
+
+@dataclass
+class VirtualUser:
+    """One account used by one thread at a time, with what the server acknowledged."""
+
+    client: Client
+    email: str
+    rng: random.Random
+    titles: dict = field(default_factory=dict)  # todo id -> last acknowledged title (None: unknown)
+    deleted: set = field(default_factory=set)
+    counter: int = 0
+
+    def step(self) -> tuple[str, int]:
+        op = self.rng.choices([w[0] for w in WORKLOAD], [w[1] for w in WORKLOAD])[0]
+        if op in ("update", "delete") and not self.titles:
+            op = "create"
+        elif op == "create" and len(self.titles) >= MAX_TODOS_PER_USER:
+            op = "delete"
+        self.counter += 1
+        client = self.client
+        if op == "sign-in":
+            return op, client.login(self.email, PASSWORD).status
+        if op == "refresh":
+            return op, client.refresh().status
+        if op == "list":
+            return op, client.call("GET", "/api/todos/?page_size=20").status
+        if op == "create":
+            title = f"{self.email} #{self.counter}"
+            reply = client.call("POST", "/api/todos/", {"title": title, "notes": "soak"})
+            if reply.status == 201:
+                self.titles[reply.body["id"]] = title
+            return op, reply.status
+        todo_id = self.rng.choice(list(self.titles))
+        if op == "update":
+            title = f"{self.email} #{self.counter} (edited)"
+            reply = client.call("PATCH", f"/api/todos/{todo_id}/", {"title": title, "completed": True})
+            self.titles[todo_id] = title if reply.status == 200 else None
+            return op, reply.status
+        reply = client.call("DELETE", f"/api/todos/{todo_id}/")
+        del self.titles[todo_id]
+        if reply.status == 204:
+            self.deleted.add(todo_id)
+        return op, reply.status
+
+
+class Pacer:
+    """Open-loop schedule shared by many threads: request k is due at start + k / rate.
+
+    A token bucket that keeps its tokens: when the server (or the machine) falls
+    behind, the backlog is sent late and shows up as latency, up to
+    MAX_BEHIND_SECONDS; requests due longer ago are counted as missed.
+    """
+
+    def __init__(self, rate: float, start: float, end: float):
+        self.rate, self.start, self.end = rate, start, end
+        self.issued = 0
+        self.lock = threading.Lock()
+
+    def next_due(self) -> float | None:
+        with self.lock:
+            now = time.monotonic()
+            due = self.start + self.issued / self.rate
+            if due < now - MAX_BEHIND_SECONDS:  # shed the backlog the server could not take
+                skip = int((now - MAX_BEHIND_SECONDS - due) * self.rate) + 1
+                self.issued += skip
+                due = self.start + self.issued / self.rate
+            self.issued += 1
+        if due >= self.end:
+            return None
+        time.sleep(max(0.0, due - time.monotonic()))
+        return due
+
+
+def run_closed_loop(users: list[VirtualUser], seconds: float, samples: list) -> float:
+    """Each user as fast as it can; returns completed requests per second."""
+    end = time.monotonic() + seconds
+
+    def loop(user: VirtualUser) -> None:
+        for _ in range(1_000_000):
+            now = time.monotonic()
+            if now >= end:
+                break
+            op, status = user.step()
+            samples.append(Sample(op, status, now, now, time.monotonic()))
+
+    threads = [threading.Thread(target=loop, args=(user,), daemon=True) for user in users]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 60)
+    return len(samples) / (time.monotonic() - started)
+
+
+def run_open_loop(users: list[VirtualUser], rate: float, seconds: float, samples: list) -> None:
+    start = time.monotonic() + 0.5
+    pacer = Pacer(rate, start, start + seconds)
+
+    def loop(user: VirtualUser) -> None:
+        for _ in range(10_000_000):
+            due = pacer.next_due()
+            if due is None:
+                break
+            sent = time.monotonic()
+            op, status = user.step()
+            samples.append(Sample(op, status, due, sent, time.monotonic()))
+
+    threads = [threading.Thread(target=loop, args=(user,), daemon=True) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 120)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def sample_memory(app: App, stop: threading.Event, out: list) -> None:
+    for _ in range(100_000):
+        try:
+            out.append((time.monotonic(), {pid: rss_kib(pid) for pid in app.workers()}))
+        except OSError:
+            pass  # a worker went away between listing and reading
+        if stop.wait(MEMORY_INTERVAL):
+            break
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.1f}"
+
+
+def psql(sql: str) -> None:
+    subprocess.run(["psql", "-U", "postgres", "-h", "127.0.0.1", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql],
+                   check=True, capture_output=True, timeout=60)
+
+
+def seed_users(env: dict, count: int) -> list[str]:
+    emails = [f"soak{n}@example.com" for n in range(count)]
+    manage(env, "shell", "-c", (
+        "from django.utils import timezone\nfrom accounts.models import User\n"
+        f"for email in {emails!r}:\n"
+        f"    User.objects.create_user(email=email, password={PASSWORD!r}, name='Soak',\n"
+        "                             email_verified_at=timezone.now())\n"
+    ))
+    return emails
+
+
+def check_database(database_url: str, users: list[VirtualUser]) -> None:
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgres://", "postgresql://")) as db:
+        stored = dict(db.execute("SELECT id, title FROM todos_todo").fetchall())
+    present = sum(len(user.titles) for user in users)
+    missing = [i for user in users for i in user.titles if i not in stored]
+    wrong_title = [i for user in users for i, t in user.titles.items() if t is not None and stored.get(i, t) != t]
+    resurrected = [i for user in users for i in user.deleted if i in stored]
+    report("every acknowledged todo is stored with its last acknowledged title; acknowledged deletions are gone",
+           not missing and not wrong_title and not resurrected,
+           f"{present} live todos checked: {len(missing)} missing, {len(wrong_title)} wrong title; "
+           f"{sum(len(u.deleted) for u in users)} deletions checked: {len(resurrected)} still present")
+
+
+def summarize(capacity: list[Sample], soak: list[Sample], duration: float, memory: list) -> None:
+    everything = capacity + soak
+    server_errors = [s for s in everything if s.status >= 500]
+    unexpected = [s for s in everything if s.status != EXPECTED[s.op]]
+    report("zero 5xx", not server_errors, f"{len(server_errors)} of {len(everything)} responses")
+    report("no unexpected status (no dropped connection, no 4xx)", not unexpected,
+           f"{len(unexpected)}: {sorted({(s.op, s.status) for s in unexpected})[:8]}")
+
+    print(f"\n{'operation':<10}{'count':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for op, _, _ in WORKLOAD:
+        latencies = [s.latency for s in soak if s.op == op]
+        print(f"{op:<10}{len(latencies):>8}{ms(percentile(latencies, 50))}{ms(percentile(latencies, 95))}"
+              f"{ms(percentile(latencies, 99))}{ms(max(latencies, default=0))}")
+
+    window = 60.0 if duration >= 180 else duration / 3
+    start = min(s.due for s in soak)
+    buckets: dict[int, list[Sample]] = {}
+    for sample in soak:
+        buckets.setdefault(min(int((sample.due - start) // window), int(duration // window) - 1), []).append(sample)
+    print(f"\n{'window':<14}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'lag p99':>9}{'5xx':>5}"
+          f"{'RSS MiB':>9}")
+    p99s = []
+    for index in sorted(buckets):
+        rows = buckets[index]
+        latencies = [s.latency for s in rows]
+        p99s.append(percentile(latencies, 99))
+        span = f"{index * window:.0f}-{(index + 1) * window:.0f} s"
+        print(f"{span:<14}{len(rows):>9}{len(rows) / window:>8.1f}{ms(percentile(latencies, 50))}{ms(p99s[-1])}"
+              f"{ms(max(latencies))}{ms(percentile([s.sent - s.due for s in rows], 99))}"
+              f"{sum(s.status >= 500 for s in rows):>5}{rss_at(memory, start + (index + 1) * window) / 1024:>9.1f}")
+    report(f"p99 stable: last window at most {P99_GROWTH_LIMIT:g}x the first", p99s[-1] <= P99_GROWTH_LIMIT * p99s[0],
+           f"first {p99s[0] * 1000:.1f} ms, last {p99s[-1] * 1000:.1f} ms ({p99s[-1] / p99s[0]:.2f}x), "
+           f"windows of {window:.0f} s")
+
+
+def rss_at(samples: list, moment: float) -> int:
+    """Total worker VmRSS (KiB) of the last sample taken by ``moment``."""
+    taken = [sizes for at, sizes in samples if at <= moment] or [samples[0][1]]
+    return sum(taken[-1].values())
+
+
+def check_memory(samples: list) -> None:
+    first_at, first = samples[0]
+    last_at, last = samples[-1]
+    print(f"\n{'worker':<10}{'first MiB':>10}{'last MiB':>10}{'growth':>8}   ({len(samples)} samples, "
+          f"{last_at - first_at:.0f} s apart)")
+    for pid in sorted(set(first) | set(last)):
+        before, after = first.get(pid, 0), last.get(pid, 0)
+        growth = f"{(after - before) / before:+.1%}" if before and after else "gone/new"
+        print(f"{pid:<10}{before / 1024:>10.1f}{after / 1024:>10.1f}{growth:>8}")
+    total_before, total_after = sum(first.values()), sum(last.values())
+    worst = max((last[p] - first[p]) / first[p] for p in first if p in last and first[p]) if first else 0
+    report(f"worker memory flat: same workers, each and all at most {RSS_GROWTH_LIMIT:.0%} above the first sample",
+           set(first) == set(last) and worst <= RSS_GROWTH_LIMIT
+           and total_after <= total_before * (1 + RSS_GROWTH_LIMIT),
+           f"total {total_before / 1024:.1f} -> {total_after / 1024:.1f} MiB, worst worker {worst:+.1%}")
+
+
+def _watchdog(signum, frame):
+    raise TimeoutError("soak.py ran past its time limit")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=600, help="soak seconds (default 600; CI: 45)")
+    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2 + 1,
+                        help="gunicorn workers (default: the config's 2 x cores + 1)")
+    args = parser.parse_args()
+    signal.signal(signal.SIGALRM, _watchdog)
+    signal.alarm(int(args.duration) + 300)
+
+    started = time.monotonic()
+    run_id = f"soak_{int(time.time())}_{os.getpid()}"
+    database_url = f"postgres://postgres@127.0.0.1:5432/{run_id}"
+    log = Path(tempfile.mkstemp(prefix=f"{run_id}-", suffix=".log")[1])
+    created = False
+    app = None
+    stop_memory = threading.Event()
+    try:
+        psql(f"CREATE DATABASE {run_id}")
+        created = True
+        env = production_env(database_url=database_url, redis_url=REDIS_URL, key_prefix=run_id,
+                             email_backend="django.core.mail.backends.locmem.EmailBackend", CONN_MAX_AGE="60")
+        manage(env, "migrate", "--noinput")
+        emails = seed_users(env, max(CAPACITY_CLIENTS, SOAK_THREADS))
+        app = App(env, log, workers=args.workers, extra_args=("--max-requests", "0"))
+        users = [VirtualUser(Client(app.port), email, random.Random(n)) for n, email in enumerate(emails)]
+        for user in users:
+            assert user.client.login(user.email, PASSWORD).status == 200, "sign-in before the run failed"
+        print(f"database {run_id}, Redis {REDIS_URL} prefix {run_id}, gunicorn {args.workers} workers on "
+              f":{app.port}; setup {time.monotonic() - started:.1f} s", flush=True)
+
+        capacity_samples: list[Sample] = []
+        capacity = run_closed_loop(users[:CAPACITY_CLIENTS], CAPACITY_SECONDS, capacity_samples)
+        rate = LOAD_FACTOR * capacity
+        info("capacity", f"{capacity:.1f} req/s with {CAPACITY_CLIENTS} closed-loop clients for {CAPACITY_SECONDS} s; "
+             f"soak at {rate:.1f} req/s ({LOAD_FACTOR:.0%}) with {SOAK_THREADS} threads for {args.duration:.0f} s")
+
+        memory: list = []
+        sampler = threading.Thread(target=sample_memory, args=(app, stop_memory, memory), daemon=True)
+        sampler.start()
+        soak_samples: list[Sample] = []
+        run_open_loop(users[:SOAK_THREADS], rate, args.duration, soak_samples)
+        missed = max(0, math.ceil(args.duration * rate) - len(soak_samples))
+        stop_memory.set()
+        sampler.join(timeout=10)
+        memory.append((time.monotonic(), {pid: rss_kib(pid) for pid in app.workers()}))
+        span = max(s.done for s in soak_samples) - min(s.due for s in soak_samples)
+        info("soak", f"{len(soak_samples)} requests in {span:.1f} s: {len(soak_samples) / span:.1f} req/s "
+             f"of {rate:.1f} planned")
+        capacity_samples_after: list[Sample] = []
+        after = run_closed_loop(users[:CAPACITY_CLIENTS], CAPACITY_SECONDS, capacity_samples_after)
+        info("capacity after the soak", f"{after:.1f} req/s (before: {capacity:.1f}); much lower means the app "
+             "slowed down, or the machine is busier")
+        lag = percentile([s.sent - s.due for s in soak_samples], 99)
+        report("the app sustained the offered load (the client kept to its schedule)",
+               missed == 0 and lag < LAG_LIMIT_SECONDS,
+               f"p99 send lag {lag * 1000:.1f} ms (limit {LAG_LIMIT_SECONDS * 1000:.0f}), {missed} requests missed; "
+               "if this fails, the machine was busier than while capacity was measured, or the app slowed down")
+        summarize(capacity_samples + capacity_samples_after, soak_samples, args.duration, memory)
+        check_memory(memory)
+        check_database(database_url, users)
+        output = app.output()
+        report("no worker timeouts or crashes in gunicorn's log",
+               "WORKER TIMEOUT" not in output and "Traceback" not in output,
+               f"{output.count('WORKER TIMEOUT')} timeouts, {output.count('Traceback')} tracebacks")
+    except Exception as error:
+        report("the run completed", False, f"{type(error).__name__}: {error}")
+        if app is not None:
+            print(app.output()[-3000:])
+    finally:
+        signal.alarm(0)
+        stop_memory.set()
+        if app is not None:
+            app.stop()
+        if created:
+            try:
+                psql(f"DROP DATABASE IF EXISTS {run_id} WITH (FORCE)")
+            except Exception as error:
+                print(f"cleanup: could not drop {run_id}: {error}")
+        try:
+            import redis
+
+            connection = redis.Redis.from_url(REDIS_URL)
+            keys = list(connection.scan_iter(match=f"{run_id}:*", count=1000))
+            for start in range(0, len(keys), 500):
+                connection.delete(*keys[start:start + 500])
+        except Exception as error:
+            print(f"cleanup: Redis keys under {run_id}: {error}")
+        log.unlink(missing_ok=True)
+    failed = _results.count(False)
+    print(f"\n{len(_results) - failed} passed, {failed} failed in {time.monotonic() - started:.1f} s")
+    return 1 if failed or not _results else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Concurrent refreshes of one device session on two app processes never leave two live refresh tokens.
+
+Two real servers (``manage.py runserver`` subprocesses, threaded, so each also
+races with itself) use the test database and this process's Redis. Each round
+fires 10 refreshes of the same cookie at once (a Barrier), alternating between
+the servers; the next round uses the cookie the round produced. After every
+round there is still exactly one device session, live, whose stored hash is
+that of the one new cookie handed out. Runs only in the PostgreSQL + Redis pass.
+"""
+
+import http.client
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from accounts.models import DeviceSession
+from accounts.tokens import hash_token
+from tests.test_shared_counters import NETWORK_TIMEOUT, PROJECT_ROOT, Server, _cookies, _free_port, _test_database_url
+
+pytestmark = pytest.mark.skipif(
+    settings.CACHES["default"]["BACKEND"] != "django.core.cache.backends.redis.RedisCache"
+    or connection.vendor != "postgresql",
+    reason="needs PostgreSQL and Redis; runs in CI's PostgreSQL + Redis pass",
+)
+
+THREADS = 10
+ROUNDS = 5
+REFRESH_COOKIE = settings.ACCOUNTS_REFRESH_COOKIE_NAME
+
+
+class ThreadedServer(Server):
+    """test_shared_counters' Server, but with runserver's request threads on."""
+
+    def __init__(self, env: dict[str, str], name: str):
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.NamedTemporaryFile(prefix=f"runserver-{name}-", suffix=".log", delete=False)
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.fixture
+def two_servers(transactional_db):
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "DATABASE_URL": _test_database_url(),
+        "CONN_MAX_AGE": "0",
+        "REDIS_URL": settings.CACHES["default"]["LOCATION"],
+        "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
+        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+        "RATE_LIMIT_REFRESH_PER_SESSION": "1000/m",  # 50 refreshes of one session in seconds are the point here
+        "PYTHONUNBUFFERED": "1",
+    }
+    started: list[Server] = []
+    try:
+        for name in ("a", "b"):
+            started.append(ThreadedServer(env, name))
+        for server in started:
+            server.wait_until_ready()
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+def _refresh(server: Server, cookie_header: str, csrf: str) -> tuple[int, str | None, str]:
+    """(status, the new refresh cookie or None, body text): any answer, JSON or not (a DEBUG 500 page)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=NETWORK_TIMEOUT)
+    try:
+        connection.request("POST", "/api/auth/refresh/", headers={"Cookie": cookie_header, "X-CSRFToken": csrf})
+        response = connection.getresponse()
+        body = response.read().decode(errors="replace")
+        return response.status, _cookies(response.headers).get(REFRESH_COOKIE) or None, body[:300]
+    finally:
+        connection.close()
+
+
+def _refresh_all_at_once(servers, cookie_header: str, csrf: str) -> list:
+    barrier = threading.Barrier(THREADS)
+    answers: list = [(0, None, "no answer")] * THREADS
+
+    def refresh(index: int) -> None:
+        barrier.wait(timeout=20)
+        try:
+            answers[index] = _refresh(servers[index % 2], cookie_header, csrf)
+        except OSError as error:
+            answers[index] = (0, None, repr(error))
+
+    threads = [threading.Thread(target=refresh, args=(index,)) for index in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_refreshes_on_two_servers_leave_one_live_refresh_token(two_servers, make_user, password):
+    user = make_user(email="scale-out@example.com")
+    server_a, server_b = two_servers
+    status, headers, body = server_a.request("POST", "/api/auth/login/", {"email": user.email, "password": password})
+    assert status == 200, body
+    refresh_token = _cookies(headers)[REFRESH_COOKIE]
+    status, headers, _body = server_b.request("GET", "/api/auth/csrf/")
+    assert status == 200
+    csrf = _cookies(headers)[settings.CSRF_COOKIE_NAME]
+
+    for round_number in range(ROUNDS):
+        cookie_header = f"{settings.CSRF_COOKIE_NAME}={csrf}; {REFRESH_COOKIE}={refresh_token}"
+        answers = _refresh_all_at_once(two_servers, cookie_header, csrf)
+
+        statuses = [status for status, _token, _body in answers]
+        assert statuses == [200] * THREADS, (round_number, answers)
+        assert all('"access"' in body for _s, _t, body in answers)
+        new_tokens = [token for _s, token, _b in answers if token]
+        assert len(new_tokens) == 1, f"round {round_number}: {len(new_tokens)} new refresh cookies handed out"
+
+        sessions = list(DeviceSession.objects.filter(user=user))
+        assert len(sessions) == 1, f"round {round_number}: {len(sessions)} device sessions"
+        assert sessions[0].revoked_at is None, f"round {round_number}: session ended ({sessions[0].revoked_reason})"
+        assert sessions[0].refresh_token_hash == hash_token(new_tokens[0])
+        refresh_token = new_tokens[0]
+
+    # The last round's cookie still works.
+    cookie_header = f"{settings.CSRF_COOKIE_NAME}={csrf}; {REFRESH_COOKIE}={refresh_token}"
+    status, token, body = _refresh(server_b, cookie_header, csrf)
+    assert status == 200, body
+    assert token
