@@ -69,7 +69,7 @@ VERIFY_TOKEN_SESSION_KEY = "_email_verification_token"  # nosec B105: a session 
 
 # Never a path (which held the token) in a Referer, yet still an Origin on form
 # posts: with "no-referrer" browsers send "Origin: null", which CSRF refuses.
-TOKEN_PAGE_REFERRER_POLICY = "strict-origin"
+TOKEN_PAGE_REFERRER_POLICY = "strict-origin"  # nosec B105: a header value
 
 
 def token_page_referrer_policy(view):
