@@ -643,7 +643,8 @@ def main() -> int:
         manage(env, "migrate", "--noinput")
         manage(env, "shell", "-c", SEED)
         print(f"private PostgreSQL :{pg.port}, Redis :{redis.port}; setup {time.monotonic() - started:.1f} s")
-        app = App(env, root / "gunicorn.log")
+        # Worker recycling off: a recycled worker must not look like a hung one.
+        app = App(env, root / "gunicorn.log", extra_args=("--max-requests", "0"))
         scenario_database_down(app, pg)
         bodies = scenario_redis_down(app, redis, mail_dir)
         app.stop()
