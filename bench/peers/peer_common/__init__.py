@@ -1,0 +1,1 @@
+"""Settings, hasher and helpers shared by the benchmark's peer projects."""

@@ -1,0 +1,1 @@
+"""The todo app of the peers: the same model and list view as the app's todos."""

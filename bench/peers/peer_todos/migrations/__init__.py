@@ -1,0 +1,1 @@
+"""Migrations of the peers' todo app."""

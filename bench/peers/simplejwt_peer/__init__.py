@@ -1,0 +1,1 @@
+"""Peer 1: the stock djangorestframework-simplejwt stack."""

@@ -1,0 +1,12 @@
+"""simplejwt peer URLs: token obtain/refresh and the todo list."""
+
+from django.urls import path
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from peer_todos.api import TodoViewSet
+
+urlpatterns = [
+    path("api/token/", TokenObtainPairView.as_view()),
+    path("api/token/refresh/", TokenRefreshView.as_view()),
+    path("api/todos/", TodoViewSet.as_view({"get": "list", "post": "create"})),
+]

@@ -1,0 +1,484 @@
+"""Benchmark: the app against the stock simplejwt stack and allauth headless (JWT), under gunicorn on PostgreSQL and Redis.
+
+    uv run python bench/run.py [--quick]
+
+Prints one table per workload, the ratios and the targets; writes bench/.work/results.json.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import loadgen
+from djtool import PASSWORD, TABS_EMAIL, USERS, email_of
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WORK = BENCH / ".work"
+VENVS = BENCH / ".venvs"
+WORKERS = 2
+CLIENTS = 8
+PG = "postgres://postgres@127.0.0.1:5432"
+SERVERS = {"ours": 8601, "simplejwt": 8602, "allauth": 8603}
+DATABASES = {"ours": "bench_ours", "simplejwt": "bench_simplejwt", "allauth": "bench_allauth"}
+COMMON_PACKAGES = ["django>=5.2,<5.3", "djangorestframework", "psycopg[binary]", "argon2-cffi", "gunicorn"]
+PEER_PACKAGES = {
+    "simplejwt": [*COMMON_PACKAGES, "djangorestframework-simplejwt"],
+    "allauth": [*COMMON_PACKAGES, "django-allauth[headless]", "PyJWT", "cryptography"],
+}
+ARGON2 = {"time_cost": 2, "memory_cost": 19456, "parallelism": 1}
+RUN_ID = secrets.token_hex(4)
+KEYS = {"SECRET_KEY": secrets.token_urlsafe(64), "JWT_SIGNING_KEY": secrets.token_urlsafe(48)}
+WORKLOADS = {
+    "a": "(a) authenticated GET /api/todos/ (10 items), 8 clients",
+    "b": "(b) chained refresh rotation, 8 concurrent clients (one session each)",
+    "c": "(c) sign-in (Argon2id t=2 m=19456 p=1), 8 clients",
+    "d": "(d) 8 tabs of one session refreshing at the same instant, repeated",
+}
+
+
+def python_of(kind: str) -> str:
+    return sys.executable if kind == "ours" else str(VENVS / kind / "bin" / "python")
+
+
+def ensure_peer_environments() -> None:
+    """Create bench/.venvs/<peer> with uv the first time."""
+    for peer, packages in PEER_PACKAGES.items():
+        if (VENVS / peer / "bin" / "python").exists():
+            continue
+        print(f"creating {VENVS / peer} ...", flush=True)
+        subprocess.run(["uv", "venv", "-q", str(VENVS / peer)], check=True, timeout=300)
+        subprocess.run(
+            ["uv", "pip", "install", "-q", "--python", python_of(peer), *packages], check=True, timeout=600
+        )
+
+
+def ensure_databases() -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True, connect_timeout=3) as conn:
+        existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        for name in DATABASES.values():
+            if name not in existing:
+                conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def env_of(kind: str, port: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "VIRTUAL_ENV"))}
+    env.update(KEYS, PORT=str(port), HOST="127.0.0.1", WEB_CONCURRENCY=str(WORKERS), PYTHONDONTWRITEBYTECODE="1")
+    if kind == "ours":
+        limit = "100000/m"
+        env.update(
+            DJANGO_SETTINGS_MODULE="bench.ours_settings",
+            DEBUG="false",
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            SITE_URL="https://bench.example",
+            EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+            SECURE_SSL_REDIRECT="false",
+            DATABASE_URL=f"{PG}/{DATABASES['ours']}",
+            REDIS_URL="redis://127.0.0.1:6379/13",
+            CACHE_KEY_PREFIX=f"bench-{RUN_ID}",
+            ARGON2_TIME_COST="2",
+            ARGON2_MEMORY_COST_KIB="19456",
+            ARGON2_PARALLELISM="1",
+            **{f"RATE_LIMIT_{name}": limit for name in (
+                "SIGN_IN_PER_ACCOUNT", "SIGN_IN_PER_IP", "SIGN_UP_PER_IP", "MAILS_PER_ADDRESS",
+                "MAILS_PER_IP", "REFRESH_PER_SESSION", "PASSWORD_CHANGE_PER_USER")},
+        )
+    else:
+        env.update(DJANGO_SETTINGS_MODULE=f"{kind}_peer.settings", PEER_DB_NAME=DATABASES[kind])
+    return env
+
+
+def djtool(kind: str, *args: str, token: str = "") -> dict:
+    result = subprocess.run(
+        [python_of(kind), str(BENCH / "djtool.py"), *args[:1], kind, *args[1:]],
+        env={**env_of(kind, SERVERS[kind]), "BENCH_TOKEN": token}, cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"djtool {args[0]} {kind} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Fraction of all cores busy over `seconds` (from /proc/stat)."""
+
+    def read() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(values), values[3] + values[4]
+
+    total0, idle0 = read()
+    time.sleep(seconds)
+    total1, idle1 = read()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_until_quiet(limit_s: float = 60) -> float:
+    """Wait (at most limit_s) until other processes leave the cores idle; returns the last busy fraction."""
+    busy = cpu_busy()
+    deadline = time.monotonic() + limit_s
+    for _ in range(int(limit_s / 2) + 1):
+        if busy <= 0.15 or time.monotonic() >= deadline:
+            break
+        print(f"  the machine is {busy:.0%} busy with other work; waiting ...", flush=True)
+        busy = cpu_busy(2.0)
+    return round(busy, 2)
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process, its reaped descendants and its live descendants."""
+    try:
+        total = _cpu_seconds(pid) + _cpu_seconds(pid, children=True)
+    except OSError:
+        return 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += sum(_tree_cpu(int(child)) for child in (task / "children").read_text().split())
+        except OSError:
+            pass
+    return total
+
+
+def cpu_accounting() -> tuple[float, float, float]:
+    """(wall clock, CPU seconds used machine-wide, CPU seconds used by this benchmark's own processes,
+    PostgreSQL and Redis), to tell afterwards how much other work ran during the measurements."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    busy = (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+    ours = _tree_cpu(os.getpid())
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() in ("postgres", "redis-server"):
+                ours += _cpu_seconds(int(entry.name))
+        except OSError:
+            pass
+    return time.monotonic(), busy, ours
+
+
+def worker_pids(master: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cpu_seconds(pid: int, children: bool = False) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    first = 13 if children else 11  # utime, stime (or cutime, cstime: reaped children)
+    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
+
+
+class Workers(threading.Thread):
+    """A gunicorn master's workers: their largest VmHWM (peak resident set), sampled every 0.2 s
+    (a bounded loop), and the CPU time they used (live ones, plus recycled ones the master reaped)."""
+
+    def __init__(self, kind: str, process: subprocess.Popen):
+        super().__init__(daemon=True)
+        self.kind, self.process, self.master = kind, process, process.pid
+        self.peak_kb, self.done = 0, threading.Event()
+
+    def check(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the {self.kind} server exited during the run; see {WORK / (self.kind + '.log')}")
+
+    def worker_cpu(self) -> float:
+        total = _cpu_seconds(self.master, children=True)
+        for pid in worker_pids(self.master):
+            try:
+                total += _cpu_seconds(pid)
+            except OSError:
+                pass
+        return total
+
+    def sample(self) -> None:
+        for pid in worker_pids(self.master):
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+            except OSError:
+                pass
+
+    def run(self) -> None:
+        for _ in range(10_000):
+            if self.done.wait(0.2):
+                return
+            self.sample()
+
+    def take_mb(self) -> float:
+        self.sample()
+        peak, self.peak_kb = self.peak_kb, 0
+        return round(peak / 1024, 1)
+
+
+@contextmanager
+def server(kind: str):
+    """Start one gunicorn (2 workers) and always stop it."""
+    port = SERVERS[kind]
+    with socket.socket() as probe:  # never benchmark (or stop) someone else's server on our port
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise RuntimeError(f"port {port} is already in use; stop what listens there first")
+    # No control socket: gunicorn's default path is shared by every gunicorn on the machine. No worker
+    # recycling (max_requests): a worker rebooting mid-slice would charge ~1 s of imports to whichever
+    # server and workload it happens in (ours serves the floor too, so it would be hit most).
+    if kind == "ours":
+        command, cwd = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py"], ROOT
+    else:
+        command, cwd = [python_of(kind), "-m", "gunicorn", "-c", "gunicorn.conf.py"], BENCH / "peers"
+    command += ["--no-control-socket", "--max-requests", "0", "config.wsgi" if kind == "ours" else f"{kind}_peer.wsgi"]
+    log = open(WORK / f"{kind}.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(command, cwd=cwd, env=env_of(kind, port), stdout=log, stderr=subprocess.STDOUT)
+    sampler = Workers(kind, process)
+    try:
+        deadline = time.monotonic() + 30
+        for _ in range(150):
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"{kind} server did not answer within 30 s")
+            if process.poll() is not None:
+                raise RuntimeError(f"{kind} server exited; see {WORK / (kind + '.log')}")
+            if loadgen.Http(port).call("GET", "/api/todos/")[0] and len(worker_pids(process.pid)) >= WORKERS:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"{kind} server did not answer within 30 s")
+        sampler.start()
+        yield port, sampler
+    finally:
+        sampler.done.set()
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        log.close()
+
+
+def _verify_loop(args) -> tuple[int, float, list[float], float]:
+    from argon2 import PasswordHasher
+
+    encoded, duration = args
+    hasher = PasswordHasher(**ARGON2)
+    latencies, began, cpu = [], time.perf_counter(), time.process_time()
+    for _ in range(1_000_000):
+        if time.perf_counter() - began >= duration:
+            break
+        start = time.perf_counter()
+        hasher.verify(encoded, PASSWORD)
+        latencies.append(time.perf_counter() - start)
+    return len(latencies), time.perf_counter() - began, latencies, time.process_time() - cpu
+
+
+def argon2_slice(pool, encoded: str):
+    """Argon2id verification alone, same parameters, in as many processes as gunicorn workers."""
+
+    def run(seconds: float) -> tuple:
+        runs = pool.map(_verify_loop, [(encoded, seconds)] * WORKERS)
+        return [x for r in runs for x in r[2]], 0, max(r[1] for r in runs), sum(r[3] for r in runs), None
+
+    return run
+
+
+def server_slice(port: int, steps: list, sampler: Workers):
+    """One server workload: 8 closed-loop clients for a slice of time, with the workers' CPU and peak memory."""
+
+    def run(seconds: float) -> tuple:
+        sampler.check()
+        sampler.take_mb()
+        cpu = sampler.worker_cpu()
+        latencies, errors, elapsed = loadgen.closed_loop(port, steps, seconds)
+        sampler.check()
+        return latencies, errors, elapsed, sampler.worker_cpu() - cpu, sampler.take_mb()
+
+    return run
+
+
+def interleaved(runs: dict, duration: float, warmup: float, slices: int) -> dict:
+    """Warm every target up, then give each `duration` seconds in `slices` round-robin slices, so that
+    whatever else the machine does in the meantime hits all of them alike."""
+    for run in runs.values():
+        run(warmup)
+    acc = {name: [[], 0, 0.0, 0.0, 0.0] for name in runs}
+    for _ in range(slices):
+        for name, run in runs.items():
+            latencies, errors, elapsed, cpu, peak = run(duration / slices)
+            a = acc[name]
+            a[0] += latencies
+            a[1] += errors
+            a[2] += elapsed
+            a[3] += cpu
+            a[4] = max(a[4], peak or 0)
+    results = {}
+    for name, (latencies, errors, elapsed, cpu, peak) in acc.items():
+        results[name] = loadgen.summarize(latencies, errors, elapsed)
+        results[name]["cpu_ms"] = round(cpu * 1000 / max(1, len(latencies)), 2)
+        results[name]["peak_rss_mb"] = peak or "-"
+    return results
+
+
+def logins(port: int, proto, emails: list[str]) -> list[dict]:
+    h = loadgen.Http(port)
+    sessions = [proto.login(h, email) for email in emails]
+    h.close()
+    if not all(sessions):
+        raise RuntimeError(f"{proto.name}: sign-in failed during setup")
+    return sessions
+
+
+def run_workloads(live: dict, owners: dict, argon2_run, duration: float, warmup: float, rounds: int, tokens: dict) -> dict:
+    emails = [email_of(i) for i in range(USERS)]
+    runs = {"a": {}, "b": {}, "c": {}}
+    for kind, (port, sampler) in live.items():
+        proto = loadgen.PROTOCOLS[kind]
+        sessions = logins(port, proto, emails[:CLIENTS])
+        runs["a"][kind] = server_slice(port, [loadgen.list_step("/api/todos/", s["access"]) for s in sessions], sampler)
+        if kind == "ours":
+            floor = [loadgen.list_step(f"/api/bench-floor/{owners[kind]}/todos/", None)] * CLIENTS
+            runs["a"]["floor"] = server_slice(port, floor, sampler)
+        sessions = logins(port, proto, emails[CLIENTS : 2 * CLIENTS])
+        runs["b"][kind] = server_slice(port, [loadgen.refresh_chain_step(proto, s) for s in sessions], sampler)
+        runs["c"][kind] = server_slice(port, [loadgen.login_step(proto, emails[i::CLIENTS]) for i in range(CLIENTS)], sampler)
+    runs["c"]["argon2"] = argon2_run
+    slices = max(1, round(duration / 2))
+    results = {}
+    for workload, targets in runs.items():
+        print(f"  ({workload}) {', '.join(targets)}: {duration:g} s each in {slices} slices ...", flush=True)
+        results[workload] = interleaved(targets, duration, warmup, slices)
+    print(f"  (d) {rounds} rounds of {CLIENTS} simultaneous refreshes ...", flush=True)
+    results["d"] = {}
+    for kind, (port, sampler) in live.items():
+        sampler.take_mb()
+        cpu = sampler.worker_cpu()
+        d, tokens[kind] = loadgen.tabs(port, loadgen.PROTOCOLS[kind], TABS_EMAIL, rounds, CLIENTS)
+        sampler.check()
+        d["cpu_ms"] = round((sampler.worker_cpu() - cpu) * 1000 / max(1, d["requests"]), 2)
+        d["peak_rss_mb"] = sampler.take_mb()
+        results["d"][kind] = d
+    return results
+
+
+def ratio(x: float, y: float) -> float:
+    return round(x / y, 2) if y else float("nan")
+
+
+def evaluate(res: dict, sql: dict) -> tuple[dict, list]:
+    ratios = {w: {f"ours/{peer}": ratio(res[w]["ours"]["rps"], res[w][peer]["rps"]) for peer in ("simplejwt", "allauth")} for w in "abcd"}
+    ratios["a"]["ours/floor"] = ratio(res["a"]["ours"]["rps"], res["a"]["floor"]["rps"])
+    ratios["b"]["ours/faster peer"] = ratio(res["b"]["ours"]["rps"], max(res["b"]["simplejwt"]["rps"], res["b"]["allauth"]["rps"]))
+    ratios["c"]["ours/argon2-only"] = ratio(res["c"]["ours"]["rps"], res["c"]["argon2"]["rps"])
+    # The same comparisons by CPU time per request (other ÷ ours): less sensitive to other work on the machine.
+    for w in "abcd":
+        others = [n for n in res[w] if n != "ours"]
+        ratios[w]["by CPU/req"] = {f"ours/{n}": ratio(res[w][n]["cpu_ms"], res[w]["ours"]["cpu_ms"]) for n in others}
+    checks = [  # name, value, goal, kind of comparison
+        ("(a) ours / no-auth floor", ratios["a"]["ours/floor"], 0.9, ">="),
+        ("(a) ours / simplejwt", ratios["a"]["ours/simplejwt"], 1.3, ">="),
+        ("(a) SQL added by authentication", sql["ours"]["a"] - sql["ours"]["floor"], 0, "<="),
+        ("(b) ours / faster peer", ratios["b"]["ours/faster peer"], 2.0, ">="),
+        ("(b) SQL statements per refresh", sql["ours"]["b"], 3, "<="),
+        ("(b) transactions per refresh", sql["ours"]["refresh_transactions"], 1, "=="),
+        ("(c) ours / Argon2-only", ratios["c"]["ours/argon2-only"], 0.9, ">="),
+        ("(d) errors", res["d"]["ours"]["errors"], 0, "<="),
+        ("(d) live refresh tokens afterwards", res["d"]["ours"]["live_after"]["live"], 1, "=="),
+        ("(d) ... and it is the client's", res["d"]["ours"]["live_after"]["client_token_live"], True, "=="),
+    ]
+    verdicts = []
+    for name, value, goal, op in checks:
+        if op == ">=":
+            ok, margin = value >= goal, f"{(value / goal - 1) * 100:+.0f}%"
+        elif op == "<=":
+            ok, margin = value <= goal, f"{goal - value:+g}"
+        else:
+            ok = value == goal
+            margin = "exact" if ok else "no" if isinstance(value, bool) else f"off by {value - goal:+g}"
+        verdicts.append({"target": name, "value": value, "goal": f"{op} {goal}", "pass": ok, "margin": margin})
+    return ratios, verdicts
+
+
+def print_report(res: dict, sql: dict, ratios: dict, verdicts: list, meta: dict) -> None:
+    print(f"\n{meta['note']}")
+    print(f"Other processes on the machine used {meta['others_during']:.0%} of the cores during the measurements"
+          f" ({meta['busy_before']:.0%} just before).")
+    if max(meta["busy_before"], meta["others_during"]) > 0.1:
+        print("WARNING: the machine was not quiet: the numbers are unreliable; run again on a quiet machine.")
+    print()
+    head = f"{'server':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'SQL/req':>9}{'CPU ms/req':>12}{'peak RSS MB':>13}"
+    labels = {"floor": "floor (ours, no auth)", "argon2": "argon2 verify only"}
+    for w, title in WORKLOADS.items():
+        print(title)
+        print(head)
+        for name, r in res[w].items():
+            q = sql["ours"]["floor"] if name == "floor" else sql.get(name, {}).get(w, "-")
+            print(f"{labels.get(name, name):<22}{r['rps']:>9}{r['p50_ms']:>9}{r['p99_ms']:>9}{r['errors']:>8}{q!s:>9}"
+                  f"{r['cpu_ms']!s:>12}{r['peak_rss_mb']!s:>13}")
+        if w == "d":
+            for k, d in res[w].items():
+                live = d["live_after"]
+                where = f" in {live['sessions']} session(s)" if "sessions" in live else ""
+                held = "is" if live["client_token_live"] else "is NOT"
+                print(f"  {k}: {live['live']} live refresh token(s){where} afterwards ({live['meaning']}), the client's {held} one of them; "
+                      f"{d['extra_new_tokens']} extra new tokens minted, {d['relogins']} re-sign-ins after a broken chain")
+        by_cpu = ratios[w]["by CPU/req"]
+        print("  ratios of req/s: " + ", ".join(f"{k} {v}x" for k, v in ratios[w].items() if k != "by CPU/req"))
+        print("  ratios by CPU/req: " + ", ".join(f"{k} {v}x" for k, v in by_cpu.items()) + "\n")
+    print("ours, statements of one refresh: " + " | ".join(sql["ours"]["refresh_statements"]))
+    print("\ntargets")
+    for v in verdicts:
+        print(f"  {'PASS' if v['pass'] else 'MISS'}  {v['target']:<36} {v['value']!s:>6}  (goal {v['goal']}, margin {v['margin']})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 s per workload and target instead of 8, 10 rounds of (d)")
+    args = parser.parse_args()
+    duration, warmup, rounds = (4.0, 0.5, 10) if args.quick else (8.0, 1.0, 20)
+    began = time.monotonic()
+    WORK.mkdir(exist_ok=True)
+    ensure_peer_environments()
+    ensure_databases()
+    print(f"preparing databases (migrate, {USERS} users + 1, 10 todos each) and counting SQL ...", flush=True)
+    owners = {kind: djtool(kind, "setup")["owner_id"] for kind in SERVERS}
+    sql = {kind: djtool(kind, "queries", str(owners[kind])) for kind in SERVERS}
+    from argon2 import PasswordHasher
+
+    encoded = PasswordHasher(**ARGON2).hash(PASSWORD)
+    # The pool forks before any thread starts; the servers are stopped in any case.
+    with multiprocessing.get_context("fork").Pool(WORKERS) as pool, ExitStack() as stack:
+        busy = wait_until_quiet()
+        print("starting the three servers (each is loaded alone, in turn) ...", flush=True)
+        live = {kind: stack.enter_context(server(kind)) for kind in SERVERS}
+        tokens = {}  # the refresh token each client holds after (d)
+        before = cpu_accounting()
+        results = run_workloads(live, owners, argon2_slice(pool, encoded), duration, warmup, rounds, tokens)
+        after = cpu_accounting()
+    wall, busy_cpu, own_cpu = (b - a for a, b in zip(before, after))
+    others = round(max(0.0, busy_cpu - own_cpu) / (wall * os.cpu_count()), 2)
+    for kind in SERVERS:
+        results["d"][kind]["live_after"] = djtool(kind, "live", TABS_EMAIL, token=tokens[kind])
+    ratios, verdicts = evaluate(results, sql)
+    meta = {
+        "busy_before": busy, "others_during": others, "duration_s": duration, "warmup_s": warmup, "d_rounds": rounds,
+        "clients": CLIENTS, "workers": WORKERS, "cores": os.cpu_count(), "users": USERS,
+        "note": (f"{os.cpu_count()} cores shared by the server under test (gunicorn, {WORKERS} sync workers), PostgreSQL, "
+                 f"Redis and this Python load generator. One server loaded at a time, {CLIENTS} closed-loop clients, "
+                 f"{duration:g} s per server and workload (after {warmup:g} s warm-up), taken in 2 s slices in turn. "
+                 "CPU ms/req: gunicorn workers' CPU time per request. Compare ratios, not absolute numbers."),
+    }
+    print_report(results, sql, ratios, verdicts, meta)
+    meta["total_s"] = round(time.monotonic() - began, 1)
+    out = {"meta": meta, "results": results, "sql": sql, "ratios": ratios, "targets": verdicts}
+    (WORK / "results.json").write_text(json.dumps(out, indent=2))
+    print(f"\nwhole run {meta['total_s']} s; results in {WORK / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
