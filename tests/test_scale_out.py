@@ -9,7 +9,6 @@ that of the one new cookie handed out. Runs only in the PostgreSQL + Redis pass.
 """
 
 import http.client
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,14 @@ from django.db import connection
 
 from accounts.models import DeviceSession
 from accounts.tokens import hash_token
-from tests.test_shared_counters import NETWORK_TIMEOUT, PROJECT_ROOT, Server, _cookies, _free_port, _test_database_url
+from tests.test_shared_counters import (
+    NETWORK_TIMEOUT,
+    PROJECT_ROOT,
+    Server,
+    _cookies,
+    _free_port,
+)
+from tests.test_shared_counters import two_servers as start_two_servers
 
 pytestmark = pytest.mark.skipif(
     settings.CACHES["default"]["BACKEND"] != "django.core.cache.backends.redis.RedisCache"
@@ -52,27 +58,9 @@ class ThreadedServer(Server):
 
 @pytest.fixture
 def two_servers(transactional_db):
-    env = {
-        **os.environ,
-        "DEBUG": "true",
-        "DATABASE_URL": _test_database_url(),
-        "CONN_MAX_AGE": "0",
-        "REDIS_URL": settings.CACHES["default"]["LOCATION"],
-        "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
-        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-        "RATE_LIMIT_REFRESH_PER_SESSION": "1000/m",  # 50 refreshes of one session in seconds are the point here
-        "PYTHONUNBUFFERED": "1",
-    }
-    started: list[Server] = []
-    try:
-        for name in ("a", "b"):
-            started.append(ThreadedServer(env, name))
-        for server in started:
-            server.wait_until_ready()
+    # 50 refreshes of one session in seconds are the point here.
+    with start_two_servers(ThreadedServer, RATE_LIMIT_REFRESH_PER_SESSION="1000/m") as started:
         yield started
-    finally:
-        for server in started:
-            server.stop()
 
 
 def _refresh(server: Server, cookie_header: str, csrf: str) -> tuple[int, str | None, str]:

@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import quote
@@ -121,8 +122,10 @@ def _cookies(headers) -> dict[str, str]:
     return {name: morsel.value for name, morsel in jar.items()}
 
 
-@pytest.fixture
-def servers():
+@contextmanager
+def two_servers(server_class: type["Server"] = None, **extra_env: str):
+    """Two app processes on their own ports, sharing this test's database and Redis."""
+    server_class = server_class or Server
     env = {
         **os.environ,
         "DEBUG": "true",
@@ -132,17 +135,24 @@ def servers():
         "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
         "PYTHONUNBUFFERED": "1",
+        **extra_env,
     }
     started: list[Server] = []
     try:
         for name in ("a", "b"):
-            started.append(Server(env, name))
+            started.append(server_class(env, name))
         for server in started:
             server.wait_until_ready()
         yield started
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture
+def servers():
+    with two_servers() as started:
+        yield started
 
 
 def _address_with_time_to_spare(seconds: int = 60) -> str:
