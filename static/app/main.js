@@ -27,7 +27,8 @@ function currentRoute() {
 async function render() {
   if (!signedIn) {
     showNav(false);
-    renderSignIn({ onSignedIn: () => { signedIn = true; render(); } });
+    // signIn() announces "signed-in" through onAuthChange below, which renders the todos exactly once.
+    renderSignIn();
     return;
   }
   showNav(true);

@@ -3,7 +3,7 @@
 import { signIn } from "./auth.js";
 import { h, show } from "./dom.js";
 
-export function renderSignIn({ onSignedIn }) {
+export function renderSignIn() {
   const error = h("div", { class: "form-errors", role: "alert", hidden: true });
   const email = h("input", { type: "email", id: "signin-email", name: "email", autocomplete: "email", required: true });
   const password = h("input", {
@@ -18,7 +18,6 @@ export function renderSignIn({ onSignedIn }) {
     try {
       await signIn(email.value, password.value);
       password.value = "";
-      onSignedIn();
     } catch (failure) {
       error.replaceChildren(h("p", {}, messageFor(failure)));
       if (failure.code === "email_not_verified") {

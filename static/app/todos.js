@@ -13,6 +13,7 @@ export async function renderTodos() {
   let filter = sessionStorage.getItem("todo-filter") || "all";
   let todos = [];
   let nextPage = null;
+  let latestLoad = 0;
 
   const status = h("div", { class: "form-errors", role: "alert", hidden: true });
   const list = h("ul", { class: "todo-list", "aria-label": "Todos" });
@@ -31,9 +32,12 @@ export async function renderTodos() {
 
   async function load(url = null, append = false) {
     const query = FILTERS.find((item) => item.value === filter).query;
+    const ticket = ++latestLoad;
     try {
       const page = await api(url || `/api/todos/?ordering=-created_at${query}`);
-      todos = append ? todos.concat(page.results) : page.results;
+      // A slower, older answer (say, for the filter chosen before this one) must not overwrite a newer one.
+      if (ticket !== latestLoad) return;
+      todos = append ? mergeById(todos, page.results) : page.results;
       nextPage = page.next ? new URL(page.next, location.origin).pathname + new URL(page.next).search : null;
       clearError();
       draw();
@@ -158,7 +162,8 @@ export async function renderTodos() {
         const created = await api("/api/todos/", { method: "POST", body: { title, notes: newNotes.value } });
         newTitle.value = "";
         newNotes.value = "";
-        if (filter !== "completed") todos = [created, ...todos];
+        // A list load that reached the server after this POST may have drawn the new todo already.
+        if (filter !== "completed") todos = mergeById([created], todos);
         draw();
         announce(`Added “${created.title}”.`);
         newTitle.focus();
@@ -189,6 +194,12 @@ export async function renderTodos() {
 
   show(h("h1", {}, "Your todos"), addForm, filters, status, list, empty, more);
   await load();
+}
+
+/** first, then the items of second that first does not hold: every todo appears once. */
+function mergeById(first, second) {
+  const seen = new Set(first.map((item) => item.id));
+  return first.concat(second.filter((item) => !seen.has(item.id)));
 }
 
 function errorLines(error) {
