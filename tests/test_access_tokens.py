@@ -404,6 +404,13 @@ def test_unknown_or_missing_kid_is_refused(issued, kid):
         "x" * 5000,
         "%00%00",
         "null",
+        # headers that decode but are not a JSON object, or do not decode at all
+        b64url(b"[1, 2]") + ".e30.c2ln",
+        b64url(b'"at+jwt"') + ".e30.c2ln",
+        b64url(b"\xff\xfe{}") + ".e30.c2ln",
+        "eyJ!!.e30.c2ln",
+        "\u00e9\u00e9.e30.c2ln",
+        "e" * 600 + ".e30.c2ln",
     ],
 )
 def test_garbage_is_refused(user, garbage):

@@ -222,7 +222,7 @@ def test_unsupported_database_url_scheme_refuses_to_load():
 
 def test_redis_url_selects_the_redis_cache():
     loaded = load_settings(DEBUG="true", REDIS_URL="redis://cache.internal:6379/1")
-    assert loaded["CACHE_BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert loaded["CACHE_BACKEND"] == "accounts.redis_cache.ReusedClientRedisCache"
     assert loaded["CACHE_LOCATION"] == "redis://cache.internal:6379/1"
 
 

@@ -28,7 +28,7 @@ from django_ratelimit.core import _get_window
 from accounts.rate_limits import address_key
 
 pytestmark = pytest.mark.skipif(
-    settings.CACHES["default"]["BACKEND"] != "django.core.cache.backends.redis.RedisCache",
+    not settings.REDIS_URL,
     reason="needs Redis; runs in CI's PostgreSQL + Redis pass",
 )
 
