@@ -49,3 +49,49 @@ def test_the_configured_cache_round_trips_through_redis():
     assert cache.get("answer") is None
     assert cache.get("counter") is None
     assert len(cache._cache._clients) == 1  # every operation above went through one client
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis; runs in CI's PostgreSQL + Redis pass")
+def test_incr_counts_existing_keys_and_refuses_missing_ones_like_djangos():
+    cache = caches["default"]
+    with pytest.raises(ValueError):
+        cache.incr("never-set")
+    assert cache.get("never-set") is None  # refusing did not create it
+    cache.set("hits", 5, timeout=30)
+    assert cache.incr("hits") == 6
+    assert cache.incr("hits", 10) == 16
+    assert cache.decr("hits", 7) == 9
+    assert cache.get("hits") == 9
+    cache.delete("hits")
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis; runs in CI's PostgreSQL + Redis pass")
+def test_incr_still_works_after_redis_forgets_its_scripts():
+    cache = caches["default"]
+    cache.set("hits", 1, timeout=30)
+    assert cache.incr("hits") == 2
+    cache._cache.get_client(write=True).script_flush()  # as after a Redis restart or failover
+    assert cache.incr("hits") == 3
+    cache.delete("hits")
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis; runs in CI's PostgreSQL + Redis pass")
+def test_incr_is_one_round_trip():
+    cache = caches["default"]
+    cache.set("hits", 1, timeout=30)
+    cache.incr("hits")  # loads the script once
+    client = cache._cache.get_client(write=True)
+    commands = []
+    original = client.execute_command
+
+    def counting(*args, **options):
+        commands.append(args[0])
+        return original(*args, **options)
+
+    client.execute_command = counting
+    try:
+        assert cache.incr("hits") == 3
+    finally:
+        del client.execute_command
+    assert commands == ["EVALSHA"]
+    cache.delete("hits")
