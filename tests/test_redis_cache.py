@@ -6,6 +6,8 @@ from django.core.cache import caches
 
 from accounts.redis_cache import ReusedClientRedisCache
 
+needs_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis; runs in CI's PostgreSQL + Redis pass")
+
 
 def make_cache(location="redis://127.0.0.1:6379/9", **params):
     return ReusedClientRedisCache(location, {"KEY_PREFIX": "redis-cache-test", **params})
@@ -35,7 +37,7 @@ def test_clients_are_built_lazily_and_connect_lazily():
     assert len(backend._cache._clients) == 1
 
 
-@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis; runs in CI's PostgreSQL + Redis pass")
+@needs_redis
 def test_the_configured_cache_round_trips_through_redis():
     cache = caches["default"]
     assert isinstance(cache, ReusedClientRedisCache)
@@ -51,7 +53,7 @@ def test_the_configured_cache_round_trips_through_redis():
     assert len(cache._cache._clients) == 1  # every operation above went through one client
 
 
-@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis; runs in CI's PostgreSQL + Redis pass")
+@needs_redis
 def test_incr_counts_existing_keys_and_refuses_missing_ones_like_djangos():
     cache = caches["default"]
     with pytest.raises(ValueError):
@@ -65,7 +67,7 @@ def test_incr_counts_existing_keys_and_refuses_missing_ones_like_djangos():
     cache.delete("hits")
 
 
-@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis; runs in CI's PostgreSQL + Redis pass")
+@needs_redis
 def test_incr_still_works_after_redis_forgets_its_scripts():
     cache = caches["default"]
     cache.set("hits", 1, timeout=30)
@@ -75,7 +77,7 @@ def test_incr_still_works_after_redis_forgets_its_scripts():
     cache.delete("hits")
 
 
-@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis; runs in CI's PostgreSQL + Redis pass")
+@needs_redis
 def test_incr_is_one_round_trip():
     cache = caches["default"]
     cache.set("hits", 1, timeout=30)

@@ -27,6 +27,15 @@ def olive(site, make_user):
     return user
 
 
+@pytest.fixture
+def app(page, olive):
+    """The todo app, signed in as Olive, her list drawn."""
+    page.goto("/app/")
+    sign_in_in_app(page, EMAIL, STRONG_PASSWORD)
+    expect(page.get_by_text("Water the plants", exact=True)).to_be_visible()
+    return page
+
+
 def wait_until(page, condition, timeout: float = 10.0) -> None:
     """Let the browser run (routes and events are handled while it waits) until condition() is true."""
     deadline = time.monotonic() + timeout
@@ -56,11 +65,8 @@ def test_signing_in_in_the_app_loads_the_list_once(page, olive):
     assert_clean(page)
 
 
-def test_a_list_answer_that_overtakes_the_add_answer_does_not_draw_the_todo_twice(page, olive):
-    page.goto("/app/")
-    sign_in_in_app(page, EMAIL, STRONG_PASSWORD)
-    expect(page.get_by_text("Water the plants", exact=True)).to_be_visible()
-
+def test_a_list_answer_that_overtakes_the_add_answer_does_not_draw_the_todo_twice(app):
+    page = app
     held_answers = []
 
     def hold_the_add_answer(route):
@@ -87,11 +93,8 @@ def test_a_list_answer_that_overtakes_the_add_answer_does_not_draw_the_todo_twic
     assert_clean(page)
 
 
-def test_an_older_filter_answer_does_not_replace_a_newer_one(page, olive):
-    page.goto("/app/")
-    sign_in_in_app(page, EMAIL, STRONG_PASSWORD)
-    expect(page.get_by_text("Water the plants", exact=True)).to_be_visible()
-
+def test_an_older_filter_answer_does_not_replace_a_newer_one(app):
+    page = app
     held_requests = []
     page.route(re.compile(r"/api/todos/\?.*completed=true"), lambda route: held_requests.append(route))
     page.get_by_label("Completed", exact=True).check()
