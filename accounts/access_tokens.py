@@ -7,7 +7,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
+import time
+from functools import cache, lru_cache
 from typing import Any
 
 import jwt
@@ -18,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from rest_framework_simplejwt.backends import TokenBackend
-from rest_framework_simplejwt.exceptions import TokenBackendError, TokenBackendExpiredToken
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenBackendError, TokenBackendExpiredToken
 from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
@@ -136,6 +137,7 @@ def _reload_keys_when_settings_change(*, setting, **kwargs):
     if setting.startswith("JWT_") or setting in {"SECRET_KEY", "SITE_URL"}:
         key_ring.cache_clear()
         token_backend.cache_clear()
+        _verify_once.cache_clear()
 
 
 _DECODE_OPTIONS = {"require": REQUIRED_CLAIMS, "verify_signature": True}
@@ -244,6 +246,31 @@ class AccessToken(Token):
     @property
     def expires_at(self) -> datetime:
         return datetime_from_epoch(self["exp"])
+
+
+# Each live access token is presented on every API call for its whole lifetime;
+# a process verifies each one once. Only tokens that verified are kept (an
+# exception is never cached), so garbage cannot fill it; 2048 entries of about
+# 2 KB each bound the memory.
+VERIFIED_TOKENS_PER_PROCESS = 2048
+
+
+@lru_cache(maxsize=VERIFIED_TOKENS_PER_PROCESS)
+def _verify_once(raw_token: bytes | str) -> AccessToken:
+    return AccessToken(raw_token)
+
+
+def verified_access_token(raw_token: bytes | str) -> AccessToken:
+    """The access token, if its signature, header and claims are valid and it has not expired.
+
+    Raises simplejwt's TokenError otherwise. Whether its session is still live is
+    a separate question (accounts.revocation), asked on every request.
+    """
+    token = _verify_once(raw_token)
+    # Verified before, perhaps long ago: expiry is the one check that time changes.
+    if token["exp"] <= time.time():
+        raise ExpiredTokenError("Token is expired")
+    return token
 
 
 class AccessTokenUser(TokenUser):

@@ -377,6 +377,65 @@ def test_tampered_signature_is_refused(issued):
     assert_refused(get_me(f"{header}.{payload}.{b64url(bytes(raw))}"))
 
 
+# --- Each process verifies a token once, then only checks its expiry ------------------------------
+
+
+def count_signature_checks(monkeypatch) -> list:
+    calls = []
+    original = jwt.decode
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("accounts.access_tokens.jwt.decode", counting)
+    return calls
+
+
+def test_a_token_is_verified_once_per_process(monkeypatch, issued):
+    checks = count_signature_checks(monkeypatch)
+    for _ in range(3):
+        assert get_me(issued.access_token).status_code == 200
+    assert len(checks) == 1
+
+
+def test_tokens_that_fail_verification_are_never_remembered(monkeypatch, issued):
+    header, payload, signature = issued.access_token.split(".")
+    forged = f"{header}.{payload}.{b64url(b'not the signature')}"
+    checks = count_signature_checks(monkeypatch)
+    assert_refused(get_me(forged))
+    assert_refused(get_me(forged))
+    assert len(checks) == 2  # verified (and refused) each time
+
+
+def test_tampering_with_a_remembered_token_is_refused(issued):
+    assert get_me(issued.access_token).status_code == 200
+    header, payload, signature = issued.access_token.split(".")
+    claims = json.loads(unb64url(payload))
+    assert_refused(get_me(f"{header}.{b64url_json({**claims, 'exp': claims['exp'] + 3600})}.{signature}"))
+    raw = bytearray(unb64url(signature))
+    raw[-1] ^= 0x01
+    assert_refused(get_me(f"{header}.{payload}.{b64url(bytes(raw))}"))
+    assert get_me(issued.access_token).status_code == 200
+
+
+def test_a_remembered_token_of_an_ended_session_is_refused_at_once(issued):
+    assert get_me(issued.access_token).status_code == 200
+    end_user_sessions(user=issued.session.user, reason="logout")
+    assert_refused(get_me(issued.access_token), code="session_ended")
+
+
+def test_the_process_remembers_a_bounded_number_of_tokens(user):
+    from accounts.access_tokens import VERIFIED_TOKENS_PER_PROCESS, AccessToken, _verify_once, verified_access_token
+
+    _verify_once.cache_clear()
+    session_id = uuid.uuid4()
+    for _ in range(VERIFIED_TOKENS_PER_PROCESS + 10):
+        token = AccessToken.for_session(user_id=user.pk, session_id=session_id, email_verified=True)
+        verified_access_token(str(token))
+    assert _verify_once.cache_info().currsize == VERIFIED_TOKENS_PER_PROCESS
+
+
 def test_truncated_signature_is_refused(issued):
     header, payload, signature = issued.access_token.split(".")
     assert_refused(get_me(f"{header}.{payload}.{signature[:-4]}"))

@@ -5,7 +5,7 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 
-from accounts.access_tokens import AccessToken
+from accounts.access_tokens import verified_access_token
 from accounts.revocation import is_session_live
 
 
@@ -24,7 +24,7 @@ class AccessTokenAuthentication(JWTStatelessUserAuthentication):
 
     def get_validated_token(self, raw_token):
         try:
-            token = AccessToken(raw_token)
+            token = verified_access_token(raw_token)
         except TokenError:
             raise AuthenticationFailed(
                 "The access token is not valid or has expired.", code="access_token_invalid"
