@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-import time
 from functools import cache, lru_cache
 from typing import Any
 
