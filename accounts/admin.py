@@ -6,8 +6,9 @@ through accounts.flows.support, which records it with the acting staff member.
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import ValidationError
+from django.db.models.constants import LOOKUP_SEP
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -15,7 +16,9 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.client_info import ClientInfo
 from accounts.email_address import InvalidEmailAddress, normalize_email
+from accounts.exceptions import InvalidName
 from accounts.flows.device_sessions import EndReason, end_device_session
+from accounts.flows.profile import clean_display_name
 from accounts.flows.support import (
     staff_deactivate,
     staff_delete_user,
@@ -29,6 +32,21 @@ from accounts.models import DeviceSession, SecurityEvent, User
 from accounts.user_agents import describe_user_agent
 
 RECENT_EVENTS_SHOWN = 20
+# Fields whose values are secrets or hashes of secrets. The admin shows none
+# of them, and must not let anyone filter by them either: a changelist URL
+# such as ?refresh_token_hash__startswith=ab answers "some row matches" and
+# lets its user read a hash one character at a time.
+SECRET_FIELDS = frozenset({"password", "refresh_token_hash", "token_hash"})
+
+
+class NoSecretLookupsMixin:
+    """Refuse changelist lookups on a secret field, directly or through a relation
+    (the admin answers 400, the same for every value)."""
+
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        if SECRET_FIELDS.intersection(lookup.split(LOOKUP_SEP)):
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
 
 class ReadOnlyAdminMixin:
@@ -73,7 +91,17 @@ class DeviceSessionInline(ReadOnlyAdminMixin, admin.TabularInline):
         return describe_user_agent(session.user_agent)
 
 
-class UserCreationAdminForm(AdminUserCreationForm):
+class DisplayNameCleaningMixin:
+    """The admin's user forms take names by the product's one rule (one line of printable text)."""
+
+    def clean_name(self) -> str:
+        try:
+            return clean_display_name(self.cleaned_data["name"])
+        except InvalidName as error:
+            raise ValidationError(error.message, code=error.code) from None
+
+
+class UserCreationAdminForm(DisplayNameCleaningMixin, AdminUserCreationForm):
     class Meta(AdminUserCreationForm.Meta):
         model = User
         fields = ("email", "name")
@@ -85,8 +113,15 @@ class UserCreationAdminForm(AdminUserCreationForm):
             raise ValidationError(str(error)) from None
 
 
+class UserChangeAdminForm(DisplayNameCleaningMixin, UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        model = User
+        fields = "__all__"
+
+
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(NoSecretLookupsMixin, DjangoUserAdmin):
+    form = UserChangeAdminForm
     add_form = UserCreationAdminForm
     ordering = ["-date_joined"]
     list_display = ["email", "name", "email_verified", "is_active", "is_staff", "date_joined", "last_login"]
@@ -201,9 +236,14 @@ class UserAdmin(DjangoUserAdmin):
     def resend_verification(self, request, queryset):
         self._run(request, queryset, staff_resend_verification, "Verification email sent (unverified, active users)")
 
-    @admin.action(description="Mark email address verified", permissions=["mark_email_verified"])
+    @admin.action(
+        description="Mark email address verified (replaces the password: a link to choose one is emailed)",
+        permissions=["mark_email_verified"],
+    )
     def mark_email_verified(self, request, queryset):
-        self._run(request, queryset, staff_mark_email_verified, "Marked verified")
+        self._run(
+            request, queryset, staff_mark_email_verified, "Marked verified and sent a link to choose a password"
+        )
 
     @admin.action(description="Deactivate (ends every session)", permissions=["change_user_active"])
     def deactivate(self, request, queryset):
@@ -230,7 +270,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(DeviceSession)
-class DeviceSessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeviceSessionAdmin(NoSecretLookupsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["user", "device", "ip_address", "created_at", "last_used_at", "expires_at", "revoked_at"]
     list_filter = ["revoked_reason", "created_at", "last_used_at"]
     search_fields = ["user__email", "ip_address"]
@@ -277,7 +317,7 @@ class DeviceSessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(SecurityEvent)
-class SecurityEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SecurityEventAdmin(NoSecretLookupsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "user", "actor", "ip_address", "device", "detail"]
     list_filter = ["kind", "created_at"]
     search_fields = ["user__email", "actor__email", "ip_address"]

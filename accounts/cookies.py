@@ -1,4 +1,4 @@
-"""The refresh-token cookie: one definition of its name and attributes."""
+"""The cookies the accounts set: one definition of each name and its attributes."""
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -49,3 +49,30 @@ def clear_refresh_cookie(response: HttpResponse) -> None:
 
 def read_refresh_cookie(request: HttpRequest) -> str | None:
     return request.COOKIES.get(settings.ACCOUNTS_REFRESH_COOKIE_NAME) or None
+
+
+# The sign-up proof (accounts.flows.verification): only the browser or client
+# that signed up holds it. HttpOnly; Lax, so that it rides along when the
+# emailed link is opened in the same browser; on every path, because the
+# pages and the API both verify.
+SIGNUP_PROOF_COOKIE = "todo_signup"
+
+
+def set_signup_proof_cookie(response: HttpResponse, proof: str) -> None:
+    response.set_cookie(
+        SIGNUP_PROOF_COOKIE,
+        proof,
+        max_age=settings.ACCOUNTS_UNVERIFIED_ACCOUNT_RETENTION_DAYS * 24 * 60 * 60,
+        path="/",
+        secure=settings.ACCOUNTS_REFRESH_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def clear_signup_proof_cookie(response: HttpResponse) -> None:
+    response.delete_cookie(SIGNUP_PROOF_COOKIE, path="/", samesite="Lax")
+
+
+def read_signup_proof(request: HttpRequest) -> str | None:
+    return request.COOKIES.get(SIGNUP_PROOF_COOKIE) or None

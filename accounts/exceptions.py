@@ -47,6 +47,12 @@ class InvalidEmail(AccountError):
     field = "email"
 
 
+class InvalidName(AccountError):
+    code = "invalid_name"
+    message = "Enter your name on one line, without control characters."
+    field = "name"
+
+
 class PasswordRejected(AccountError):
     """The new password breaks the password policy; ``messages`` says how."""
 
@@ -106,6 +112,18 @@ class ReauthenticationRequired(AccountError):
 
     code = "reauthentication_required"
     message = "For your security, please enter your password again."
+
+
+class PasswordProofRequired(AccountError):
+    """Verifying an address from a browser other than the one that signed up
+    needs the account's password, or a new one that replaces it."""
+
+    code = "password_required"
+    message = (
+        "To verify this address here, enter the account's password, "
+        "or choose a new password (every device that is signed in will be signed out)."
+    )
+    field = "password"
 
 
 class EmailUnchanged(AccountError):

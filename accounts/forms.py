@@ -131,6 +131,24 @@ class PasswordConfirmForm(forms.Form):
     password = password_field("Password", "current-password")
 
 
+class VerifyWithPasswordForm(forms.Form):
+    """Verifying an address from another browser: the account's current password."""
+
+    password = password_field("The account's password", "current-password")
+
+
+class VerifyWithNewPasswordForm(SetPasswordForm):
+    """Verifying an address from another browser: a new password that replaces the old one."""
+
+    field_for_flow_error = {"new_password": "password1", "password": "password1"}  # nosec B105: field names
+
+
+class CancelEmailChangeForm(SetPasswordForm):
+    """"Not me": the new password that secures the account."""
+
+    field_for_flow_error = {"new_password": "password1", "password": "password1"}  # nosec B105: field names
+
+
 class DeleteAccountForm(forms.Form):
     password = password_field("Current password", "current-password")
     confirm = forms.BooleanField(

@@ -1,27 +1,40 @@
 """Rendering and sending the account emails through Django's email API."""
 
-import atexit
+from __future__ import annotations
+
 import logging
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-logger = logging.getLogger(__name__)
+from accounts.background import after_answer, wait_for_background_work
+from accounts.exceptions import InvalidName
+from accounts.flows.profile import clean_display_name
 
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-_pending: set[Future] = set()
+if TYPE_CHECKING:
+    from accounts.models import User
+
+logger = logging.getLogger(__name__)
 
 
 def site_link(viewname: str, **kwargs: Any) -> str:
     """An absolute link on SITE_URL: never on the Host header of the request."""
     return settings.SITE_URL + reverse(viewname, kwargs=kwargs or None)
+
+
+def greeting_name(user: User | None, to: str) -> str:
+    """The name an email may greet its recipient with: only the account's own
+    name, sent to the account's own proven address. Everything else ("Hello,")
+    keeps a name chosen by someone else out of mail to an address they picked."""
+    if user is None or not user.name or not user.email_verified or user.email != to:
+        return ""
+    try:
+        return clean_display_name(user.name)
+    except InvalidName:
+        return ""  # stored before names were checked: never into an email
 
 
 def _render_and_send(template: str, to: str, context: dict[str, Any]) -> bool:
@@ -39,39 +52,21 @@ def _render_and_send(template: str, to: str, context: dict[str, Any]) -> bool:
     return True
 
 
-def _background() -> ThreadPoolExecutor:
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="account-email")
-        return _executor
+def send_account_email(*, template: str, to: str, context: dict[str, Any], greet: User | None = None) -> None:
+    """Send ``templates/emails/<template>/`` to one address, after the answer.
 
-
-def _submit(job: Callable[[], bool]) -> None:
-    future = _background().submit(job)
-    _pending.add(future)
-    future.add_done_callback(_pending.discard)
-
-
-def send_account_email(*, template: str, to: str, context: dict[str, Any]) -> bool:
-    """Send ``templates/emails/<template>/`` to one address.
-
-    A failure is logged and swallowed: the caller's answer to the person must not
-    change (that would reveal whether an account exists), and a lost email is
-    recovered by asking again. With ACCOUNTS_EMAIL_IN_BACKGROUND (the default in
-    production) rendering and sending happen on a worker thread, so a slow email
-    provider cannot make "account exists" answers slower than "no such account".
-    Returns whether the email was sent (or, in the background, queued).
+    ``greet`` is the account the email is about: its name opens the email only
+    where greeting_name allows. A failure is logged and swallowed: the caller's
+    answer to the person must not change (that would reveal whether an account
+    exists), and a lost email is recovered by asking again. With
+    ACCOUNTS_EMAIL_IN_BACKGROUND (the default in production) rendering and
+    sending happen on a worker thread, so a slow email provider cannot make
+    "account exists" answers slower than "no such account".
     """
-    if settings.ACCOUNTS_EMAIL_IN_BACKGROUND:
-        _submit(lambda: _render_and_send(template, to, context))
-        return True
-    return _render_and_send(template, to, context)
+    context = {**context, "greeting_name": greeting_name(greet, to)}
+    after_answer(lambda: _render_and_send(template, to, context), name=f"email {template}")
 
 
 def wait_for_pending_emails(timeout: float = 10.0) -> None:
     """Block until queued emails are sent (tests, and process shutdown)."""
-    wait(list(_pending), timeout=timeout)
-
-
-atexit.register(wait_for_pending_emails)
+    wait_for_background_work(timeout)

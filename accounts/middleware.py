@@ -1,20 +1,27 @@
 """Middleware: tie page sessions to device sessions, answer rate limits, keep responses out of caches."""
 
+import time
+
 from django.conf import settings
-from django.contrib.auth import logout
+from django.contrib.auth import SESSION_KEY, logout
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 
-from accounts.flows.signin import DEVICE_SESSION_KEY
+from accounts.flows.device_sessions import note_page_use
+from accounts.flows.signin import DEVICE_SESSION_KEY, PAGE_USE_KEY, PAGE_USE_INTERVAL
 from accounts.rate_limits import RateLimited
 from accounts.revocation import is_session_live
 
 
 class DeviceSessionMiddleware:
-    """Sign the pages out once their device session has been ended anywhere.
+    """A signed-in page session lives exactly as long as its device session.
 
-    API requests are skipped: they authenticate with access tokens, and must
-    not pay for loading a page session.
+    The pages are signed out once the device session is no longer live (ended
+    anywhere, idle or past its absolute lifetime, user deactivated), and a
+    page session without a device session (which no sign-in creates) is not
+    honoured. Page use counts as use for the idle clock, written at most once
+    per PAGE_USE_INTERVAL. API requests are skipped: they authenticate with
+    access tokens, and must not pay for loading a page session.
     """
 
     def __init__(self, get_response):
@@ -22,10 +29,21 @@ class DeviceSessionMiddleware:
 
     def __call__(self, request):
         if not request.path.startswith("/api/") and settings.SESSION_COOKIE_NAME in request.COOKIES:
-            session_id = request.session.get(DEVICE_SESSION_KEY)
-            if session_id and not is_session_live(session_id):
-                logout(request)
+            self._check(request)
         return self.get_response(request)
+
+    @staticmethod
+    def _check(request) -> None:
+        if SESSION_KEY not in request.session:
+            return  # not signed in (reading the session, not loading the user)
+        session_id = request.session.get(DEVICE_SESSION_KEY)
+        if not session_id or not is_session_live(session_id):
+            logout(request)
+            return
+        now = int(time.time())
+        if now - request.session.get(PAGE_USE_KEY, 0) >= PAGE_USE_INTERVAL:
+            note_page_use(session_id=session_id)
+            request.session[PAGE_USE_KEY] = now
 
 
 class NoStoreMiddleware:

@@ -1,7 +1,7 @@
 """Account data: the custom user, email-link tokens, device sessions and their refresh tokens."""
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -105,16 +105,36 @@ class EmailVerificationToken(EmailLinkToken):
     class Purpose(models.TextChoices):
         VERIFY = "verify", "Verify the account's address"
         CHANGE = "change", "Confirm a new address"
+        CANCEL_CHANGE = "cancel_change", "Cancel or undo an address change"
 
     # The address this token proves control of. For VERIFY it is the user's
     # address when sent (a later change makes the token useless); for CHANGE
-    # it is the new address, which replaces the old one on confirmation.
+    # it is the new address, which replaces the old one on confirmation; for
+    # CANCEL_CHANGE it is the address the change was requested away from
+    # (where the notice went), which stays or comes back.
     email = models.EmailField(max_length=254)
     purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.VERIFY)
+    # CHANGE only: the device session that asked. The change can be confirmed
+    # only while that session is live, so ending it (a reset, sign-out
+    # everywhere, support) also ends the request.
+    session = models.ForeignKey(
+        "DeviceSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
 
     class Meta:
         db_table = "email_verification_tokens"
         indexes = [models.Index(fields=["user", "used_at"], name="verify_token_user_idx")]
+
+
+class DeviceSessionQuerySet(models.QuerySet["DeviceSession"]):
+    def live(self, now: datetime | None = None) -> "DeviceSessionQuerySet":
+        """Sessions that can still be used: not ended, within both lifetimes, of an active user.
+
+        The one definition of "live"; DeviceSession.is_live says the same of one row.
+        """
+        now = now or timezone.now()
+        idle_cutoff = now - timedelta(seconds=settings.ACCOUNTS_REFRESH_IDLE_LIFETIME)
+        return self.filter(revoked_at__isnull=True, expires_at__gt=now, last_used_at__gt=idle_cutoff, user__is_active=True)
 
 
 class DeviceSession(models.Model):
@@ -132,6 +152,7 @@ class DeviceSession(models.Model):
         PASSWORD_RESET = "password_reset", "Password reset"
         USER_DEACTIVATED = "user_deactivated", "User deactivated"
         ENDED_BY_STAFF = "ended_by_staff", "Ended by support staff"
+        ACCOUNT_SECURED = "account_secured", "Account secured after an unwanted email change"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="device_sessions")
@@ -149,6 +170,8 @@ class DeviceSession(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=32, choices=EndReason.choices, blank=True)
 
+    objects = DeviceSessionQuerySet.as_manager()
+
     class Meta:
         db_table = "sessions"
         verbose_name = "device session"
@@ -158,12 +181,18 @@ class DeviceSession(models.Model):
         return f"Device session {self.pk} of user {self.user_id}"
 
     @property
-    def idle_expires_at(self):
+    def idle_expires_at(self) -> datetime:
         return self.last_used_at + timedelta(seconds=settings.ACCOUNTS_REFRESH_IDLE_LIFETIME)
 
-    def is_live(self, now=None) -> bool:
+    @property
+    def ends_at(self) -> datetime:
+        """When the session ends unless it is used again (or ended) first."""
+        return min(self.expires_at, self.idle_expires_at)
+
+    def is_live(self, now: datetime | None = None) -> bool:
+        """The same rule as DeviceSessionQuerySet.live, for a loaded row."""
         now = now or timezone.now()
-        return self.revoked_at is None and now < self.expires_at and now < self.idle_expires_at
+        return self.revoked_at is None and now < self.ends_at and self.user.is_active
 
 
 class RotatedRefreshToken(models.Model):
@@ -196,6 +225,7 @@ class SecurityEvent(models.Model):
         PASSWORD_CHANGED = "password_changed", "Password changed"
         EMAIL_CHANGE_REQUESTED = "email_change_requested", "Email change requested"
         EMAIL_CHANGE_CONFIRMED = "email_change_confirmed", "Email change confirmed"
+        EMAIL_CHANGE_CANCELLED = "email_change_cancelled", "Email change cancelled or undone"
         EMAIL_VERIFIED = "email_verified", "Email address verified"
         ACCOUNT_DELETED = "account_deleted", "Account deleted"
         RATE_LIMITED = "rate_limited", "Rate limited"

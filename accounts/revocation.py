@@ -11,15 +11,20 @@ query: the state of each session is kept in the cache (Redis in production).
   transaction that wrote it rolled back, the session is still live, and the
   database says so. Only requests carrying an ended session's token pay for it.
 - No entry (evicted, restarted, never set): the database decides and the
-  answer is cached with add().
+  answer is cached with add(). A "live" entry never outlives the moment the
+  session would end by itself (idle or absolute lifetime): it is cached for
+  at most the time left, and use only ever moves that moment later.
 """
 
 import logging
+import math
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
@@ -37,37 +42,44 @@ def _ttl() -> int:
     return settings.JWT_ACCESS_TOKEN_LIFETIME + 60
 
 
-def _live_in_database(session_id) -> bool:
+def _ends_at_in_database(session_id) -> datetime | None:
+    """When the live session ends by itself, or None if it is not live (or never existed)."""
     from accounts.models import DeviceSession
 
     try:
         session_uuid = uuid.UUID(str(session_id))
     except ValueError:
-        return False
-    return DeviceSession.objects.filter(
-        pk=session_uuid, revoked_at__isnull=True, user__is_active=True
-    ).exists()
+        return None
+    row = DeviceSession.objects.live().filter(pk=session_uuid).values("expires_at", "last_used_at").first()
+    if row is None:
+        return None
+    return DeviceSession(expires_at=row["expires_at"], last_used_at=row["last_used_at"]).ends_at
 
 
 def is_session_live(session_id) -> bool:
-    """True unless the session was ended (or never existed)."""
+    """True while the session is live: not ended, within its idle and absolute lifetimes, of an active user."""
     key = _key(session_id)
     try:
         state = cache.get(key)
     except Exception as error:  # the cache is down: fall back to the database, never to "live"
         logger.warning("Session-state cache unavailable (%s); asking the database.", type(error).__name__)
-        return _live_in_database(session_id)
+        return _ends_at_in_database(session_id) is not None
     if state == _LIVE:
         return True
+    ends_at = _ends_at_in_database(session_id)
     if state == _ENDED:
-        return _live_in_database(session_id)
-    live = _live_in_database(session_id)
-    try:
-        # add(), not set(): never overwrite an "ended" written meanwhile.
-        cache.add(key, _LIVE if live else _ENDED, timeout=_ttl())
-    except Exception as error:
-        logger.warning("Could not cache a session state (%s).", type(error).__name__)
-    return live
+        return ends_at is not None
+    if ends_at is None:
+        entry, timeout = _ENDED, _ttl()
+    else:
+        entry, timeout = _LIVE, min(_ttl(), math.floor((ends_at - timezone.now()).total_seconds()))
+    if timeout > 0:
+        try:
+            # add(), not set(): never overwrite an "ended" written meanwhile.
+            cache.add(key, entry, timeout=timeout)
+        except Exception as error:
+            logger.warning("Could not cache a session state (%s).", type(error).__name__)
+    return ends_at is not None
 
 
 def mark_sessions_ended(session_ids: Iterable) -> None:

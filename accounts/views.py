@@ -16,11 +16,19 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.audit import recent_events_of
 from accounts.client_info import ClientInfo
-from accounts.cookies import CLEAR_SITE_DATA_KEEP_COOKIES, clear_refresh_cookie, set_refresh_cookie
+from accounts.cookies import (
+    CLEAR_SITE_DATA_KEEP_COOKIES,
+    clear_refresh_cookie,
+    clear_signup_proof_cookie,
+    read_signup_proof,
+    set_refresh_cookie,
+    set_signup_proof_cookie,
+)
 from accounts.exceptions import (
     AccountError,
     EmailNotVerified,
     InvalidCredentials,
+    PasswordProofRequired,
     ReauthenticationRequired,
     SessionNotFound,
     TokenInvalid,
@@ -29,25 +37,26 @@ from accounts.flows.account_deletion import delete_account
 from accounts.flows.device_sessions import (
     EndReason,
     end_device_session,
-    end_user_sessions,
     live_sessions,
     reauthenticate,
     require_recent_authentication,
 )
-from accounts.flows.email_change import request_email_change
+from accounts.flows.email_change import cancel_email_change, check_email_change_cancel_token, request_email_change
 from accounts.flows.password_change import change_password
 from accounts.flows.profile import update_profile
 from accounts.flows.password_reset import check_password_reset_token, request_password_reset, reset_password
-from accounts.flows.signin import (
-    DEVICE_SESSION_KEY,
-    authenticate_user,
-    end_browser_session,
-    start_api_session,
-    start_browser_session,
-)
+from accounts.flows.security_reset import security_reset
+from accounts.flows.signin import DEVICE_SESSION_KEY, authenticate_user, end_browser_session, start_browser_session
 from accounts.flows.signup import sign_up
-from accounts.flows.verification import check_verification_token, resend_verification_email, verify_email
+from accounts.flows.verification import (
+    Verifier,
+    check_verification_token,
+    resend_verification_email,
+    verification_needs_password,
+    verify_email,
+)
 from accounts.forms import (
+    CancelEmailChangeForm,
     DeleteAccountForm,
     EmailChangeForm,
     EmailOnlyForm,
@@ -57,6 +66,8 @@ from accounts.forms import (
     SetPasswordForm,
     SignInForm,
     SignUpForm,
+    VerifyWithNewPasswordForm,
+    VerifyWithPasswordForm,
     add_flow_error,
 )
 from accounts.user_agents import describe_user_agent
@@ -65,6 +76,7 @@ from accounts.user_agents import describe_user_agent
 # shown, so they do not linger in history, Referer headers or access logs.
 RESET_TOKEN_SESSION_KEY = "_password_reset_token"  # nosec B105: a session key name
 VERIFY_TOKEN_SESSION_KEY = "_email_verification_token"  # nosec B105: a session key name
+CANCEL_CHANGE_TOKEN_SESSION_KEY = "_email_change_cancel_token"  # nosec B105: a session key name
 
 
 # Never a path (which held the token) in a Referer, yet still an Origin on form
@@ -104,7 +116,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            sign_up(
+            proof = sign_up(
                 email=form.cleaned_data["email"],
                 password=form.cleaned_data["password1"],
                 name=form.cleaned_data["name"],
@@ -113,7 +125,9 @@ def signup(request: HttpRequest) -> HttpResponse:
         except AccountError as error:
             add_flow_error(form, error)
         else:
-            return redirect("accounts:signup_done")
+            response = redirect("accounts:signup_done")
+            set_signup_proof_cookie(response, proof)
+            return response
     return render(request, "accounts/signup.html", {"form": form})
 
 
@@ -290,10 +304,10 @@ def sessions_end_others(request: HttpRequest) -> HttpResponse:
         require_recent_authentication(session_id=current)
     except ReauthenticationRequired:
         return _reauthenticate_redirect(request, reverse("accounts:sessions"))
-    ended = end_user_sessions(
+    ended = security_reset(
         user=request.user, reason=EndReason.ENDED_BY_USER, keep_session_id=current, client=ClientInfo.from_request(request)
     )
-    messages.success(request, f"Other sessions ended: {ended}.")
+    messages.success(request, f"Other sessions ended: {ended}. Links we had emailed you and not yet used no longer work.")
     return redirect("accounts:sessions")
 
 
@@ -305,16 +319,10 @@ def reauthenticate_view(request: HttpRequest) -> HttpResponse:
     form = PasswordConfirmForm(request.POST or None)
     next_url = safe_next_url(request)
     if request.method == "POST" and form.is_valid():
-        session_id = _device_session_id(request)
-        if session_id is None:
-            # A page session without a device session (signed in before they
-            # existed): give it one, so the confirmation has somewhere to live.
-            session_id = str(start_api_session(request=request, user=request.user).session.pk)
-            request.session[DEVICE_SESSION_KEY] = session_id
         try:
             reauthenticate(
                 user=request.user,
-                session_id=session_id,
+                session_id=_device_session_id(request),
                 password=form.cleaned_data["password"],
                 client=ClientInfo.from_request(request),
             )
@@ -372,26 +380,72 @@ def verify_email_link(request: HttpRequest, token: str) -> HttpResponse:
     return redirect("accounts:verify_email_confirm")
 
 
+def _verifier(request: HttpRequest, *, password: str | None = None, new_password: str | None = None) -> Verifier:
+    return Verifier(
+        signup_proof=read_signup_proof(request),
+        signed_in_user_id=request.user.pk if request.user.is_authenticated else None,
+        password=password,
+        new_password=new_password,
+    )
+
+
 @never_cache
 @token_page_referrer_policy
+@sensitive_post_parameters("password", "password1", "password2")
 @require_http_methods(["GET", "POST"])
 def verify_email_confirm(request: HttpRequest) -> HttpResponse:
-    """Shows a button; only the POST verifies, so link scanners cannot use the token."""
+    """Shows a button; only the POST verifies, so link scanners cannot use the token.
+
+    From a browser other than the one that signed up (and not signed in as
+    the account) the page asks for the account's password or a new one.
+    """
     token = request.session.get(VERIFY_TOKEN_SESSION_KEY)
     try:
-        if request.method == "POST":
-            verify_email(token=token, client=ClientInfo.from_request(request))
-        else:
-            check_verification_token(token=token)
+        row = check_verification_token(token=token)
     except TokenInvalid as error:
         return _verification_failed(request, error)
+    choice = request.POST.get("proof") if request.method == "POST" else None
+    password_form = VerifyWithPasswordForm(request.POST if choice == "password" else None, prefix="current")
+    new_password_form = VerifyWithNewPasswordForm(request.POST if choice == "new_password" else None, prefix="new")
+    context = {
+        "needs_password": verification_needs_password(row=row, verifier=_verifier(request)),
+        "change": row.purpose == row.Purpose.CHANGE,
+        "password_form": password_form,
+        "new_password_form": new_password_form,
+    }
     if request.method == "GET":
-        return render(request, "accounts/verify_email_confirm.html")
+        return render(request, "accounts/verify_email_confirm.html", context)
+    if choice == "password":
+        form, verifier = password_form, _verifier(request, password=_cleaned(password_form, "password"))
+    elif choice == "new_password":
+        form, verifier = new_password_form, _verifier(request, new_password=_cleaned(new_password_form, "password1"))
+    else:
+        form, verifier = None, _verifier(request)
+    if form is not None and not form.is_valid():
+        return render(request, "accounts/verify_email_confirm.html", context, status=400)
+    try:
+        verify_email(token=token, verifier=verifier, client=ClientInfo.from_request(request))
+    except TokenInvalid as error:
+        return _verification_failed(request, error)
+    except PasswordProofRequired as error:
+        messages.error(request, error.message)
+        return render(request, "accounts/verify_email_confirm.html", context, status=400)
+    except AccountError as error:
+        add_flow_error(form or password_form, error)
+        return render(request, "accounts/verify_email_confirm.html", context, status=400)
     del request.session[VERIFY_TOKEN_SESSION_KEY]
-    messages.success(request, "Your email address is verified.")
-    if request.user.is_authenticated:
-        return redirect("accounts:home")
-    return redirect("accounts:login")
+    if verifier.new_password:
+        messages.success(request, "Your email address is verified and your new password is set. Sign in with it.")
+        response = redirect("accounts:login")
+    else:
+        messages.success(request, "Your email address is verified.")
+        response = redirect("accounts:home" if request.user.is_authenticated else "accounts:login")
+    clear_signup_proof_cookie(response)
+    return response
+
+
+def _cleaned(form, field: str) -> str | None:
+    return form.cleaned_data.get(field) if form.is_valid() else None
 
 
 @never_cache
@@ -470,3 +524,58 @@ def password_reset_set(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Your password has been changed. Sign in with the new password.")
             return redirect("accounts:login")
     return render(request, "accounts/password_reset_set.html", {"form": form})
+
+
+# --- "Not me": cancelling or undoing an email change -----------------------------
+
+
+def _cancel_failed(request: HttpRequest, error: AccountError) -> HttpResponse:
+    request.session.pop(CANCEL_CHANGE_TOKEN_SESSION_KEY, None)
+    return render(request, "accounts/email_change_cancel_invalid.html", {"error": error}, status=400)
+
+
+@never_cache
+@token_page_referrer_policy
+@require_http_methods(["GET"])
+def email_change_cancel_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The link in the notice to the current address: check it, then hide it in the session."""
+    try:
+        check_email_change_cancel_token(token=token)
+    except TokenInvalid as error:
+        return _cancel_failed(request, error)
+    request.session[CANCEL_CHANGE_TOKEN_SESSION_KEY] = token
+    return redirect("accounts:email_change_cancel_confirm")
+
+
+@never_cache
+@token_page_referrer_policy
+@sensitive_post_parameters("password1", "password2")
+@require_http_methods(["GET", "POST"])
+def email_change_cancel_confirm(request: HttpRequest) -> HttpResponse:
+    token = request.session.get(CANCEL_CHANGE_TOKEN_SESSION_KEY)
+    try:
+        row = check_email_change_cancel_token(token=token)
+    except TokenInvalid as error:
+        return _cancel_failed(request, error)
+    form = CancelEmailChangeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            cancel_email_change(
+                token=token, new_password=form.cleaned_data["password1"], client=ClientInfo.from_request(request)
+            )
+        except TokenInvalid as error:
+            return _cancel_failed(request, error)
+        except AccountError as error:
+            add_flow_error(form, error)
+        else:
+            # Every session ended, this browser's too: start clean.
+            logout(request)
+            messages.success(
+                request,
+                "Your account is secured: it keeps this email address, every device was signed out "
+                "and your new password is set. Sign in with it.",
+            )
+            response = redirect("accounts:login")
+            clear_refresh_cookie(response)
+            return response
+    return render(request, "accounts/email_change_cancel.html", {"form": form, "address": row.email})

@@ -2,19 +2,23 @@
 
 Run from the project root:
 
-    DEBUG=true uv run python bench/enumeration_timing.py
+    uv run python bench/enumeration_timing.py                 # gunicorn on PostgreSQL + Redis (the default)
+    DEBUG=true uv run python bench/enumeration_timing.py --in-process   # Django's test client on SQLite
 
-It sets Django up on a throwaway SQLite database, turns rate limits off, sends
-email in the background with the locmem backend, and times interleaved API
-requests (known, unknown, known, unknown, ...) with Django's test client. It
-prints the median time of each kind and exits with status 1 if any flow's
-medians differ by more than the target (5 ms by default).
+The default serves the app with gunicorn (production settings, DEBUG off) on
+a throwaway database of the main PostgreSQL and a unique key prefix in Redis,
+and sends interleaved requests (known, unknown, known, unknown, ...) over
+real HTTP connections. It prints the median time of each kind and exits with
+status 1 if any flow's medians differ by more than the target (0.5 ms by
+default).
 """
 
 import argparse
 import logging
 import os
+import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,14 +33,22 @@ UNKNOWN_EMAIL = "nobody@example.com"
 PASSWORD = "correct horse battery staple"
 WRONG_PASSWORD = "not the right passphrase"
 NEW_PASSWORD = "an entirely new passphrase"
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
+SEED = f"""
+from django.utils import timezone
+from accounts.models import User
+User.objects.create_user(email={KNOWN_EMAIL!r}, password={PASSWORD!r}, name="Known", email_verified_at=timezone.now())
+User.objects.create_user(email={UNVERIFIED_EMAIL!r}, password={PASSWORD!r}, name="Pending")
+"""
 
 
 @dataclass
 class Flow:
     name: str
     expected_status: int
-    known: Callable[[int], object]
-    unknown: Callable[[int], object]
+    known: Callable[[int], int]
+    unknown: Callable[[int], int]
 
 
 @dataclass
@@ -50,61 +62,25 @@ class Result:
         return abs(self.known_ms - self.unknown_ms)
 
 
-def set_up_django(database_dir: str) -> None:
-    sys.path.insert(0, str(PROJECT_ROOT))
-    os.environ["DATABASE_URL"] = f"sqlite:///{Path(database_dir) / 'bench.sqlite3'}"
-    os.environ.pop("REDIS_URL", None)  # a throwaway local-memory cache, never a shared one
-    os.environ.setdefault("DEBUG", "true")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+def flows(post: Callable[[str, dict], int]) -> list[Flow]:
+    """The flows, given ``post(path, json_body) -> status``."""
 
-    import django
-
-    django.setup()
-
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.test.utils import setup_test_environment
-
-    setup_test_environment()  # lets the test client's "testserver" host in; locmem email
-    settings.RATELIMIT_ENABLE = False
-    settings.ACCOUNTS_EMAIL_IN_BACKGROUND = True
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    logging.disable(logging.WARNING)  # one "Unauthorized" log line per failed sign-in is noise here
-    call_command("migrate", verbosity=0, interactive=False)
-
-
-def create_users() -> None:
-    from django.utils import timezone
-
-    from accounts.models import User
-
-    User.objects.create_user(email=KNOWN_EMAIL, password=PASSWORD, name="Known", email_verified_at=timezone.now())
-    User.objects.create_user(email=UNVERIFIED_EMAIL, password=PASSWORD, name="Pending")
-
-
-def flows() -> list[Flow]:
-    from django.test import Client
-
-    client = Client()
-
-    def post(path: str, body: dict):
-        return client.post(path, body, content_type="application/json")
-
-    def login(email: str):
+    def login(email: str) -> int:
         return post("/api/auth/login/", {"email": email, "password": WRONG_PASSWORD})
 
-    def register(email: str):
+    def register(email: str) -> int:
         return post("/api/auth/register/", {"email": email, "password": NEW_PASSWORD, "name": "Sam"})
 
-    def reset(email: str):
+    def reset(email: str) -> int:
         return post("/api/auth/password/reset/", {"email": email})
 
-    def resend(email: str):
+    def resend(email: str) -> int:
         return post("/api/auth/email/verify/resend/", {"email": email})
 
+    run = secrets.token_hex(3)  # fresh addresses on every run, also on a reused database
     return [
         Flow("sign-in (wrong password)", 401, lambda i: login(KNOWN_EMAIL), lambda i: login(UNKNOWN_EMAIL)),
-        Flow("sign-up", 202, lambda i: register(KNOWN_EMAIL), lambda i: register(f"new-{i}@example.com")),
+        Flow("sign-up", 202, lambda i: register(KNOWN_EMAIL), lambda i: register(f"new-{run}-{i}@example.com")),
         Flow("password reset", 202, lambda i: reset(KNOWN_EMAIL), lambda i: reset(UNKNOWN_EMAIL)),
         Flow("resend verification", 202, lambda i: resend(KNOWN_EMAIL), lambda i: resend(UNKNOWN_EMAIL)),
         Flow(
@@ -116,26 +92,29 @@ def flows() -> list[Flow]:
     ]
 
 
-def timed(send: Callable[[int], object], index: int, expected_status: int) -> float:
+def timed(send: Callable[[int], int], index: int, expected_status: int) -> float:
     started = time.perf_counter()
-    response = send(index)
+    status = send(index)
     elapsed = time.perf_counter() - started
-    if response.status_code != expected_status:
-        raise SystemExit(f"unexpected answer {response.status_code}: {response.content[:200]!r}")
+    if status != expected_status:
+        raise SystemExit(f"unexpected answer {status} (expected {expected_status})")
     return elapsed * 1000
 
 
-def measure(flow: Flow, requests: int, warm_up: int) -> Result:
+def measure(flow: Flow, requests: int, warm_up: int, pause: float) -> Result:
+    """``requests`` of each kind, alternating, with ``pause`` seconds after each answer
+    (so work the server does after an answer never lands on the next request's clock)."""
     for index in range(warm_up):  # untimed: first-request costs (imports, connections, caches)
-        timed(flow.known, -1 - index, flow.expected_status)
-        timed(flow.unknown, -1 - index, flow.expected_status)
+        timed(flow.known, -1 - 2 * index, flow.expected_status)
+        timed(flow.unknown, -2 - 2 * index, flow.expected_status)
     known: list[float] = []
     unknown: list[float] = []
-    for index in range(requests):
+    for index in range(2 * requests):
         if index % 2 == 0:
             known.append(timed(flow.known, index, flow.expected_status))
         else:
             unknown.append(timed(flow.unknown, index, flow.expected_status))
+        time.sleep(pause)
     return Result(flow.name, statistics.median(known), statistics.median(unknown))
 
 
@@ -153,27 +132,116 @@ def print_table(results: list[Result], target_ms: float) -> bool:
     return all_pass
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=200, help="timed requests per flow, half known, half unknown")
-    parser.add_argument("--warm-up", type=int, default=3, help="untimed request pairs per flow first")
-    parser.add_argument("--target-ms", type=float, default=5.0, help="largest allowed difference of the medians")
-    args = parser.parse_args()
+# --- Against gunicorn on PostgreSQL + Redis ---------------------------------------
 
+
+def psql(sql: str) -> None:
+    subprocess.run(
+        ["psql", f"{POSTGRES_URL}/postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def run_against_gunicorn(args) -> tuple[list[Result], str]:
+    sys.path.insert(0, str(PROJECT_ROOT / "bench"))
+    from faults import App, http, manage, production_env
+
+    run_id = f"enum_{int(time.time())}_{os.getpid()}"
+    database_url = f"{POSTGRES_URL}/{run_id}"
+    app = None
+    with tempfile.TemporaryDirectory(prefix="enumeration-bench-") as scratch:
+        psql(f"CREATE DATABASE {run_id}")
+        try:
+            env = production_env(
+                database_url=database_url,
+                redis_url=REDIS_URL,
+                key_prefix=run_id,
+                email_backend="django.core.mail.backends.filebased.EmailBackend",
+                EMAIL_FILE_PATH=str(Path(scratch) / "mail"),
+            )
+            manage(env, "migrate", "--noinput")
+            manage(env, "shell", "-c", SEED)
+            app = App(env, Path(scratch) / "gunicorn.log", workers=args.workers, extra_args=("--max-requests", "0"))
+
+            def post(path: str, body: dict) -> int:
+                return http(app.port, "POST", path, body).status
+
+            results = [measure(flow, args.requests, args.warm_up, args.pause) for flow in flows(post)]
+            sent = len(list((Path(scratch) / "mail").glob("*")))
+            return results, f"gunicorn ({args.workers} workers) on PostgreSQL + Redis; {sent} email files written"
+        finally:
+            if app is not None:
+                app.stop()
+            psql(f"DROP DATABASE IF EXISTS {run_id} WITH (FORCE)")
+            _drop_redis_keys(run_id)
+
+
+def _drop_redis_keys(prefix: str) -> None:
+    import redis
+
+    connection = redis.Redis.from_url(REDIS_URL)
+    keys = list(connection.scan_iter(match=f"{prefix}:*", count=1000))
+    for start in range(0, len(keys), 500):
+        connection.delete(*keys[start : start + 500])
+
+
+# --- In process, with Django's test client on SQLite -------------------------------
+
+
+def run_in_process(args) -> tuple[list[Result], str]:
     with tempfile.TemporaryDirectory(prefix="enumeration-bench-") as database_dir:
-        set_up_django(database_dir)
-        create_users()
-        results = [measure(flow, args.requests, args.warm_up) for flow in flows()]
+        sys.path.insert(0, str(PROJECT_ROOT))
+        os.environ["DATABASE_URL"] = f"sqlite:///{Path(database_dir) / 'bench.sqlite3'}"
+        os.environ.pop("REDIS_URL", None)  # a throwaway local-memory cache, never a shared one
+        os.environ.setdefault("DEBUG", "true")
+        os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 
+        import django
+
+        django.setup()
+
+        from django.conf import settings
         from django.core import mail
+        from django.core.management import call_command
         from django.db import connections
+        from django.test import Client
+        from django.test.utils import setup_test_environment
 
         from accounts.mail import wait_for_pending_emails
 
+        setup_test_environment()  # lets the test client's "testserver" host in; locmem email
+        settings.RATELIMIT_ENABLE = False
+        settings.ACCOUNTS_EMAIL_IN_BACKGROUND = True
+        settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+        logging.disable(logging.WARNING)  # one "Unauthorized" log line per failed sign-in is noise here
+        call_command("migrate", verbosity=0, interactive=False)
+        exec(SEED, {})  # noqa: S102  (our own seed code)
+
+        client = Client()
+
+        def post(path: str, body: dict) -> int:
+            return client.post(path, body, content_type="application/json").status_code
+
+        results = [measure(flow, args.requests, args.warm_up, args.pause) for flow in flows(post)]
         wait_for_pending_emails()
         connections.close_all()
+        return results, f"Django's test client on SQLite; {len(mail.outbox)} emails sent in the background"
 
-    print(f"{args.requests} interleaved API requests per flow (median of each half); {len(mail.outbox)} emails sent in the background.")
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--in-process", action="store_true", help="Django's test client on SQLite instead of gunicorn")
+    parser.add_argument("--requests", type=int, default=200, help="timed requests of each kind per flow, interleaved")
+    parser.add_argument("--warm-up", type=int, default=5, help="untimed request pairs per flow first")
+    parser.add_argument("--pause", type=float, default=0.02, help="seconds between requests")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--target-ms", type=float, default=0.5, help="largest allowed difference of the medians")
+    args = parser.parse_args()
+
+    results, where = (run_in_process if args.in_process else run_against_gunicorn)(args)
+    print(f"{args.requests} known and {args.requests} unknown requests per flow, interleaved, {where}.")
     return 0 if print_table(results, args.target_ms) else 1
 
 

@@ -174,6 +174,14 @@ AUTH_PASSWORD_VALIDATORS = [
 ACCOUNTS_EMAIL_VERIFICATION = env_str("ACCOUNTS_EMAIL_VERIFICATION", "mandatory")
 ACCOUNTS_PASSWORD_RESET_TIMEOUT = env_int("ACCOUNTS_PASSWORD_RESET_TIMEOUT", 60 * 60)
 ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT = env_int("ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT", 24 * 60 * 60)
+# The link that cancels an email change, sent to the current address, also
+# undoes a confirmed change this long (an intruder with the password may
+# confirm within seconds; the owner may read the notice days later).
+ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT = env_int("ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT", 7 * 24 * 60 * 60)
+# `manage.py purge_auth_data` deletes accounts that were never verified and
+# never signed in after this many days (someone signed up with an address
+# that is not theirs, or never came back).
+ACCOUNTS_UNVERIFIED_ACCOUNT_RETENTION_DAYS = env_int("ACCOUNTS_UNVERIFIED_ACCOUNT_RETENTION_DAYS", 7)
 
 # --- Rate limits (django-ratelimit counters in the default cache) ------------
 

@@ -82,3 +82,31 @@ def links_in(message) -> list[str]:
 
 def token_from_link(link: str) -> str:
     return link.rstrip("/").rsplit("/", 1)[-1]
+
+
+def force_page_login(client, user, *, user_agent: str = "pytest"):
+    """Sign ``client`` in to the pages as ``user`` without the form, the way a real
+    sign-in does: a Django session tied to a new device session (a page session
+    without one is signed out). Returns the device session."""
+    import time
+
+    from accounts.flows.device_sessions import start_device_session
+    from accounts.flows.signin import DEVICE_SESSION_KEY, PAGE_USE_KEY
+
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    issued = start_device_session(user=user, ip_address="127.0.0.1", user_agent=user_agent, via="page")
+    session = client.session
+    session[DEVICE_SESSION_KEY] = str(issued.session.pk)
+    session[PAGE_USE_KEY] = int(time.time())
+    session.save()
+    return issued.session
+
+
+@pytest.fixture
+def admin_client(db, admin_user):
+    """pytest-django's admin_client, signed in the way the product signs people in (a device session)."""
+    from django.test import Client
+
+    client = Client()
+    force_page_login(client, admin_user)
+    return client

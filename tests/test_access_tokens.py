@@ -29,7 +29,7 @@ from accounts.flows.email_tokens import issue_token
 from accounts.flows.password_reset import reset_password
 from accounts.models import DeviceSession, PasswordResetToken
 from accounts.revocation import is_session_live
-from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
+from tests.conftest import STRONG_PASSWORD, force_page_login, links_in, token_from_link
 
 pytestmark = pytest.mark.django_db
 
@@ -915,7 +915,7 @@ def admin_change_form(client: Client, user) -> dict:
 @pytest.fixture
 def staff_client(admin_user):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(admin_user)
+    force_page_login(client, admin_user)
     return client
 
 

@@ -31,7 +31,7 @@ from accounts.flows.device_sessions import start_device_session
 from accounts.flows.password_change import change_password
 from accounts.flows.password_reset import request_password_reset, reset_password
 from accounts.flows.support import staff_deactivate
-from accounts.flows.verification import send_verification_email, verify_email
+from accounts.flows.verification import Verifier, send_verification_email, verify_email
 from accounts.models import (
     DeviceSession,
     EmailVerificationToken,
@@ -50,7 +50,7 @@ from tests.api_helpers import (
     post_json,
     refresh_cookie_value,
 )
-from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
+from tests.conftest import STRONG_PASSWORD, force_page_login, links_in, token_from_link
 
 pytestmark = pytest.mark.django_db
 
@@ -342,8 +342,8 @@ def test_api_sign_out_without_a_refresh_cookie_records_nothing(user):
 
 def test_page_sign_out_without_a_device_session_records_nothing(user):
     browser = device()
-    browser.force_login(user)
-    assert page_sign_out(browser).status_code == 302
+    browser.force_login(user, backend="django.contrib.auth.backends.ModelBackend")  # no sign-in makes such a session
+    assert browser.get("/accounts/").status_code == 302  # it is not honoured: signed out, silently
     assert not SecurityEvent.objects.filter(kind=EventKind.SIGN_OUT).exists()
 
 
@@ -614,13 +614,13 @@ def test_confirming_an_email_change_is_recorded(clock, user, mailoutbox):
 
 
 def test_verifying_the_address_on_the_page_is_recorded_once(clock, db, mailoutbox):
+    browser = device()  # signs up through the API, then opens the link: the same browser
     signup = post_json(
-        device(), REGISTER_API, {"email": "carol@example.com", "password": STRONG_PASSWORD, "name": "Carol"}
+        browser, REGISTER_API, {"email": "carol@example.com", "password": STRONG_PASSWORD, "name": "Carol"}
     )
     assert signup.status_code == 202
     carol = User.objects.get(email="carol@example.com")
     path = urlsplit(next(link for link in links_in(mailoutbox[-1]) if "/verify-email/" in link)).path
-    browser = device()
     clock.shift(MINUTE)
     assert browser.get(path).status_code == 302
     token = csrf_from_page(browser, "/accounts/verify-email/confirm/")
@@ -628,7 +628,7 @@ def test_verifying_the_address_on_the_page_is_recorded_once(clock, db, mailoutbo
     assert response.status_code == 302
     carol.refresh_from_db()
     assert carol.email_verified
-    assert_event(only_event(EventKind.EMAIL_VERIFIED), kind="email_verified", user=carol, detail={})
+    assert_event(only_event(EventKind.EMAIL_VERIFIED), kind="email_verified", user=carol, detail={"proved_by": "sign_up_proof"})
     # The link is single-use: opening it again records nothing more.
     assert device().get(path).status_code == 400
     assert SecurityEvent.objects.filter(kind=EventKind.EMAIL_VERIFIED).count() == 1
@@ -677,7 +677,7 @@ def test_a_staff_action_in_the_admin_is_recorded_with_the_acting_staff_member(cl
     staff = make_user(email="root@example.com", name="Root", is_staff=True, is_superuser=True)
     api_sign_in(device(OTHER_IP, OTHER_UA))
     admin = device()
-    admin.force_login(staff)
+    force_page_login(admin, staff)
     token = csrf_from_page(admin, "/admin/accounts/user/")
     clock.shift(MINUTE)
     response = admin.post(
@@ -699,7 +699,7 @@ def test_a_staff_action_in_the_admin_is_recorded_with_the_acting_staff_member(cl
 def test_each_staff_action_names_itself(user, make_user):
     staff = make_user(email="root@example.com", name="Root", is_staff=True, is_superuser=True)
     admin = device()
-    admin.force_login(staff)
+    force_page_login(admin, staff)
     for action in ("deactivate", "reactivate"):
         token = csrf_from_page(admin, "/admin/accounts/user/")
         admin.post(
@@ -758,7 +758,7 @@ def test_password_change_that_fails_while_ending_sessions_records_nothing(user, 
     def broken(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(password_change_module, "end_user_sessions", broken)
+    monkeypatch.setattr(password_change_module, "security_reset", broken)
     with pytest.raises(RuntimeError):
         change_password(
             user=user, current_password=STRONG_PASSWORD, new_password=NEW_PASSWORD, session_id=here.session.pk
@@ -799,7 +799,7 @@ def test_verification_that_fails_after_writing_its_event_leaves_neither(make_use
     token = mailed_token(mailoutbox, "/verify-email/")
     write_then_fail(verification_module, monkeypatch)
     with pytest.raises(RuntimeError):
-        verify_email(token=token)
+        verify_email(token=token, verifier=Verifier(password=STRONG_PASSWORD))
     assert not SecurityEvent.objects.filter(kind=EventKind.EMAIL_VERIFIED).exists()
     assert User.objects.get(pk=unverified.pk).email_verified_at is None
     assert EmailVerificationToken.objects.get(user=unverified).used_at is None

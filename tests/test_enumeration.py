@@ -356,6 +356,9 @@ BACKGROUND_IDS = [
 ]
 
 
+# The work after the answer runs on another thread, with its own database
+# connection: it must see committed rows, as in production.
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("request_", "status", "recipient"), BACKGROUND_CASES, ids=BACKGROUND_IDS)
 def test_answer_does_not_wait_for_the_email(slow_mail, request_, status, recipient):
     started = time.perf_counter()
@@ -372,6 +375,7 @@ def test_answer_does_not_wait_for_the_email(slow_mail, request_, status, recipie
     assert [message.to for message in slow_mail.delivered] == [[recipient]]
 
 
+@pytest.mark.django_db(transaction=True)
 def test_unknown_addresses_queue_no_email_in_the_background(slow_mail):
     for request_ in (lambda: page_reset(UNKNOWN), lambda: api_reset(UNKNOWN), lambda: api_resend(UNKNOWN), lambda: api_resend(KNOWN)):
         assert answer_of(request_()).status_code in {202, 302}
@@ -391,3 +395,86 @@ def test_email_is_sent_during_the_request_when_not_in_the_background(settings, a
     assert response.status_code == 202
     assert [message.to for message in BlockingEmailBackend.delivered] == [[KNOWN]]
     assert django_settings.ACCOUNTS_EMAIL_IN_BACKGROUND is False
+
+
+# --- The same work before the answer -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def queued(settings, monkeypatch):
+    """Work after the answer is queued, never run: what a request does before answering is all that runs."""
+    from concurrent.futures import Future
+
+    from accounts import background
+
+    settings.ACCOUNTS_EMAIL_IN_BACKGROUND = True
+    jobs: list[str] = []
+
+    class RecordingExecutor:
+        def submit(self, function, job, name):
+            jobs.append(name)
+            future = Future()
+            future.set_result(None)
+            return future
+
+    monkeypatch.setattr(background, "_executor_instance", RecordingExecutor)
+    return jobs
+
+
+def work_before_the_answer(queued, request_, entered: str) -> dict:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    queued.clear()
+    with CaptureQueriesContext(connection) as queries:
+        response = answer_of(request_())
+    assert response.status_code in {202, 302}
+    return {"sql": [statement_shape(query["sql"], entered) for query in queries.captured_queries], "queued": list(queued)}
+
+
+def statement_shape(sql: str, entered: str) -> str:
+    """The statement without what legitimately differs between two requests: the clock, savepoint names, ids."""
+    sql = sql.replace(entered, PLACEHOLDER)
+    sql = re.sub(r"'\d{4}-\d\d-\d\d[ T][\d:.+]+'", "'<time>'", sql)
+    sql = re.sub(r'"s\d+_x\d+"', '"<savepoint>"', sql)
+    return re.sub(r"\b\d+\b", "<n>", sql)
+
+
+SAME_WORK_CASES = {
+    "reset_page": (page_reset, KNOWN),
+    "reset_api": (api_reset, KNOWN),
+    "reset_api_inactive": (api_reset, INACTIVE),
+    "resend_page": (page_resend, UNVERIFIED),
+    "resend_api": (api_resend, UNVERIFIED),
+    "resend_api_verified": (api_resend, KNOWN),
+    "sign_up_page": (lambda email: page_sign_up(email), KNOWN),
+    "sign_up_api": (lambda email: api_sign_up(email), KNOWN),
+    "sign_up_api_unverified": (lambda email: api_sign_up(email), UNVERIFIED),
+}
+
+
+@pytest.mark.parametrize(("send", "known"), SAME_WORK_CASES.values(), ids=list(SAME_WORK_CASES))
+def test_known_and_unknown_addresses_do_the_same_work_before_the_answer(accounts, queued, send, known):
+    """Statement for statement: an account's rows are read and written only after the answer."""
+    for_known = work_before_the_answer(queued, lambda: send(known), known)
+    for_unknown = work_before_the_answer(queued, lambda: send(UNKNOWN), UNKNOWN)
+    assert for_known == for_unknown
+    assert len(for_known["queued"]) == 1  # everything that depends on the account is in that one job
+    assert not any("accounts_user" in sql for sql in for_known["sql"])
+
+
+def test_an_email_change_does_the_same_work_for_a_taken_and_a_free_address(accounts, queued):
+    from tests.api_helpers import bearer, login
+
+    client = Client()
+    access = login(client, KNOWN)
+
+    def change(new_email):
+        body = {"new_email": new_email, "password": STRONG_PASSWORD}
+        return client.post("/api/auth/email/change/", body, content_type="application/json", **bearer(access))
+
+    change("warm-up@example.com")  # the session's state is cached from now on, for both
+    taken = work_before_the_answer(queued, lambda: change(UNVERIFIED), UNVERIFIED)
+    free = work_before_the_answer(queued, lambda: change(UNKNOWN), UNKNOWN)
+    assert taken == free
+    assert taken["queued"] == ["email change"]

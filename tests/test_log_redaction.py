@@ -8,7 +8,7 @@ import pytest
 from accounts.flows.verification import send_verification_email
 from accounts.log_redaction import REDACTED, RedactTokensFilter, redact
 from accounts.tokens import generate_token
-from tests.conftest import links_in, token_from_link
+from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
 
 
 @pytest.fixture
@@ -180,7 +180,8 @@ def test_request_with_used_real_token_is_logged_redacted(client, make_user, mail
     token = token_from_link(link)
     path = link.split("://", 1)[1].split("/", 1)[1]
     client.get(f"/{path}")
-    client.post("/accounts/verify-email/confirm/")
+    confirmed = client.post("/accounts/verify-email/confirm/", {"proof": "password", "current-password": STRONG_PASSWORD})
+    assert confirmed.status_code == 302
     assert client.get(f"/{path}").status_code == 400
     output = console_output.getvalue()
     assert REDACTED in output

@@ -5,6 +5,8 @@ from html.parser import HTMLParser
 import pytest
 from django.contrib.staticfiles import finders
 
+from tests.conftest import force_page_login
+
 pytestmark = pytest.mark.django_db
 
 HOME = "/"
@@ -76,7 +78,7 @@ def test_home_does_not_link_anonymous_visitors_to_the_account_area(client):
 
 
 def test_home_links_signed_in_users_to_their_account(client, user):
-    client.force_login(user)
+    force_page_login(client, user)
     response = client.get(HOME)
     assert ACCOUNT in parse(response).links
     assert user.email in response.content.decode()
@@ -84,7 +86,7 @@ def test_home_links_signed_in_users_to_their_account(client, user):
 
 @pytest.mark.parametrize("target", [SIGNUP, LOGIN])
 def test_home_does_not_offer_sign_up_or_sign_in_when_signed_in(client, user, target):
-    client.force_login(user)
+    force_page_login(client, user)
     assert target not in parse(client.get(HOME)).links
 
 
@@ -112,7 +114,7 @@ def test_page_has_no_script_tags(client, path):
 
 @pytest.mark.parametrize("path", [*PUBLIC_PAGES, ACCOUNT])
 def test_signed_in_pages_have_no_script_tags(client, user, path):
-    client.force_login(user)
+    force_page_login(client, user)
     response = client.get(path)
     assert response.status_code == 200
     assert parse(response).scripts == 0
@@ -128,7 +130,7 @@ def test_page_has_a_post_form(client, path):
 @pytest.mark.parametrize("path", [*PUBLIC_PAGES, ACCOUNT])
 def test_every_form_carries_a_csrf_token(client, user, path):
     if path in {HOME, ACCOUNT}:
-        client.force_login(user)  # signed in, these pages carry the sign-out form
+        force_page_login(client, user)  # signed in, these pages carry the sign-out form
     forms = parse(client.get(path)).forms
     assert forms
     for form in forms:
@@ -190,7 +192,7 @@ def test_account_pages_are_not_stored_by_caches(client, path):
 
 
 def test_signed_in_account_page_is_not_stored_by_caches(client, user):
-    client.force_login(user)
+    force_page_login(client, user)
     response = client.get(ACCOUNT)
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]

@@ -16,7 +16,7 @@ from accounts.flows.password_reset import request_password_reset
 from accounts.flows.verification import send_verification_email
 from accounts.models import PasswordResetToken
 from accounts.tokens import generate_token
-from tests.conftest import links_in, token_from_link
+from tests.conftest import force_page_login, links_in, token_from_link
 
 RESET_URL = "/accounts/password/reset/"
 SENT_URL = "/accounts/password/reset/sent/"
@@ -322,9 +322,9 @@ def test_completing_reset_sends_password_changed_notice(client, user, mailoutbox
 
 def test_completing_reset_ends_every_existing_session(client, user, mailoutbox):
     laptop = Client()
-    laptop.force_login(user)
+    force_page_login(laptop, user)
     phone = Client()
-    phone.force_login(user)
+    force_page_login(phone, user)
     assert laptop.get("/accounts/").status_code == 200
     assert phone.get("/accounts/").status_code == 200
 
@@ -338,7 +338,7 @@ def test_completing_reset_ends_every_existing_session(client, user, mailoutbox):
 
 
 def test_reset_while_signed_in_on_same_browser_signs_out(client, user, mailoutbox):
-    client.force_login(user)
+    force_page_login(client, user)
     open_link(client, user, mailoutbox)
     choose(client, NEW_PASSWORD)
     response = client.get("/accounts/")

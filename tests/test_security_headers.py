@@ -29,7 +29,7 @@ from tests.api_helpers import (
     post_json,
     put_json,
 )
-from tests.conftest import STRONG_PASSWORD
+from tests.conftest import STRONG_PASSWORD, force_page_login
 from todos.models import Todo
 
 pytestmark = pytest.mark.django_db
@@ -149,9 +149,9 @@ def world(make_user) -> World:
 def client_for(world: World, who: str) -> Client:
     client = Client()
     if who == "user":
-        client.force_login(world.user)
+        force_page_login(client, world.user)
     elif who == "staff":
-        client.force_login(world.staff)
+        force_page_login(client, world.staff)
     return client
 
 
@@ -315,7 +315,7 @@ def test_verification_link_and_confirm_page_send_a_path_free_referrer_policy(ver
     assert confirm.status_code == 200
     assert_security_headers(confirm, referrer_policy="strict-origin")
     assert_no_inline_code(confirm)
-    done = client.post(link["Location"])
+    done = client.post(link["Location"], {"proof": "password", "current-password": STRONG_PASSWORD})
     assert done.status_code == 302
     assert_security_headers(done, referrer_policy="strict-origin")
 
@@ -577,7 +577,7 @@ def test_api_error_is_json_with_a_code(world, call, status):
 
 def test_page_sign_out_sends_clear_site_data(world):
     client = Client()
-    client.force_login(world.user)
+    force_page_login(client, world.user)
     response = client.post("/accounts/logout/")
     assert response.status_code == 302
     assert response["Clear-Site-Data"] == '"cache", "storage"'
@@ -602,7 +602,7 @@ def test_api_sign_out_without_csrf_is_refused_and_clears_nothing(world):
 
 def test_page_sign_out_by_get_is_refused_and_clears_nothing(world):
     client = Client()
-    client.force_login(world.user)
+    force_page_login(client, world.user)
     response = client.get("/accounts/logout/")
     assert response.status_code == 405
     assert "Clear-Site-Data" not in response

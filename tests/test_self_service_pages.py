@@ -19,7 +19,7 @@ from accounts.exceptions import InvalidCredentials
 from accounts.flows.signin import DEVICE_SESSION_KEY
 from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, SecurityEvent, User
 from tests.api_helpers import api_client, bearer, login as api_login
-from tests.conftest import STRONG_PASSWORD, links_in
+from tests.conftest import STRONG_PASSWORD, force_page_login, links_in
 from todos.models import Todo
 
 pytestmark = pytest.mark.django_db
@@ -521,13 +521,15 @@ def test_email_change_sends_a_confirmation_link_to_the_new_address_only(user, ma
     response = request_email_change(client)
     assert response.status_code == 302
     assert response["Location"] == EMAIL_CHANGE_SENT
-    assert len(mailoutbox) == 1
-    message = mailoutbox[0]
-    assert message.to == [NEW_ADDRESS]
+    [message] = mails_to(mailoutbox, NEW_ADDRESS)
     assert message.subject == f"Confirm your new email address for {django_settings.SITE_NAME}"
     link = link_in(message, "/verify-email/")
     assert re.fullmatch(r"/accounts/verify-email/[^/]+/", link)
-    token = EmailVerificationToken.objects.get(user=user, used_at__isnull=True)
+    # The current address is told, with a way to cancel, but gets no confirmation link.
+    [notice] = mails_to(mailoutbox, ALICE)
+    assert not has_verification_link(notice)
+    assert len(mailoutbox) == 2
+    token = EmailVerificationToken.objects.get(user=user, used_at__isnull=True, purpose="change")
     assert (token.purpose, token.email) == ("change", NEW_ADDRESS)
     user.refresh_from_db()
     assert user.email == ALICE
@@ -570,8 +572,8 @@ def test_email_change_to_an_invalid_address_is_a_form_error(user, invalid, mailo
 def test_email_change_normalises_a_mixed_case_address(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client, new_email="New.Person@EXAMPLE.Com")
-    assert mailoutbox[0].to == [NEW_ADDRESS]
-    assert confirm_in_browser(client, link_in(mailoutbox[0], "/verify-email/")).status_code == 302
+    assert len(mails_to(mailoutbox, NEW_ADDRESS)) == 1
+    assert confirm_in_browser(client, link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")).status_code == 302
     user.refresh_from_db()
     assert user.email == NEW_ADDRESS
 
@@ -598,7 +600,7 @@ def test_until_confirmed_password_reset_keeps_using_the_old_address(user, mailou
 def test_confirming_the_link_switches_the_account_to_the_new_verified_address(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    link = link_in(mailoutbox[0], "/verify-email/")
+    link = link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")
     response = client.get(link)
     assert response.status_code == 302
     assert response["Location"] == VERIFY_CONFIRM
@@ -619,8 +621,8 @@ def test_confirming_the_link_switches_the_account_to_the_new_verified_address(us
 def test_confirming_a_change_tells_the_old_address_with_the_new_one_masked(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    confirm_in_browser(client, link_in(mailoutbox[0], "/verify-email/"))
-    [notice] = mails_to(mailoutbox, ALICE)
+    confirm_in_browser(client, link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/"))
+    [_requested, notice] = mails_to(mailoutbox, ALICE)
     assert notice.subject == f"The email address of your {django_settings.SITE_NAME} account was changed"
     assert "n***@example.com" in notice.body
     assert NEW_ADDRESS not in notice.body
@@ -633,7 +635,7 @@ def test_confirming_a_change_tells_the_old_address_with_the_new_one_masked(user,
 def test_after_confirming_sign_in_uses_the_new_address_and_not_the_old(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    confirm_in_browser(client, link_in(mailoutbox[0], "/verify-email/"))
+    confirm_in_browser(client, link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/"))
     assert not page_sign_in_fails_generically(NEW_ADDRESS, STRONG_PASSWORD)
     assert page_sign_in_fails_generically(ALICE, STRONG_PASSWORD)
 
@@ -641,7 +643,7 @@ def test_after_confirming_sign_in_uses_the_new_address_and_not_the_old(user, mai
 def test_confirming_a_change_invalidates_reset_links_sent_to_the_old_address(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    change_link = link_in(mailoutbox[0], "/verify-email/")
+    change_link = link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")
     submit(browser(), PASSWORD_RESET, {"email": ALICE})
     reset_link = link_in(mails_to(mailoutbox, ALICE)[-1], "/password/reset/")
     confirm_in_browser(client, change_link)
@@ -651,7 +653,7 @@ def test_confirming_a_change_invalidates_reset_links_sent_to_the_old_address(use
 def test_confirmation_link_works_once(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    link = link_in(mailoutbox[0], "/verify-email/")
+    link = link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")
     assert confirm_in_browser(client, link).status_code == 302
     again = confirm_in_browser(browser(), link)
     assert again.status_code == 400
@@ -661,7 +663,7 @@ def test_confirmation_link_works_once(user, mailoutbox):
 def test_confirmation_also_works_in_a_browser_that_is_not_signed_in(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    response = confirm_in_browser(browser(), link_in(mailoutbox[0], "/verify-email/"))
+    response = confirm_in_browser(browser(), link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/"))
     assert response.status_code == 302
     assert response["Location"] == LOGIN
     user.refresh_from_db()
@@ -678,13 +680,13 @@ def test_change_to_a_taken_address_answers_like_a_free_one(user, bob, mailoutbox
 def test_change_to_a_taken_address_sends_no_link_and_tells_its_owner(user, bob, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client, new_email="BOB@example.com")
-    assert len(mailoutbox) == 1
-    notice = mailoutbox[0]
-    assert notice.to == [BOB]
+    [notice] = mails_to(mailoutbox, BOB)
     assert notice.subject == f"Someone tried to move a {django_settings.SITE_NAME} account to your address"
     assert not has_verification_link(notice)
     assert ALICE not in notice.body
-    assert not EmailVerificationToken.objects.filter(user=user).exists()
+    assert not EmailVerificationToken.objects.filter(user=user, purpose="change").exists()
+    [requested] = mails_to(mailoutbox, ALICE)  # told exactly as for a free address
+    assert not has_verification_link(requested)
     user.refresh_from_db()
     bob.refresh_from_db()
     assert (user.email, bob.email) == (ALICE, BOB)
@@ -693,7 +695,7 @@ def test_change_to_a_taken_address_sends_no_link_and_tells_its_owner(user, bob, 
 def test_change_link_is_refused_when_the_address_was_registered_meanwhile(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    link = link_in(mailoutbox[0], "/verify-email/")
+    link = link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")
     registration = api_client().post(
         "/api/auth/register/",
         {"email": NEW_ADDRESS, "password": "another strong passphrase", "name": "Newcomer"},
@@ -707,7 +709,9 @@ def test_change_link_is_refused_when_the_address_was_registered_meanwhile(user, 
     assert user.email == ALICE
     assert User.objects.get(email=NEW_ADDRESS).name == "Newcomer"
     assert events_of(user, SecurityEvent.Kind.EMAIL_CHANGE_CONFIRMED) == []
-    assert mails_to(mailoutbox, ALICE) == []
+    assert [message.subject for message in mails_to(mailoutbox, ALICE)] == [
+        f"Someone asked to change the email address of your {django_settings.SITE_NAME} account"
+    ]
 
 
 def test_a_newer_change_request_replaces_the_pending_link(user, mailoutbox):
@@ -730,7 +734,7 @@ def test_email_change_writes_requested_and_confirmed_events(user, mailoutbox):
     [requested] = events_of(user, SecurityEvent.Kind.EMAIL_CHANGE_REQUESTED)
     assert requested.ip_address == "127.0.0.1"
     assert events_of(user, SecurityEvent.Kind.EMAIL_CHANGE_CONFIRMED) == []
-    confirm_in_browser(client, link_in(mailoutbox[0], "/verify-email/"))
+    confirm_in_browser(client, link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/"))
     assert len(events_of(user, SecurityEvent.Kind.EMAIL_CHANGE_CONFIRMED)) == 1
 
 
@@ -748,18 +752,19 @@ def test_devices_page_describes_each_live_session_and_marks_this_device(user, bo
     assert response.status_code == 200
     rows = session_rows(response)
     assert len(rows) == 2  # Bob's session is not listed
-    phone, this = rows  # most recently used first
+    this, phone = rows  # most recently used first: opening this page is a use
     assert this["id"] == here and this["current"]
     assert "Firefox 132 on Windows" in this["text"]
     assert "this device" in this["text"]
     assert "203.0.113.9" in this["text"]
     assert "Signed in 1 May 2031, 09:00 UTC" in this["text"]
-    assert "Last used 1 May 2031, 09:00 UTC" in this["text"]
+    assert "Last used 1 May 2031, 09:02 UTC" in this["text"]
     assert not phone["current"]
     assert "Chrome 131 on Android" in phone["text"]
     assert "this device" not in phone["text"]
     assert "198.51.100.4" in phone["text"]
     assert "Signed in 1 May 2031, 09:01 UTC" in phone["text"]
+    assert "Last used 1 May 2031, 09:01 UTC" in phone["text"]
     html = response.content.decode()
     assert "BobBrowser" not in html and "192.0.2.200" not in html
 
@@ -833,7 +838,7 @@ def test_end_others_ends_every_other_session_and_keeps_this_one(user, bob):
     assert response.status_code == 302
     assert response["Location"] == SESSIONS
     follow = client.get(SESSIONS)
-    assert "Other sessions ended: 2." in page_messages(follow)
+    assert "Other sessions ended: 2. Links we had emailed you and not yet used no longer work." in page_messages(follow)
     assert [row["id"] for row in session_rows(follow)] == [here]
     assert is_signed_in(client)
     assert not is_signed_in(other)
@@ -967,19 +972,29 @@ def test_reauthentication_escapes_the_next_url_it_carries(user):
     assert parse(response).scripts == 0
 
 
-def test_a_page_session_without_a_device_session_can_reauthenticate_and_end_others(user):
-    """Browsers signed in before device sessions existed get one when they confirm the password."""
+def test_a_page_session_without_a_device_session_is_signed_out(user):
+    """No sign-in makes one; such a session could not be listed or ended from the devices page."""
     client = browser()
-    client.force_login(user)
-    _, other_id = signed_in_browser()
-    assert_redirects_to_reauthentication(submit(client, END_OTHERS))
-    assert session_live(other_id)
-    assert submit(client, REAUTHENTICATE, {"password": STRONG_PASSWORD, "next": SESSIONS})["Location"] == SESSIONS
-    created = client.session[DEVICE_SESSION_KEY]
-    assert submit(client, END_OTHERS)["Location"] == SESSIONS
-    assert not session_live(other_id)
-    assert session_live(created)
-    assert is_signed_in(client)
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    assert not is_signed_in(client)
+    response = submit(client, REAUTHENTICATE, {"password": STRONG_PASSWORD, "next": SESSIONS})
+    assert response.status_code == 302 and response["Location"].startswith(LOGIN)
+    assert not DeviceSession.objects.filter(user=user).exists()
+
+
+def test_reauthenticating_with_a_wrong_password_creates_and_freshens_nothing(user):
+    with time_machine.travel(START, tick=False) as traveller:
+        client, here = signed_in_browser()
+        traveller.shift(settings_window() + 60)
+        response = submit(client, REAUTHENTICATE, {"password": WRONG_PASSWORD, "next": SESSIONS})
+        assert_form_error(response, "password", "invalid_password")
+        assert DeviceSession.objects.filter(user=user).count() == 1
+        assert DeviceSession.objects.get(pk=here).authenticated_at == START
+        assert_redirects_to_reauthentication(submit(client, END_OTHERS))
+
+
+def settings_window() -> int:
+    return django_settings.ACCOUNTS_REAUTHENTICATION_WINDOW
 
 
 @pytest.mark.parametrize("next_url", ["https://evil.example/steal", "//evil.example/", ""])
@@ -1066,10 +1081,11 @@ def test_account_page_lists_own_security_events_newest_first(user, bob, mailoutb
 def test_account_page_shows_nothing_of_other_users(user, bob):
     signed_in_browser(BOB, REMOTE_ADDR="198.51.100.77")
     client = browser()
-    client.force_login(user)
+    force_page_login(client, user)
     response = client.get(ACCOUNT)
-    assert activity_lines(response) == []
-    assert "Nothing yet." in response.content.decode()
+    [own_sign_in] = activity_lines(response)
+    assert own_sign_in.endswith("Signed in from 127.0.0.1")
+    assert "198.51.100.77" not in response.content.decode()
 
 
 def test_account_page_does_not_show_internal_events(user, mailoutbox):

@@ -11,7 +11,7 @@ from accounts.exceptions import EmailNotVerified, InvalidCredentials
 from accounts.flows.signin import authenticate_user
 from accounts.hashers import ConfiguredArgon2PasswordHasher
 from accounts.models import User
-from tests.conftest import STRONG_PASSWORD
+from tests.conftest import STRONG_PASSWORD, force_page_login
 from tests.doubles import COUNTING_HASHER, CountingArgon2Hasher
 
 pytestmark = pytest.mark.django_db
@@ -97,7 +97,7 @@ def test_sign_in_changes_the_session_key(client, user):
 def test_sign_in_from_another_users_session_does_not_keep_their_session(client, make_user):
     bob = make_user(email="bob@example.com", name="Bob")
     alice = make_user(email="alice@example.com")
-    client.force_login(bob)
+    force_page_login(client, bob)
     before = client.cookies["sessionid"].value
     sign_in(client, email="alice@example.com")
     assert client.cookies["sessionid"].value != before
@@ -403,7 +403,7 @@ def test_old_hash_is_not_upgraded_by_a_wrong_password(client, make_user):
 
 
 def test_logout_by_get_is_refused_and_keeps_the_session(client, user):
-    client.force_login(user)
+    force_page_login(client, user)
     response = client.get(LOGOUT_URL)
     assert response.status_code == 405
     assert signed_in_user_id(client) == str(user.pk)
@@ -411,7 +411,7 @@ def test_logout_by_get_is_refused_and_keeps_the_session(client, user):
 
 
 def test_logout_by_post_signs_out_and_redirects_home(client, user):
-    client.force_login(user)
+    force_page_login(client, user)
     session_before = client.cookies["sessionid"].value
     response = client.post(LOGOUT_URL)
     assert response.status_code == 302
@@ -422,14 +422,14 @@ def test_logout_by_post_signs_out_and_redirects_home(client, user):
 
 
 def test_logout_shows_signed_out_message(client, user):
-    client.force_login(user)
+    force_page_login(client, user)
     response = client.post(LOGOUT_URL, follow=True)
     assert "You are signed out." in response.content.decode()
 
 
 def test_logout_without_csrf_token_is_forbidden(user):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
+    force_page_login(client, user)
     response = client.post(LOGOUT_URL)
     assert response.status_code == 403
     assert client.session.get("_auth_user_id") == str(user.pk)
@@ -437,7 +437,7 @@ def test_logout_without_csrf_token_is_forbidden(user):
 
 def test_logout_with_csrf_token_works_under_enforced_checks(user):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
+    force_page_login(client, user)
     page = client.get(HOME_URL)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
     response = client.post(LOGOUT_URL, {"csrfmiddlewaretoken": token})
@@ -463,7 +463,7 @@ def test_account_home_requires_sign_in(client):
 
 def test_account_home_shows_email_and_name(client, make_user):
     user = make_user(email="alice@example.com", name="Alice Liddell")
-    client.force_login(user)
+    force_page_login(client, user)
     response = client.get(HOME_URL)
     assert response.status_code == 200
     content = response.content.decode()
@@ -474,14 +474,14 @@ def test_account_home_shows_email_and_name(client, make_user):
 
 def test_account_home_escapes_the_name(client, make_user):
     user = make_user(email="alice@example.com", name="<script>alert(1)</script>")
-    client.force_login(user)
+    force_page_login(client, user)
     content = client.get(HOME_URL).content.decode()
     assert "<script>alert(1)</script>" not in content
     assert "&lt;script&gt;" in content
 
 
 def test_account_home_is_not_cached(client, user):
-    client.force_login(user)
+    force_page_login(client, user)
     response = client.get(HOME_URL)
     assert "no-cache" in response["Cache-Control"] or "no-store" in response["Cache-Control"]
 

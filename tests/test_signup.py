@@ -9,6 +9,7 @@ from django.test import Client
 
 from accounts.exceptions import AccountError, InvalidEmail, PasswordRejected
 from accounts.flows.signup import sign_up
+from accounts.flows.verification import signup_proof
 from accounts.models import EmailVerificationToken, User
 from accounts.tokens import hash_token
 from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
@@ -151,7 +152,9 @@ def test_verification_email_has_text_and_html_with_site_name(client, mailoutbox,
     assert "Acme Todo" in html
     assert link in message.body
     assert f'href="{link}"' in html
-    assert "Hello Alice" in message.body
+    # The name was typed by whoever signed up, maybe not the address's owner: it does not open the email.
+    assert message.body.startswith("Hello,\n")
+    assert "Alice" not in message.body and "Alice" not in html
 
 
 def test_verification_link_never_uses_the_request_host_header(client, mailoutbox, site):
@@ -242,10 +245,13 @@ def test_existing_address_email_contains_no_verification_token(client, make_user
     assert EmailVerificationToken.objects.count() == 0
 
 
-def test_existing_unverified_owner_is_offered_a_new_verification_link(client, make_user, mailoutbox, site):
+def test_existing_unverified_owner_is_led_straight_to_choosing_a_new_password(client, make_user, mailoutbox, site):
     make_user(email="alice@example.com", verified=False)
     post_signup(client)
-    assert f"{SITE_URL}/accounts/verify-email/resend/" in links_in(mailoutbox[0])
+    [set_password] = [link for link in links_in(mailoutbox[0]) if "/accounts/password/reset/" in link]
+    assert re.fullmatch(rf"{SITE_URL}/accounts/password/reset/[A-Za-z0-9_-]{{43}}/", set_password)
+    assert f"{SITE_URL}/accounts/verify-email/resend/" not in links_in(mailoutbox[0])
+    assert f"{SITE_URL}/accounts/login/" not in links_in(mailoutbox[0])
 
 
 def test_existing_verified_owner_is_not_offered_verification(client, make_user, mailoutbox, site):
@@ -414,16 +420,19 @@ def test_email_failure_for_existing_address_gives_the_same_redirect(client, make
 # --- The flow, called directly ----------------------------------------------------
 
 
-def test_flow_sign_up_creates_unverified_user_and_returns_nothing(mailoutbox):
-    assert sign_up(email="Bob@Example.com", password=STRONG_PASSWORD, name=" Bob ") is None
+def test_flow_sign_up_creates_unverified_user_and_returns_its_sign_up_proof(mailoutbox):
+    proof = sign_up(email="Bob@Example.com", password=STRONG_PASSWORD, name=" Bob ")
     user = User.objects.get()
+    assert proof == signup_proof(user.password)
     assert (user.email, user.name, user.email_verified_at) == ("bob@example.com", "Bob", None)
     assert len(mailoutbox) == 1
 
 
-def test_flow_sign_up_for_existing_address_returns_nothing_and_sends_notice(make_user, mailoutbox):
-    make_user(email="bob@example.com", name="Bob")
-    assert sign_up(email="BOB@example.com", password=STRONG_PASSWORD, name="Robert") is None
+def test_flow_sign_up_for_existing_address_returns_a_proof_of_nothing_and_sends_notice(make_user, mailoutbox):
+    existing = make_user(email="bob@example.com", name="Bob")
+    proof = sign_up(email="BOB@example.com", password=STRONG_PASSWORD, name="Robert")
+    assert re.fullmatch(r"[0-9a-f]{64}", proof)  # shaped like a real one
+    assert proof != signup_proof(existing.password)
     assert User.objects.get().name == "Bob"
     assert [m.to for m in mailoutbox] == [["bob@example.com"]]
     assert "tried to sign up" in mailoutbox[0].subject

@@ -24,7 +24,7 @@ from accounts.flows.device_sessions import start_device_session
 from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, SecurityEvent, User
 from accounts.tokens import hash_token
 from tests.api_helpers import REFRESH_URL, bearer, csrf_header, login_response, post_json
-from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
+from tests.conftest import STRONG_PASSWORD, force_page_login, links_in, token_from_link
 from todos.models import Todo
 
 pytestmark = pytest.mark.django_db
@@ -71,7 +71,7 @@ def superuser(make_user) -> User:
 
 def staff_client(member: User) -> Client:
     client = Client(enforce_csrf_checks=True, REMOTE_ADDR=STAFF_IP, HTTP_USER_AGENT=STAFF_UA)
-    client.force_login(member)
+    force_page_login(client, member)
     return client
 
 
@@ -366,7 +366,7 @@ def test_support_resends_verification_only_to_unverified_active_users(desk, supp
     assert_staff_action(event, staff=support, user=bob, detail={"action": "resend_verification"})
 
 
-def test_support_marks_an_address_verified(desk, support, alice, bob):
+def test_support_marks_an_address_verified(desk, support, alice, bob, mailoutbox):
     alice_verified_at = alice.email_verified_at
     response = run_action(desk, "mark_email_verified", [alice, bob])
     assert response.status_code == 302
@@ -375,8 +375,29 @@ def test_support_marks_an_address_verified(desk, support, alice, bob):
     assert bob.email_verified
     assert alice.email_verified_at == alice_verified_at  # already verified: untouched
     [event] = staff_actions()
-    assert_staff_action(event, staff=support, user=bob, detail={"action": "mark_email_verified"})
-    assert sign_in_api(bob.email).access
+    assert_staff_action(event, staff=support, user=bob, detail={"action": "mark_email_verified", "sessions_ended": 0})
+    # Nobody proved the password chosen before the address was proven: it is gone, and the
+    # address's owner chooses a new one with the link only they receive.
+    assert not bob.has_usable_password()
+    assert login_response(Client(), bob.email, STRONG_PASSWORD).status_code == 401
+    [message] = mailoutbox
+    assert message.to == [bob.email]
+    assert message.subject.startswith("Choose a password")
+    link = next(link for link in links_in(message) if "/accounts/password/reset/" in link)
+    reset = post_json(Client(), "/api/auth/password/reset/confirm/", {"token": token_from_link(link), "password": "bob's own new passphrase"})
+    assert reset.status_code == 204
+    assert sign_in_api(bob.email, "bob's own new passphrase").access
+
+
+def test_marking_verified_ends_the_sessions_of_whoever_knew_the_old_password(desk, support, bob, settings):
+    settings.ACCOUNTS_EMAIL_VERIFICATION = "optional"
+    squatter = sign_in_api(bob.email)
+    assert get_me(squatter.access).status_code == 200
+    run_action(desk, "mark_email_verified", [bob])
+    assert get_me(squatter.access).status_code == 401
+    assert refresh(squatter).status_code == 401
+    [event] = staff_actions()
+    assert event.detail == {"action": "mark_email_verified", "sessions_ended": 1}
 
 
 def test_support_deactivates_a_user_and_every_session_ends_at_once(desk, support, alice):
@@ -504,7 +525,7 @@ def test_support_ends_one_device_session_from_the_session_list(desk, support, al
 
 def test_support_views_security_events_read_only(desk, alice):
     sign_in_api(alice.email)
-    event = SecurityEvent.objects.get(kind=EventKind.SIGN_IN_SUCCEEDED)
+    event = SecurityEvent.objects.get(kind=EventKind.SIGN_IN_SUCCEEDED, user=alice)
     listing = desk.get(EVENTS)
     assert listing.status_code == 200
     assert alice.email in listing.content.decode()
@@ -658,7 +679,7 @@ def test_support_cannot_add_a_user(desk):
 
 def test_support_cannot_delete_or_edit_security_events(desk, alice):
     sign_in_api(alice.email)
-    event = SecurityEvent.objects.get(kind=EventKind.SIGN_IN_SUCCEEDED)
+    event = SecurityEvent.objects.get(kind=EventKind.SIGN_IN_SUCCEEDED, user=alice)
     listing = desk.get(EVENTS)
     assert "delete_selected" not in action_names(listing)
     assert desk.get(f"{EVENTS}{event.pk}/delete/").status_code == 403
@@ -695,7 +716,7 @@ def test_support_cannot_view_todos(desk, alice):
 
 def test_not_even_a_superuser_can_delete_security_events(root, alice):
     sign_in_api(alice.email)
-    event = SecurityEvent.objects.get(kind=EventKind.SIGN_IN_SUCCEEDED)
+    event = SecurityEvent.objects.get(kind=EventKind.SIGN_IN_SUCCEEDED, user=alice)
     assert "delete_selected" not in action_names(root.get(EVENTS))
     assert root.get(f"{EVENTS}{event.pk}/delete/").status_code == 403
     token = cookie_token(root)
@@ -768,7 +789,7 @@ def test_a_superuser_deactivating_through_the_form_ends_every_session_and_is_rec
 
 def test_a_signed_in_non_staff_user_is_sent_to_the_sign_in_page(alice):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(alice)
+    force_page_login(client, alice)
     response = client.get(ADMIN, follow=True)
     final = response.redirect_chain[-1][0]
     assert urlsplit(final).path == LOGIN_PAGE

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from todos.models import TITLE_MAX_LENGTH, Todo
+from tests.conftest import force_page_login
 
 pytestmark = pytest.mark.django_db
 
@@ -178,7 +179,7 @@ def test_admin_is_closed_to_anonymous_visitors(client, path):
 
 @pytest.mark.parametrize("path", ["/admin/todos/todo/", "/admin/accounts/user/"])
 def test_admin_is_closed_to_non_staff_users(client, user, path):
-    client.force_login(user)
+    force_page_login(client, user)
     response = client.get(path)
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]

@@ -14,12 +14,15 @@ from accounts.exceptions import TokenExpired, TokenInvalid, TokenUsed
 from accounts.flows.email_tokens import find_redeemable_token, issue_token, mark_token_used
 from accounts.flows.password_reset import check_password_reset_token, request_password_reset, reset_password
 from accounts.flows.passwords import set_new_password
-from accounts.flows.verification import check_verification_token, send_verification_email, verify_email
+from accounts.flows.security_reset import security_reset
+from accounts.flows.verification import Verifier, check_verification_token, send_verification_email, verify_email
 from accounts.models import EmailVerificationToken, PasswordResetToken
 from accounts.tokens import generate_token, hash_token, is_well_formed, token_matches
-from tests.conftest import links_in, token_from_link
+from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
 
 NEW_PASSWORD = "a completely different passphrase"
+# Verifying an account created here (not by a sign-up in this client) needs its password.
+KNOWS_THE_PASSWORD = Verifier(password=STRONG_PASSWORD)
 URLSAFE = set(string.ascii_letters + string.digits + "-_")
 START = datetime(2030, 1, 15, 12, 0, 0, tzinfo=UTC)
 
@@ -263,7 +266,7 @@ def test_expired_verification_token_cannot_verify(make_user, mailoutbox):
         token = issue_verification(user, mailoutbox)
     with time_machine.travel(START + timedelta(hours=24), tick=False):
         with pytest.raises(TokenExpired):
-            verify_email(token=token)
+            verify_email(token=token, verifier=KNOWS_THE_PASSWORD)
     user.refresh_from_db()
     assert user.email_verified_at is None
 
@@ -274,9 +277,9 @@ def test_expired_verification_token_cannot_verify(make_user, mailoutbox):
 def test_verification_token_is_single_use(make_user, mailoutbox):
     user = make_user(verified=False)
     token = issue_verification(user, mailoutbox)
-    assert verify_email(token=token) == user
+    assert verify_email(token=token, verifier=KNOWS_THE_PASSWORD) == user
     with pytest.raises(TokenUsed) as excinfo:
-        verify_email(token=token)
+        verify_email(token=token, verifier=KNOWS_THE_PASSWORD)
     assert excinfo.value.code == "token_used"
 
 
@@ -296,7 +299,7 @@ def test_used_token_is_marked_with_time_of_use(make_user, mailoutbox):
     with time_machine.travel(START, tick=False):
         token = issue_verification(user, mailoutbox)
     with time_machine.travel(START + timedelta(minutes=5), tick=False):
-        verify_email(token=token)
+        verify_email(token=token, verifier=KNOWS_THE_PASSWORD)
     assert EmailVerificationToken.objects.get(user=user).used_at == START + timedelta(minutes=5)
 
 
@@ -351,10 +354,11 @@ def test_new_reset_token_leaves_verification_token_valid(make_user, mailoutbox):
     assert check_verification_token(token=verification_token).user == user
 
 
-def test_set_new_password_invalidates_outstanding_reset_tokens(make_user, mailoutbox):
+def test_a_new_password_and_its_security_reset_invalidate_outstanding_reset_tokens(make_user, mailoutbox):
     user = make_user()
     token = issue_reset(user, mailoutbox)
     set_new_password(user=user, password=NEW_PASSWORD)
+    security_reset(user=user, reason="password_changed")
     with pytest.raises(TokenInvalid):
         check_password_reset_token(token=token)
     with pytest.raises(TokenInvalid):

@@ -10,10 +10,10 @@ from django.test import Client
 
 from accounts.exceptions import TokenUsed
 from accounts.flows.password_reset import request_password_reset
-from accounts.flows.verification import send_verification_email, verify_email
-from accounts.models import EmailVerificationToken
+from accounts.flows.verification import Verifier, send_verification_email, verify_email
+from accounts.models import EmailVerificationToken, User
 from accounts.tokens import generate_token
-from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
+from tests.conftest import STRONG_PASSWORD, force_page_login, links_in, token_from_link
 
 CONFIRM_URL = "/accounts/verify-email/confirm/"
 RESEND_URL = "/accounts/verify-email/resend/"
@@ -28,8 +28,12 @@ def _site_url(settings):
 
 
 @pytest.fixture
-def unverified(make_user):
-    return make_user(verified=False)
+def unverified(client, db, mailoutbox):
+    """Alice, unverified, signed up through the page in ``client`` (which therefore holds her sign-up proof)."""
+    form = {"email": "alice@example.com", "name": "Alice", "password1": STRONG_PASSWORD, "password2": STRONG_PASSWORD}
+    assert client.post("/accounts/signup/", form).status_code == 302
+    mailoutbox.clear()
+    return User.objects.get(email="alice@example.com")
 
 
 def verification_link(mailoutbox) -> str:
@@ -109,7 +113,7 @@ def test_confirm_page_shows_a_post_button_and_does_not_verify(client, unverified
     assert EmailVerificationToken.objects.get(user=unverified).used_at is None
 
 
-def test_link_scanner_that_only_gets_leaves_token_usable(unverified, mailoutbox):
+def test_link_scanner_that_only_gets_leaves_token_usable(client, unverified, mailoutbox):
     path = issue_link(unverified, mailoutbox)
     scanner = Client()
     for _ in range(3):
@@ -117,7 +121,7 @@ def test_link_scanner_that_only_gets_leaves_token_usable(unverified, mailoutbox)
         assert scanner.get(CONFIRM_URL).status_code == 200
     assert reload(unverified).email_verified_at is None
 
-    person = Client()
+    person = client  # the browser that signed up
     person.get(path)
     response = person.post(CONFIRM_URL)
     assert response.status_code == 302
@@ -153,7 +157,7 @@ def test_unverified_user_cannot_sign_in_before_confirming(client, unverified, ma
 
 
 def test_signed_in_user_confirming_goes_to_account_page(client, unverified, mailoutbox):
-    client.force_login(unverified)
+    force_page_login(client, unverified)
     client.get(issue_link(unverified, mailoutbox))
     response = client.post(CONFIRM_URL)
     assert response.status_code == 302
@@ -268,9 +272,9 @@ def test_password_reset_token_on_verify_url_is_invalid(client, make_user, mailou
 def test_other_users_token_verifies_that_user_not_the_signed_in_one(client, make_user, mailoutbox):
     alice = make_user(verified=False)
     bob = make_user(email="bob@example.com", name="Bob", verified=False)
-    client.force_login(alice)
+    force_page_login(client, alice)
     client.get(issue_link(bob, mailoutbox))
-    response = client.post(CONFIRM_URL)
+    response = client.post(CONFIRM_URL, {"proof": "password", "current-password": STRONG_PASSWORD})
     assert response.status_code == 302
     assert reload(bob).email_verified_at is not None
     assert reload(alice).email_verified_at is None
@@ -316,9 +320,9 @@ def test_link_of_deactivated_account_is_invalid(client, unverified, mailoutbox):
 
 def test_verify_email_twice_with_same_token_raises_token_used(unverified, mailoutbox):
     token = token_from_link(issue_link(unverified, mailoutbox))
-    verify_email(token=token)
+    verify_email(token=token, verifier=Verifier(password=STRONG_PASSWORD))
     with pytest.raises(TokenUsed) as excinfo:
-        verify_email(token=token)
+        verify_email(token=token, verifier=Verifier(password=STRONG_PASSWORD))
     assert excinfo.value.code == "token_used"
 
 
@@ -387,7 +391,7 @@ def test_resend_with_invalid_address_shows_form_error(client, db, mailoutbox):
     assert mailoutbox == []
 
 
-def test_resent_link_works_and_previous_link_is_invalid(unverified, mailoutbox):
+def test_resent_link_works_and_previous_link_is_invalid(client, unverified, mailoutbox):
     old_path = issue_link(unverified, mailoutbox)
     Client().post(RESEND_URL, {"email": unverified.email})
     new_link = verification_link(mailoutbox)
@@ -397,7 +401,7 @@ def test_resent_link_works_and_previous_link_is_invalid(unverified, mailoutbox):
 
     assert_invalid_page(Client().get(old_path), "not valid")
 
-    person = Client()
+    person = client  # the browser that signed up
     assert person.get(new_path).status_code == 302
     assert person.post(CONFIRM_URL).status_code == 302
     assert reload(unverified).email_verified_at is not None

@@ -45,9 +45,9 @@ class EmailAddressField(StrictCharField):
             raise serializers.ValidationError(str(error), code="invalid_email") from None
 
 
-def password_field() -> StrictCharField:
+def password_field(**kwargs) -> StrictCharField:
     return StrictCharField(
-        trim_whitespace=False, max_length=PASSWORD_INPUT_LIMIT, write_only=True, style={"input_type": "password"}
+        trim_whitespace=False, max_length=PASSWORD_INPUT_LIMIT, write_only=True, style={"input_type": "password"}, **kwargs
     )
 
 
@@ -77,8 +77,21 @@ class EmailSerializer(serializers.Serializer):
     email = EmailAddressField()
 
 
-class TokenSerializer(serializers.Serializer):
+_PROOF_HELP = (
+    "Only when verifying from another client than the one that signed up (`password_required`): "
+    "the account's current password (`password`), or a new one that replaces it (`new_password`)."
+)
+
+
+class EmailVerifySerializer(serializers.Serializer):
     token = token_field()
+    password = password_field(required=False, help_text=_PROOF_HELP)
+    new_password = password_field(required=False, help_text=_PROOF_HELP)
+
+
+class EmailChangeCancelSerializer(serializers.Serializer):
+    token = StrictCharField(max_length=TOKEN_INPUT_LIMIT, help_text="The token from the link sent to the current address.")
+    new_password = password_field()
 
 
 class PasswordResetConfirmSerializer(serializers.Serializer):

@@ -20,6 +20,7 @@ urlpatterns = [
     path("reauthenticate/", views.ReauthenticateView.as_view(), name="reauthenticate"),
     path("password/change/", views.PasswordChangeView.as_view(), name="password-change"),
     path("email/change/", views.EmailChangeView.as_view(), name="email-change"),
+    path("email/change/cancel/", views.EmailChangeCancelView.as_view(), name="email-change-cancel"),
     path("password/reset/", views.PasswordResetView.as_view(), name="password-reset"),
     path("password/reset/confirm/", views.PasswordResetConfirmView.as_view(), name="password-reset-confirm"),
     path("email/verify/", views.EmailVerifyView.as_view(), name="email-verify"),

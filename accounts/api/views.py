@@ -23,8 +23,10 @@ from accounts.api.schema import (
 from accounts.api.serializers import (
     AccessTokenSerializer,
     DeviceSessionSerializer,
+    EmailChangeCancelSerializer,
     EmailChangeSerializer,
     EmailSerializer,
+    EmailVerifySerializer,
     LoginResponseSerializer,
     LoginSerializer,
     MessageSerializer,
@@ -35,11 +37,18 @@ from accounts.api.serializers import (
     ProfileUpdateSerializer,
     RegisterSerializer,
     SecurityEventSerializer,
-    TokenSerializer,
 )
 from accounts.audit import recent_events_of
 from accounts.client_info import ClientInfo
-from accounts.cookies import CLEAR_SITE_DATA, clear_refresh_cookie, read_refresh_cookie, set_refresh_cookie
+from accounts.cookies import (
+    CLEAR_SITE_DATA,
+    clear_refresh_cookie,
+    clear_signup_proof_cookie,
+    read_refresh_cookie,
+    read_signup_proof,
+    set_refresh_cookie,
+    set_signup_proof_cookie,
+)
 from accounts.exceptions import RefreshTokenInvalid
 from accounts.flows.account_deletion import delete_account
 from accounts.flows.device_sessions import (
@@ -47,19 +56,19 @@ from accounts.flows.device_sessions import (
     IssuedTokens,
     end_device_session,
     end_session_by_refresh_token,
-    end_user_sessions,
     live_sessions,
     reauthenticate,
     require_recent_authentication,
     rotate_refresh_token,
 )
-from accounts.flows.email_change import request_email_change
+from accounts.flows.email_change import cancel_email_change, request_email_change
 from accounts.flows.password_change import change_password
 from accounts.flows.password_reset import request_password_reset, reset_password
 from accounts.flows.profile import update_profile
 from accounts.flows.signin import authenticate_user, start_api_session
+from accounts.flows.security_reset import security_reset
 from accounts.flows.signup import sign_up
-from accounts.flows.verification import resend_verification_email, verify_email
+from accounts.flows.verification import Verifier, resend_verification_email, verify_email
 from accounts.models import User
 
 ERROR = ErrorSerializer
@@ -102,15 +111,21 @@ class PublicView(APIView):
 class RegisterView(PublicView):
     @extend_schema(
         summary="Create an account",
-        description="Always 202, for new and existing addresses alike; the mailbox owner learns the rest.",
+        description=(
+            "Always 202, for new and existing addresses alike; the mailbox owner learns the rest. Sets the "
+            "HttpOnly sign-up proof cookie: verifying from this client then needs only the emailed token."
+        ),
         request=RegisterSerializer,
         responses={202: MessageSerializer, 400: INVALID_INPUT},
     )
     def post(self, request: Request) -> Response:
-        sign_up(**_validated(RegisterSerializer, request), client=ClientInfo.from_request(request._request))
-        return Response(
+        proof = sign_up(**_validated(RegisterSerializer, request), client=ClientInfo.from_request(request._request))
+        response = Response(
             {"detail": "Check your inbox to verify your email address."}, status=status.HTTP_202_ACCEPTED
         )
+        # Verifying from this client then needs only the emailed token.
+        set_signup_proof_cookie(response, proof)
+        return response
 
 
 @extend_schema(tags=AUTH_TAG)
@@ -262,6 +277,7 @@ class RevokeOtherSessionsView(APIView):
 
     @extend_schema(
         summary="End all my other device sessions",
+        description="Also makes every emailed link not yet used (reset, verification, email change) useless.",
         request=None,
         responses={
             204: OpenApiResponse(description="Every session but this one ended."),
@@ -271,8 +287,8 @@ class RevokeOtherSessionsView(APIView):
     )
     def post(self, request: Request) -> Response:
         require_recent_authentication(session_id=request.user.session_id)
-        end_user_sessions(
-            user=request.user.id,
+        security_reset(
+            user=User.objects.get(pk=request.user.id),
             reason=EndReason.ENDED_BY_USER,
             keep_session_id=request.user.session_id,
             client=ClientInfo.from_request(request._request),
@@ -463,19 +479,62 @@ class PasswordResetConfirmView(PublicView):
 class EmailVerifyView(PublicView):
     @extend_schema(
         summary="Verify an email address with the emailed token",
-        request=TokenSerializer,
+        description=(
+            "From the client that signed up (it holds the sign-up proof cookie) the token is enough. From "
+            "anywhere else, verifying an unverified account also needs `password` (the account's current "
+            "password) or `new_password` (replaces it and ends every session); without either the answer is "
+            "`password_required`. Confirming a new address needs the device session that asked to be live."
+        ),
+        request=EmailVerifySerializer,
         responses={
             200: MessageSerializer,
             400: OpenApiResponse(
-                ERROR, description="`invalid_input`, `token_invalid`, `token_expired` or `token_used`."
+                ERROR,
+                description=(
+                    "`invalid_input`, `token_invalid`, `token_expired`, `token_used`, `password_required`, "
+                    "`invalid_password` or `password_rejected`."
+                ),
+            ),
+            429: OpenApiResponse(ERROR, description="`rate_limited`: too many wrong passwords."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(EmailVerifySerializer, request)
+        verifier = Verifier(
+            signup_proof=read_signup_proof(request._request),
+            password=data.get("password") or None,
+            new_password=data.get("new_password") or None,
+        )
+        verify_email(token=data["token"], verifier=verifier, client=ClientInfo.from_request(request._request))
+        response = Response({"detail": "Your email address is verified."})
+        clear_signup_proof_cookie(response)
+        return response
+
+
+@extend_schema(tags=AUTH_TAG)
+class EmailChangeCancelView(PublicView):
+    @extend_schema(
+        summary="Cancel or undo an email change and secure the account",
+        description=(
+            "With the token from the notice sent to the current address when a change was asked for: the "
+            "account keeps (or gets back) that address, takes `new_password`, and every session and every other "
+            "emailed link ends. Does not sign in."
+        ),
+        request=EmailChangeCancelSerializer,
+        responses={
+            200: MessageSerializer,
+            400: OpenApiResponse(
+                ERROR,
+                description="`invalid_input`, `password_rejected`, `token_invalid`, `token_expired` or `token_used`.",
             ),
         },
     )
     def post(self, request: Request) -> Response:
-        verify_email(
-            token=_validated(TokenSerializer, request)["token"], client=ClientInfo.from_request(request._request)
+        data = _validated(EmailChangeCancelSerializer, request)
+        cancel_email_change(
+            token=data["token"], new_password=data["new_password"], client=ClientInfo.from_request(request._request)
         )
-        return Response({"detail": "Your email address is verified."})
+        return Response({"detail": "Your account is secured. Sign in with the new password."})
 
 
 @extend_schema(tags=AUTH_TAG)

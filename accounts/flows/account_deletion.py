@@ -16,10 +16,10 @@ def delete_account(*, user: User, password: str, client: ClientInfo | None = Non
     The audit log keeps the event, tied to a keyed hash of the address only.
     """
     confirm_password(user=user, password=password, client=client)
-    email, name, user_id = user.email, user.name, user.pk
+    email, user_id = user.email, user.pk
     with transaction.atomic():
         session_ids = list(DeviceSession.objects.filter(user=user).values_list("pk", flat=True))
         record_event(kind=EventKind.ACCOUNT_DELETED, client=client, email=email, user_id=user_id)
         user.delete()
         mark_sessions_ended(session_ids)
-    send_account_email(template="account_deleted", to=email, context={"name": name})
+    send_account_email(template="account_deleted", to=email, context={}, greet=user)

@@ -2,17 +2,19 @@
 
 from django.db import transaction
 
-from accounts.flows.device_sessions import EndReason, end_user_sessions
+from accounts.flows.device_sessions import EndReason
+from accounts.flows.security_reset import security_reset
 from accounts.models import User
 
 
 def deactivate_user(*, user: User) -> int:
-    """Block sign-in and end every device session at once; returns how many ended."""
+    """Block sign-in, end every device session at once and retire every unused
+    emailed link (a reactivated account starts clean); returns how many sessions ended."""
     with transaction.atomic():
         if user.is_active:
             user.is_active = False
             user.save(update_fields=["is_active"])
-        return end_user_sessions(user=user, reason=EndReason.USER_DEACTIVATED, record=False)
+        return security_reset(user=user, reason=EndReason.USER_DEACTIVATED, record=False)
 
 
 def reactivate_user(*, user: User) -> None:

@@ -120,7 +120,7 @@ def _rotate(*, presented_hash: str, client: ClientInfo) -> IssuedTokens:
             .first()
         )
         if session is not None:
-            if not session.is_live(now) or not session.user.is_active:
+            if not session.is_live(now):
                 raise RefreshTokenInvalid
             _limit_refresh(session)
             new_refresh = generate_token()
@@ -145,7 +145,7 @@ def _rotate(*, presented_hash: str, client: ClientInfo) -> IssuedTokens:
         session = (
             DeviceSession.objects.select_for_update(of=("self",)).select_related("user").get(pk=rotated.session_id)
         )
-        if not session.is_live(now) or not session.user.is_active:
+        if not session.is_live(now):
             raise RefreshTokenInvalid
         grace = timedelta(seconds=settings.ACCOUNTS_REFRESH_REUSE_GRACE)
         if rotated.rotated_at == session.rotated_at and now - rotated.rotated_at <= grace:
@@ -240,11 +240,16 @@ def end_user_sessions(
 def live_sessions(*, user: User | int) -> QuerySet[DeviceSession]:
     """The user's sessions that can still be used, most recently used first."""
     user_id = user if isinstance(user, int) else user.pk
-    now = timezone.now()
-    idle_cutoff = now - timedelta(seconds=settings.ACCOUNTS_REFRESH_IDLE_LIFETIME)
-    return DeviceSession.objects.filter(
-        user_id=user_id, revoked_at__isnull=True, expires_at__gt=now, last_used_at__gt=idle_cutoff
-    ).order_by("-last_used_at")
+    return DeviceSession.objects.live().filter(user_id=user_id).order_by("-last_used_at")
+
+
+def note_page_use(*, session_id: str) -> None:
+    """Using the pages counts as using the device session: its idle lifetime starts again."""
+    try:
+        session_uuid = uuid.UUID(str(session_id))
+    except ValueError:
+        return
+    DeviceSession.objects.filter(pk=session_uuid, revoked_at__isnull=True).update(last_used_at=timezone.now())
 
 
 def confirm_password(
@@ -279,7 +284,7 @@ def require_recent_authentication(*, session_id: object) -> None:
     try:
         recent = (
             session_id is not None
-            and DeviceSession.objects.filter(pk=session_id, revoked_at__isnull=True, authenticated_at__gte=cutoff).exists()
+            and DeviceSession.objects.live().filter(pk=session_id, authenticated_at__gte=cutoff).exists()
         )
     except (ValueError, DjangoValidationError):
         recent = False

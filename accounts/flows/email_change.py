@@ -1,16 +1,29 @@
-"""Changing the account's email address: confirm the password, then prove the new address."""
+"""Changing the account's email address: confirm the password, prove the new address; and the owner's way back.
+
+Whoever asks for a change has the password, which an intruder may have too.
+So the current address is told at once and gets a link that cancels the
+change (or, once it was confirmed, undoes it) and sets a new password; the
+change can only be confirmed while the device session that asked is live;
+and every security reset retires the pending change link.
+"""
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.audit import EventKind, record_event
+from accounts.background import after_answer
 from accounts.client_info import ClientInfo
-from accounts.email_address import InvalidEmailAddress, normalize_email
-from accounts.exceptions import EmailUnchanged, InvalidEmail
-from accounts.flows.device_sessions import confirm_password, mark_reauthenticated
+from accounts.email_address import InvalidEmailAddress, mask_email, normalize_email
+from accounts.exceptions import EmailUnchanged, InvalidEmail, TokenInvalid
+from accounts.flows.device_sessions import EndReason, confirm_password, mark_reauthenticated
+from accounts.flows.email_tokens import find_redeemable_token, mark_token_used
+from accounts.flows.passwords import set_new_password, validate_new_password
+from accounts.flows.security_reset import lock_account, security_reset
 from accounts.flows.verification import Purpose, issue_verification_link
 from accounts.mail import send_account_email, site_link
 from accounts.models import EmailVerificationToken, User
+from accounts.user_agents import describe_user_agent
 
 
 def request_email_change(
@@ -18,14 +31,17 @@ def request_email_change(
     user: User,
     password: str,
     new_email: str,
-    session_id: object = None,
+    session_id: str | None = None,
     client: ClientInfo | None = None,
 ) -> None:
-    """Send a confirmation link to ``new_email``; the account keeps its address until then.
+    """Send a confirmation link to ``new_email`` and a notice with a cancel link
+    to the current address; the account keeps its address until confirmed.
 
-    If another account has ``new_email``, the answer is the same and that
-    account's owner is told instead, so the flow never reveals who is registered.
+    If another account has ``new_email``, the answer is the same (and takes the
+    same time: the lookup happens after it) and that account's owner is told
+    instead, so the flow never reveals who is registered.
     """
+    client = client or ClientInfo()
     try:
         canonical = normalize_email(new_email)
     except InvalidEmailAddress as error:
@@ -33,29 +49,112 @@ def request_email_change(
     confirm_password(user=user, password=password, client=client)
     if canonical == user.email:
         raise EmailUnchanged
-    owner = User.objects.find_by_email(canonical)
     with transaction.atomic():
         mark_reauthenticated(session_id=session_id)
         record_event(kind=EventKind.EMAIL_CHANGE_REQUESTED, user=user, client=client)
+    after_answer(
+        lambda: _send_change_links(user_id=user.pk, new_email=canonical, session_id=session_id, client=client),
+        name="email change",
+    )
+
+
+def _send_change_links(*, user_id: int, new_email: str, session_id: str | None, client: ClientInfo) -> None:
+    user = User.objects.get(pk=user_id)
+    owner = User.objects.find_by_email(new_email)
+    with transaction.atomic():
         if owner is None:
-            link = issue_verification_link(user=user, email=canonical, purpose=Purpose.CHANGE)
+            confirm_link = issue_verification_link(
+                user=user, email=new_email, purpose=Purpose.CHANGE, session_id=session_id
+            )
         else:
             # The newest request wins either way: an older link to another address stops working.
             EmailVerificationToken.objects.filter(user=user, purpose=Purpose.CHANGE, used_at__isnull=True).delete()
-            link = None
+        cancel_link = issue_verification_link(
+            user=user,
+            email=user.email,
+            purpose=Purpose.CANCEL_CHANGE,
+            lifetime_seconds=settings.ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT,
+            replace_older=False,  # each change keeps its own way back
+            viewname="accounts:email_change_cancel",
+        )
+    send_account_email(
+        template="email_change_requested",
+        to=user.email,
+        context={
+            "new_email": mask_email(new_email),
+            "device": describe_user_agent(client.user_agent),
+            "ip_address": client.ip_address or "unknown",
+            "cancel_link": cancel_link,
+            "valid_days": settings.ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT // 86400,
+        },
+        greet=user,
+    )
     if owner is None:
         send_account_email(
             template="email_change_confirm",
-            to=canonical,
-            context={
-                "user": user,
-                "link": link,
-                "valid_hours": settings.ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT // 3600,
-            },
+            to=new_email,
+            context={"link": confirm_link, "valid_hours": settings.ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT // 3600},
         )
     else:
         send_account_email(
             template="email_change_taken",
             to=owner.email,
-            context={"user": owner, "reset_link": site_link("accounts:password_reset")},
+            context={"reset_link": site_link("accounts:password_reset")},
+            greet=owner,
         )
+
+
+def check_email_change_cancel_token(*, token: str | None) -> EmailVerificationToken:
+    """The redeemable cancel-or-undo token for ``token``, without using it up."""
+    row = find_redeemable_token(model=EmailVerificationToken, raw_token=token)
+    if row.purpose != Purpose.CANCEL_CHANGE:
+        raise TokenInvalid
+    return row
+
+
+def cancel_email_change(*, token: str | None, new_password: str, client: ClientInfo | None = None) -> User:
+    """"Not me": cancel the pending change, or undo it if it was confirmed, and secure the account.
+
+    The account keeps (or gets back) the address the notice went to, takes
+    ``new_password`` (the old one is known to whoever asked), and every session
+    and every other emailed link ends. Returns the user, who signs in anew.
+    """
+    with transaction.atomic():
+        row = check_email_change_cancel_token(token=token)
+        lock_account(row.user_id)
+        row = check_email_change_cancel_token(token=token)
+        user = row.user
+        validate_new_password(password=new_password, user=user, field="new_password")
+        mark_token_used(row)
+        moved_to = user.email if user.email != row.email else None
+        if moved_to is not None:
+            user.email = row.email
+            try:
+                with transaction.atomic():
+                    user.save(update_fields=["email"])
+            except IntegrityError:
+                raise TokenInvalid(
+                    "The previous address now belongs to another account, so the change cannot be undone here. "
+                    "Please contact support."
+                ) from None
+        # The link reached this address: it is proven, whatever it was before.
+        user.email_verified_at = timezone.now()
+        user.save(update_fields=["email_verified_at"])
+        set_new_password(user=user, password=new_password)
+        ended = security_reset(user=user, reason=EndReason.ACCOUNT_SECURED, record=False, undo_links_too=True)
+        record_event(
+            kind=EventKind.EMAIL_CHANGE_CANCELLED, user=user, client=client, undone=moved_to is not None, sessions_ended=ended
+        )
+    send_account_email(
+        template="password_changed",
+        to=user.email,
+        context={"reset_link": site_link("accounts:password_reset"), "all_devices_signed_out": True},
+        greet=user,
+    )
+    if moved_to is not None:
+        send_account_email(
+            template="email_change_undone",
+            to=moved_to,
+            context={"old_email": mask_email(user.email)},
+        )
+    return user

@@ -6,19 +6,23 @@ from typing import TypeVar
 from django.utils import timezone
 
 from accounts.exceptions import TokenExpired, TokenInvalid, TokenUsed
-from accounts.models import EmailLinkToken, User
+from accounts.models import EmailLinkToken, EmailVerificationToken, PasswordResetToken, User
 from accounts.tokens import generate_token, hash_token, is_well_formed, token_matches
 
 TokenModel = TypeVar("TokenModel", bound=EmailLinkToken)
 
 
-def issue_token(*, model: type[EmailLinkToken], user: User, lifetime_seconds: int, **fields) -> str:
-    """Create a token for ``user``, replacing that user's unused ones of this kind.
+def issue_token(
+    *, model: type[EmailLinkToken], user: User, lifetime_seconds: int, replace_older: bool = True, **fields
+) -> str:
+    """Create a token for ``user``, replacing that user's unused ones of this kind
+    (unless ``replace_older`` is false), so only the newest link works.
 
     Returns the raw token, which exists only in the email from then on.
     """
-    same_kind = {"purpose": fields["purpose"]} if "purpose" in fields else {}
-    model.objects.filter(user=user, used_at__isnull=True, **same_kind).delete()
+    if replace_older:
+        same_kind = {"purpose": fields["purpose"]} if "purpose" in fields else {}
+        model.objects.filter(user=user, used_at__isnull=True, **same_kind).delete()
     raw = generate_token()
     model.objects.create(
         user=user,
@@ -55,3 +59,18 @@ def mark_token_used(token: EmailLinkToken) -> None:
     if claimed != 1:
         raise TokenUsed
     token.used_at = now
+
+
+def retire_emailed_links(*, user: User, undo_links_too: bool = False) -> None:
+    """Make every unused emailed link of ``user`` useless: reset, verification
+    and email-change links (the one being redeemed is already marked used).
+
+    Links that cancel or undo an email change survive unless ``undo_links_too``:
+    an intruder who moved the account must not be able to take the owner's way
+    back with a reset of their own.
+    """
+    PasswordResetToken.objects.filter(user=user, used_at__isnull=True).delete()
+    links = EmailVerificationToken.objects.filter(user=user, used_at__isnull=True)
+    if not undo_links_too:
+        links = links.exclude(purpose=EmailVerificationToken.Purpose.CANCEL_CHANGE)
+    links.delete()

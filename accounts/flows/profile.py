@@ -1,16 +1,32 @@
 """The user's profile: the display name."""
 
-from accounts.exceptions import AccountError
+import unicodedata
+
+from accounts.exceptions import InvalidName
 from accounts.models import User
 
 NAME_MAX_LENGTH = 150
+# Unicode categories a name may not contain: controls (line breaks, tabs),
+# line and paragraph separators, surrogates and private-use code points.
+# Other format characters stay allowed (ZWJ and ZWNJ belong in emoji and in
+# Persian or Indic names) except the ones that reorder text; so do code points
+# this Python's Unicode database does not know yet (newer emoji).
+_FORBIDDEN_CATEGORIES = {"Cc", "Zl", "Zp", "Cs", "Co"}
+_BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def clean_display_name(name: str) -> str:
-    """The name as stored, or an AccountError on the ``name`` field."""
+    """The name as stored: one line of printable text, 1 to NAME_MAX_LENGTH
+    characters; InvalidName (on the ``name`` field) otherwise.
+
+    Names appear in pages and in emails; a line break or a bidirectional
+    override in one would let its author write their own text into them.
+    """
     name = name.strip()
     if not name or len(name) > NAME_MAX_LENGTH:
-        raise AccountError(f"Enter a name of 1 to {NAME_MAX_LENGTH} characters.", field="name")
+        raise InvalidName(f"Enter a name of 1 to {NAME_MAX_LENGTH} characters.")
+    if any(char in _BIDI_CONTROLS or unicodedata.category(char) in _FORBIDDEN_CATEGORIES for char in name):
+        raise InvalidName
     return name
 
 

@@ -1,14 +1,16 @@
 """What support staff do for a user from the admin, each recorded with the acting staff member."""
 
+from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.flows.account_status import deactivate_user, reactivate_user
-from accounts.flows.device_sessions import EndReason, end_user_sessions
-from accounts.flows.password_reset import request_password_reset
-from accounts.flows.verification import send_verification_email
+from accounts.flows.device_sessions import EndReason
+from accounts.flows.password_reset import issue_password_reset_link, request_password_reset
+from accounts.flows.security_reset import lock_account, security_reset
+from accounts.flows.verification import prove_address, send_verification_email
+from accounts.mail import send_account_email
 from accounts.models import DeviceSession, User
 from accounts.revocation import mark_sessions_ended
 
@@ -18,8 +20,9 @@ def _record(*, staff: User, user: User, action: str, client: ClientInfo | None, 
 
 
 def staff_end_sessions(*, staff: User, user: User, client: ClientInfo | None = None) -> int:
+    """End every session and retire every unused emailed link of ``user``."""
     with transaction.atomic():
-        ended = end_user_sessions(user=user, reason=EndReason.ENDED_BY_STAFF, actor=staff, client=client, record=False)
+        ended = security_reset(user=user, reason=EndReason.ENDED_BY_STAFF, actor=staff, client=client, record=False)
         _record(staff=staff, user=user, action="end_sessions", client=client, sessions_ended=ended)
     return ended
 
@@ -41,12 +44,29 @@ def staff_resend_verification(*, staff: User, user: User, client: ClientInfo | N
 
 
 def staff_mark_email_verified(*, staff: User, user: User, client: ClientInfo | None = None) -> bool:
+    """Mark the address verified without the owner's link (false if it already is).
+
+    Nobody proved they know the password, which was chosen before anyone
+    proved the address (maybe by someone else), so it does not survive: the
+    account gets an unusable password, every session and emailed link ends,
+    and a link to choose a password goes to the address.
+    """
     if user.email_verified:
         return False
     with transaction.atomic():
-        user.email_verified_at = timezone.now()
-        user.save(update_fields=["email_verified_at"])
-        _record(staff=staff, user=user, action="mark_email_verified", client=client)
+        lock_account(user)
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        ended = security_reset(user=user, reason=EndReason.ENDED_BY_STAFF, record=False)
+        prove_address(user=user, password_replaced=True)
+        link = issue_password_reset_link(user=user)
+        _record(staff=staff, user=user, action="mark_email_verified", client=client, sessions_ended=ended)
+    send_account_email(
+        template="choose_password",
+        to=user.email,
+        context={"link": link, "valid_minutes": settings.ACCOUNTS_PASSWORD_RESET_TIMEOUT // 60},
+        greet=user,
+    )
     return True
 
 

@@ -1,31 +1,83 @@
-"""Email verification: sending the link, resending it, and confirming it (also for a new address)."""
+"""Email verification: sending the link, resending it, and confirming it (also for a new address).
+
+Proving an address must never make a password that nobody proved they know
+the password of a verified account (pre-account takeover: an intruder signs
+up with someone else's address and waits for its owner to verify it). So
+verifying an unverified account needs, besides the emailed link, one of:
+
+- the sign-up proof: a cookie that only the browser or API client that signed
+  up holds, an HMAC of the password hash it chose (it stops matching once the
+  password changes);
+- a page session signed in as the account;
+- the account's current password;
+- a new password, which replaces the old one and ends every session.
+"""
+
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts.audit import EventKind, record_event
+from accounts.background import after_answer
 from accounts.client_info import ClientInfo
 from accounts.email_address import mask_email
-from accounts.exceptions import TokenInvalid
-from accounts.flows.email_tokens import find_redeemable_token, issue_token, mark_token_used
+from accounts.exceptions import PasswordProofRequired, TokenInvalid
+from accounts.flows.device_sessions import EndReason, confirm_password
+from accounts.flows.email_tokens import find_redeemable_token, issue_token, mark_token_used, retire_emailed_links
+from accounts.flows.passwords import set_new_password, validate_new_password
+from accounts.flows.security_reset import lock_account, security_reset
 from accounts.mail import send_account_email, site_link
-from accounts.models import EmailVerificationToken, PasswordResetToken, User
+from accounts.models import DeviceSession, EmailVerificationToken, User
 from accounts.rate_limits import VERIFY_MAIL_ADDRESS, VERIFY_MAIL_IP, RateLimitUnavailable, address_key, hit, ip_key
 
 Purpose = EmailVerificationToken.Purpose
+_SIGNUP_PROOF_SALT = "accounts.flows.verification.signup_proof"
 
 
-def issue_verification_link(*, user: User, email: str, purpose: str) -> str:
-    """A new verification link for ``email`` (retiring older unused ones of that purpose)."""
+@dataclass(frozen=True)
+class Verifier:
+    """What the person redeeming a verification link brings to show that they
+    chose the account's password (see the module docstring)."""
+
+    signup_proof: str | None = None
+    signed_in_user_id: int | None = None
+    password: str | None = None
+    new_password: str | None = None
+
+
+def signup_proof(password_hash: str) -> str:
+    """The sign-up proof for an account whose password hash is ``password_hash``."""
+    return salted_hmac(_SIGNUP_PROOF_SALT, password_hash, algorithm="sha256").hexdigest()
+
+
+def _holds_signup_proof(user: User, proof: str | None) -> bool:
+    return bool(proof) and user.has_usable_password() and constant_time_compare(signup_proof(user.password), proof)
+
+
+def issue_verification_link(
+    *,
+    user: User,
+    email: str,
+    purpose: str,
+    session_id: str | None = None,
+    lifetime_seconds: int | None = None,
+    replace_older: bool = True,
+    viewname: str = "accounts:verify_email",
+) -> str:
+    """A new emailed link for ``email`` (retiring older unused ones of that purpose unless told otherwise)."""
     raw = issue_token(
         model=EmailVerificationToken,
         user=user,
-        lifetime_seconds=settings.ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT,
+        lifetime_seconds=lifetime_seconds or settings.ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT,
+        replace_older=replace_older,
         email=email,
         purpose=purpose,
+        session_id=session_id,
     )
-    return site_link("accounts:verify_email", token=raw)
+    return site_link(viewname, token=raw)
 
 
 def send_verification_email(*, user: User) -> None:
@@ -39,11 +91,8 @@ def send_verification_link(*, user: User, link: str) -> None:
     send_account_email(
         template="verify_email",
         to=user.email,
-        context={
-            "user": user,
-            "link": link,
-            "valid_hours": settings.ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT // 3600,
-        },
+        context={"link": link, "valid_hours": settings.ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT // 3600},
+        greet=user,
     )
 
 
@@ -51,8 +100,9 @@ def resend_verification_email(*, email: str, client: ClientInfo | None = None) -
     """Send a new link if ``email`` belongs to an active, unverified account.
 
     Returns nothing in every case, so that callers answer identically whether
-    or not the address has an account; past the per-address or per-IP limit,
-    RateLimited (alike for every address).
+    or not the address has an account, and looks the address up only after
+    the answer, so the answer takes the same time too; past the per-address
+    or per-IP limit, RateLimited (alike for every address).
     """
     client = client or ClientInfo()
     try:
@@ -60,52 +110,160 @@ def resend_verification_email(*, email: str, client: ClientInfo | None = None) -
         hit(VERIFY_MAIL_IP, ip_key(client.ip_address), client=client, email=email)
     except RateLimitUnavailable:
         return  # counters unreachable: send nothing rather than send unlimited
+    after_answer(lambda: _resend(email=email), name="resend verification")
+
+
+def _resend(*, email: str) -> None:
     user = User.objects.find_by_email(email)
     if user is not None and user.is_active and not user.email_verified:
         send_verification_email(user=user)
 
 
-def check_verification_token(*, token: object) -> EmailVerificationToken:
-    """The redeemable verification token for ``token``, without using it up."""
+def check_verification_token(*, token: str | None) -> EmailVerificationToken:
+    """The redeemable verification or address-change token for ``token``, without using it up."""
     row = find_redeemable_token(model=EmailVerificationToken, raw_token=token)
-    if row.purpose == Purpose.VERIFY and row.email != row.user.email:
-        # Sent to an address the account no longer has.
-        raise TokenInvalid
-    if row.purpose == Purpose.CHANGE and row.email == row.user.email:
-        raise TokenInvalid
+    if row.purpose == Purpose.VERIFY:
+        if row.email != row.user.email:
+            raise TokenInvalid  # sent to an address the account no longer has
+    elif row.purpose == Purpose.CHANGE:
+        _check_change_still_wanted(row)
+    else:
+        raise TokenInvalid  # another kind of link (cancelling a change has its own page)
     return row
 
 
-def verify_email(*, token: object, client: ClientInfo | None = None) -> User:
+def _check_change_still_wanted(row: EmailVerificationToken) -> None:
+    """A change is confirmed only while it is the newest request and the device
+    session that asked is live: a reset, signing out everywhere or support
+    ending the sessions ends the request too (the owner's recovery wins)."""
+    if row.email == row.user.email:
+        raise TokenInvalid
+    asked_from_live_session = (
+        row.session_id is not None
+        and DeviceSession.objects.live().filter(pk=row.session_id, user_id=row.user_id).exists()
+    )
+    newer_request = EmailVerificationToken.objects.filter(
+        user_id=row.user_id, purpose=Purpose.CHANGE, created_at__gt=row.created_at
+    ).exists()
+    if not asked_from_live_session or newer_request:
+        raise TokenInvalid(
+            "This link no longer works: the device that asked for the change has signed out, "
+            "or a newer change was asked for. Sign in and ask again."
+        )
+
+
+def _proven_without_a_password(user: User, verifier: Verifier) -> str | None:
+    """What already shows that the verifier chose the account's password, if anything."""
+    if user.email_verified:
+        return "already_verified"  # nothing left to prove
+    if _holds_signup_proof(user, verifier.signup_proof):
+        return "sign_up_proof"
+    if verifier.signed_in_user_id == user.pk:
+        return "signed_in"
+    return None
+
+
+def verification_needs_password(*, row: EmailVerificationToken, verifier: Verifier) -> bool:
+    """Whether redeeming ``row`` needs a password (current or new) from this verifier."""
+    return row.purpose == Purpose.VERIFY and _proven_without_a_password(row.user, verifier) is None
+
+
+def prove_address(*, user: User, password_replaced: bool) -> None:
+    """An emailed link to the account's current address was just used.
+
+    The address counts as verified from now on. If it was not before and the
+    password was replaced by whoever proved it, the display name goes too:
+    it was chosen by someone who never proved the address, and emails to it
+    must not open with it.
+    """
+    if user.email_verified_at is not None:
+        return
+    user.email_verified_at = timezone.now()
+    fields = ["email_verified_at"]
+    if password_replaced and user.name:
+        user.name = ""
+        fields.append("name")
+    user.save(update_fields=fields)
+
+
+def verify_email(*, token: str | None, verifier: Verifier | None = None, client: ClientInfo | None = None) -> User:
     """Redeem a verification token: mark the address verified, or switch the
-    account to the new address it confirms (and tell the old address)."""
-    old_email = None
+    account to the new address it confirms (and tell the old address).
+
+    Verifying an unverified account needs what ``verification_needs_password``
+    asks for: PasswordProofRequired without it, InvalidPassword for a wrong
+    current password, PasswordRejected for a new one that breaks the policy.
+    """
+    verifier = verifier or Verifier()
+    old_email, replaced, ended = None, False, 0
     with transaction.atomic():
         row = check_verification_token(token=token)
-        mark_token_used(row)
+        lock_account(row.user_id)  # serialised with security resets of the account
+        row = check_verification_token(token=token)
         user = row.user
         if row.purpose == Purpose.CHANGE:
-            old_email = user.email
-            user.email = row.email
-            user.email_verified_at = timezone.now()
-            try:
-                with transaction.atomic():
-                    user.save(update_fields=["email", "email_verified_at"])
-            except IntegrityError:
-                # Someone registered the address meanwhile.
-                raise TokenInvalid from None
-            # Links sent to the old address must not act on the account any more.
-            PasswordResetToken.objects.filter(user=user, used_at__isnull=True).delete()
-            EmailVerificationToken.objects.filter(user=user, used_at__isnull=True).delete()
-            record_event(kind=EventKind.EMAIL_CHANGE_CONFIRMED, user=user, client=client)
-        elif user.email_verified_at is None:
-            user.email_verified_at = timezone.now()
-            user.save(update_fields=["email_verified_at"])
-            record_event(kind=EventKind.EMAIL_VERIFIED, user=user, client=client)
+            old_email = _confirm_new_address(row, client)
+        else:
+            proved_by = _prove_password(row, verifier, client)
+            replaced = proved_by == "new_password"
+            mark_token_used(row)
+            if replaced:
+                set_new_password(user=user, password=verifier.new_password or "")
+                ended = security_reset(user=user, reason=EndReason.PASSWORD_RESET, record=False)
+            was_verified = user.email_verified
+            prove_address(user=user, password_replaced=replaced)
+            if not was_verified:
+                detail = {"sessions_ended": ended} if replaced else {}
+                record_event(
+                    kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by=proved_by, **detail
+                )
     if old_email is not None:
         send_account_email(
             template="email_changed",
             to=old_email,
-            context={"user": user, "new_email": mask_email(user.email), "reset_link": site_link("accounts:password_reset")},
+            context={"new_email": mask_email(user.email), "reset_link": site_link("accounts:password_reset")},
+        )
+    elif replaced:
+        send_account_email(
+            template="password_changed",
+            to=user.email,
+            context={"reset_link": site_link("accounts:password_reset"), "all_devices_signed_out": True},
+            greet=user,
         )
     return user
+
+
+def _prove_password(row: EmailVerificationToken, verifier: Verifier, client: ClientInfo | None) -> str:
+    """Check what the verifier brought; returns what proved the password is theirs
+    (for the audit log), "new_password" when a new one is to be set."""
+    user = row.user
+    proven = _proven_without_a_password(user, verifier)
+    if proven is not None:
+        return proven
+    if verifier.new_password:
+        validate_new_password(password=verifier.new_password, user=user, field="new_password")
+        return "new_password"
+    if verifier.password:
+        confirm_password(user=user, password=verifier.password, client=client)
+        return "current_password"
+    raise PasswordProofRequired
+
+
+def _confirm_new_address(row: EmailVerificationToken, client: ClientInfo | None) -> str:
+    """Move the account to the address ``row`` proves; returns the old address."""
+    user = row.user
+    mark_token_used(row)
+    old_email = user.email
+    user.email = row.email
+    user.email_verified_at = timezone.now()
+    try:
+        with transaction.atomic():
+            user.save(update_fields=["email", "email_verified_at"])
+    except IntegrityError:
+        # Someone registered the address meanwhile.
+        raise TokenInvalid from None
+    # Links sent before must not act on the account any more; the owner's way
+    # to undo the change (sent to the old address) stays.
+    retire_emailed_links(user=user)
+    record_event(kind=EventKind.EMAIL_CHANGE_CONFIRMED, user=user, client=client)
+    return old_email

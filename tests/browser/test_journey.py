@@ -299,8 +299,8 @@ def test_changing_the_email_address(new_context, sam):
     assert User.objects.filter(email=EMAIL).exists()  # nothing changes until the link is opened
 
     open_link(page, email_to(NEW_EMAIL, "Confirm your new email address"))
-    expect(heading(page, "Verify your email address")).to_be_visible()
-    page.get_by_role("button", name="Verify my email address").click()
+    expect(heading(page, "Confirm your new email address")).to_be_visible()
+    page.get_by_role("button", name="Confirm my new address").click()
     expect(heading(page, "Your account")).to_be_visible()
     expect(page.get_by_text("Your email address is verified.")).to_be_visible()
     expect(page.locator(".details")).to_contain_text(NEW_EMAIL)

@@ -1,4 +1,4 @@
-"""Delete expired and long-ended device sessions, spent email-link tokens and old audit events.
+"""Delete expired and long-ended device sessions, spent email-link tokens, abandoned unverified accounts and old audit events.
 
 Safe to run from cron while the site serves: it deletes in small batches, each
 in its own short transaction, and never touches a row that is still usable.
@@ -8,15 +8,18 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.audit import EventKind, record_event
 from accounts.models import (
     DeviceSession,
     EmailVerificationToken,
     PasswordResetToken,
     RotatedRefreshToken,
     SecurityEvent,
+    User,
 )
 
 
@@ -32,10 +35,38 @@ def delete_in_batches(queryset, batch_size: int) -> int:
         total += len(batch)
 
 
+def delete_abandoned_accounts(*, joined_before, batch_size: int) -> int:
+    """Delete accounts nobody ever verified or signed in to, joined before ``joined_before``.
+
+    Such an account may hold an address someone else typed (maybe on purpose,
+    to wait for its owner): it must not keep the address for ever. Staff
+    accounts are kept. Each deletion is in the audit log (a keyed hash of the
+    address only), written in the transaction that deletes.
+    """
+    abandoned = User.objects.filter(
+        email_verified_at__isnull=True,
+        last_login__isnull=True,
+        is_staff=False,
+        is_superuser=False,
+        date_joined__lt=joined_before,
+    )
+    total = 0
+    while True:
+        with transaction.atomic():
+            batch = list(abandoned.select_for_update().values_list("pk", "email")[:batch_size])
+            if not batch:
+                return total
+            for user_id, email in batch:
+                record_event(kind=EventKind.ACCOUNT_DELETED, email=email, user_id=user_id, reason="never_verified")
+            User.objects.filter(pk__in=[user_id for user_id, _ in batch]).delete()
+        total += len(batch)
+
+
 class Command(BaseCommand):
     help = (
-        "Delete expired and long-ended device sessions, used or expired email-link tokens, "
-        "and security events older than ACCOUNTS_AUDIT_RETENTION_DAYS."
+        "Delete expired and long-ended device sessions, used or expired email-link tokens, accounts never "
+        "verified nor signed in to after ACCOUNTS_UNVERIFIED_ACCOUNT_RETENTION_DAYS, and security events older "
+        "than ACCOUNTS_AUDIT_RETENTION_DAYS."
     )
 
     def add_arguments(self, parser):
@@ -59,6 +90,10 @@ class Command(BaseCommand):
         counts = {
             "rotated refresh tokens": delete_in_batches(old_rotations, batch_size),
             "device sessions": delete_in_batches(dead_sessions, batch_size),
+            "unverified accounts never signed in to": delete_abandoned_accounts(
+                joined_before=now - timedelta(days=settings.ACCOUNTS_UNVERIFIED_ACCOUNT_RETENTION_DAYS),
+                batch_size=batch_size,
+            ),
         }
         for model in (PasswordResetToken, EmailVerificationToken):
             spent = model.objects.filter(Q(used_at__isnull=False) | Q(expires_at__lt=now))

@@ -1,0 +1,89 @@
+"""Work done after the answer: the account lookups, tokens and emails whose cost must not show in response times.
+
+Flows whose answer must not reveal whether an address has an account (sign-up,
+password reset, resend verification, email change) do the same work for
+every address before they answer and hand everything that depends on the
+account to ``after_answer``. With ACCOUNTS_EMAIL_IN_BACKGROUND (the default in
+production) that runs on a worker thread of this process, so neither the
+database writes it makes nor the email provider's speed can be timed from
+outside; otherwise (local development, tests) it runs at once, in the request.
+"""
+
+import atexit
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import close_old_connections
+
+logger = logging.getLogger(__name__)
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+_pending: set[Future] = set()
+_pending_lock = threading.Lock()
+_worker = threading.local()
+
+
+def _executor_instance() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="account-work")
+        return _executor
+
+
+def _run_on_worker(job: Callable[[], object], name: str) -> None:
+    _worker.active = True
+    # The thread keeps its own database connection between jobs; drop it when
+    # it is too old or broken, as Django does around each request.
+    close_old_connections()
+    try:
+        job()
+    except Exception:  # a background failure must be seen in the logs, never crash the worker
+        logger.exception("Background job %r failed.", name)
+    finally:
+        close_old_connections()
+        _worker.active = False
+
+
+def in_background() -> bool:
+    """True on a worker thread: work started here needs no second hand-off."""
+    return getattr(_worker, "active", False)
+
+
+def after_answer(job: Callable[[], object], *, name: str) -> None:
+    """Run ``job`` once the answer is on its way (or now, when work is not in the background)."""
+    if not settings.ACCOUNTS_EMAIL_IN_BACKGROUND or in_background():
+        job()
+        return
+    future = _executor_instance().submit(_run_on_worker, job, name)
+    with _pending_lock:
+        _pending.add(future)
+    future.add_done_callback(_forget)
+
+
+def _forget(future: Future) -> None:
+    with _pending_lock:
+        _pending.discard(future)
+
+
+def wait_for_background_work(timeout: float = 10.0) -> None:
+    """Block until queued work (and work it queued) is done: tests, and process shutdown."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _pending_lock:
+            pending = list(_pending)
+        if not pending:
+            return
+        for future in pending:
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:  # nosec B110: the worker logged it; only the waiting matters here
+                pass
+
+
+atexit.register(wait_for_background_work)

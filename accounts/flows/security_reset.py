@@ -1,0 +1,46 @@
+"""What every security reset does: end the account's device sessions and retire its unused emailed links."""
+
+from django.db import transaction
+
+from accounts.client_info import ClientInfo
+from accounts.flows.device_sessions import end_user_sessions
+from accounts.flows.email_tokens import retire_emailed_links
+from accounts.models import User
+
+
+def lock_account(user: User | int) -> None:
+    """Hold the account's row until the transaction ends (PostgreSQL; SQLite
+    serialises writers anyway), so that a security reset and the redemption of
+    an emailed link never interleave: one of them sees the other's result."""
+    user_id = user if isinstance(user, int) else user.pk
+    list(User.objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True))
+
+
+def security_reset(
+    *,
+    user: User,
+    reason: str,
+    keep_session_id: str | None = None,
+    client: ClientInfo | None = None,
+    actor: User | None = None,
+    record: bool = True,
+    undo_links_too: bool = False,
+) -> int:
+    """End every device session of ``user`` but ``keep_session_id`` and make every
+    unused reset, verification and email-change link useless; returns how many
+    sessions ended.
+
+    Called by password reset and change, ending other sessions, deactivation,
+    support's end-sessions and a confirmed email change: whoever had a session
+    or a pending link before loses it, so a request an intruder left behind
+    (an email change to their address) cannot outlive the owner's recovery.
+    Mark the link being redeemed used before calling this. ``record=False``
+    when the calling flow writes its own audit event.
+    """
+    with transaction.atomic():
+        lock_account(user)
+        ended = end_user_sessions(
+            user=user, reason=reason, keep_session_id=keep_session_id, client=client, actor=actor, record=record
+        )
+        retire_emailed_links(user=user, undo_links_too=undo_links_too)
+    return ended
