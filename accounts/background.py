@@ -17,7 +17,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.core.signals import request_finished, request_started
+from django.db import connections
+from django.dispatch import receiver
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ _executor_lock = threading.Lock()
 _pending: set[Future] = set()
 _pending_lock = threading.Lock()
 _worker = threading.local()
+# The jobs a request handed over, held until its answer has been sent.
+_request = threading.local()
 
 
 def _executor_instance() -> ThreadPoolExecutor:
@@ -38,15 +42,15 @@ def _executor_instance() -> ThreadPoolExecutor:
 
 def _run_on_worker(job: Callable[[], object], name: str) -> None:
     _worker.active = True
-    # The thread keeps its own database connection between jobs; drop it when
-    # it is too old or broken, as Django does around each request.
-    close_old_connections()
     try:
         job()
     except Exception:  # a background failure must be seen in the logs, never crash the worker
         logger.exception("Background job %r failed.", name)
     finally:
-        close_old_connections()
+        # Jobs are rare and off the answer's clock: a connection of its own
+        # each time costs nothing that shows, and no idle connection is held
+        # by a thread that may wait hours for its next job.
+        connections.close_all()
         _worker.active = False
 
 
@@ -56,14 +60,39 @@ def in_background() -> bool:
 
 
 def after_answer(job: Callable[[], object], *, name: str) -> None:
-    """Run ``job`` once the answer is on its way (or now, when work is not in the background)."""
+    """Run ``job`` once the answer has been sent (or now, when work is not in the background).
+
+    Inside a request the job waits until the response is closed (Django's
+    request_finished), so it does not even share the processor with the
+    writing of the answer; outside one (a management command) it starts at once.
+    """
     if not settings.ACCOUNTS_EMAIL_IN_BACKGROUND or in_background():
         job()
         return
+    held = getattr(_request, "held", None)
+    if held is not None:
+        held.append((job, name))
+        return
+    _submit(job, name)
+
+
+def _submit(job: Callable[[], object], name: str) -> None:
     future = _executor_instance().submit(_run_on_worker, job, name)
     with _pending_lock:
         _pending.add(future)
     future.add_done_callback(_forget)
+
+
+@receiver(request_started, dispatch_uid="accounts.background.hold")
+def _hold_jobs_during_the_request(**kwargs) -> None:
+    _request.held = []
+
+
+@receiver(request_finished, dispatch_uid="accounts.background.release")
+def _release_jobs_after_the_answer(**kwargs) -> None:
+    held, _request.held = getattr(_request, "held", None) or [], None
+    for job, name in held:
+        _submit(job, name)
 
 
 def _forget(future: Future) -> None:

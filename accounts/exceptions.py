@@ -116,13 +116,11 @@ class ReauthenticationRequired(AccountError):
 
 class PasswordProofRequired(AccountError):
     """Verifying an address from a browser other than the one that signed up
-    needs the account's password, or a new one that replaces it."""
+    needs the account's password, or a new one that replaces it; confirming a
+    new address needs the password unless signed in as the account."""
 
     code = "password_required"
-    message = (
-        "To verify this address here, enter the account's password, "
-        "or choose a new password (every device that is signed in will be signed out)."
-    )
+    message = "To use this link here, enter the account's password (or, to verify a new account, choose a new one)."
     field = "password"
 
 

@@ -21,7 +21,12 @@ _SYSTEMS = [
 ]
 
 
-def describe_user_agent(user_agent: str) -> str:
+def describe_user_agent(user_agent: str, *, raw_fallback: bool = True) -> str:
+    """The browser and system, else the start of the header itself, else "Unknown device".
+
+    ``raw_fallback=False`` for emails: a client chooses its header, and its text
+    must never reach a mail as if we had written it.
+    """
     browser = next(
         (f"{name} {match.group(1)}" for name, pattern in _BROWSERS if (match := pattern.search(user_agent))),
         None,
@@ -31,4 +36,4 @@ def describe_user_agent(user_agent: str) -> str:
         return f"{browser} on {system}"
     if browser or system:
         return browser or system
-    return "Unknown device" if not user_agent else user_agent[:60]
+    return user_agent[:60] if user_agent and raw_fallback else "Unknown device"

@@ -1,5 +1,6 @@
 """Server-rendered account pages: validate the form, call the flow, show its outcome."""
 
+from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
@@ -50,6 +51,7 @@ from accounts.flows.signin import DEVICE_SESSION_KEY, authenticate_user, end_bro
 from accounts.flows.signup import sign_up
 from accounts.flows.verification import (
     Verifier,
+    can_replace_password,
     check_verification_token,
     resend_verification_email,
     verification_needs_password,
@@ -94,6 +96,25 @@ def token_page_referrer_policy(view):
         return response
 
     return wrapped
+
+
+def _hide_emailed_token(
+    request: HttpRequest,
+    token: str,
+    *,
+    check: Callable[..., object],
+    session_key: str,
+    next_view: str,
+    failed: Callable[[HttpRequest, AccountError], HttpResponse],
+) -> HttpResponse:
+    """An emailed link: check its token without using it up, then move it into the
+    session and on to the page with the button, so it leaves the address bar."""
+    try:
+        check(token=token)
+    except TokenInvalid as error:
+        return failed(request, error)
+    request.session[session_key] = token
+    return redirect(next_view)
 
 
 def safe_next_url(request: HttpRequest) -> str | None:
@@ -371,13 +392,14 @@ def _verification_failed(request: HttpRequest, error: AccountError) -> HttpRespo
 @token_page_referrer_policy
 @require_http_methods(["GET"])
 def verify_email_link(request: HttpRequest, token: str) -> HttpResponse:
-    """The emailed link: check the token without using it, then hide it in the session."""
-    try:
-        check_verification_token(token=token)
-    except TokenInvalid as error:
-        return _verification_failed(request, error)
-    request.session[VERIFY_TOKEN_SESSION_KEY] = token
-    return redirect("accounts:verify_email_confirm")
+    return _hide_emailed_token(
+        request,
+        token,
+        check=check_verification_token,
+        session_key=VERIFY_TOKEN_SESSION_KEY,
+        next_view="accounts:verify_email_confirm",
+        failed=_verification_failed,
+    )
 
 
 def _verifier(request: HttpRequest, *, password: str | None = None, new_password: str | None = None) -> Verifier:
@@ -410,6 +432,7 @@ def verify_email_confirm(request: HttpRequest) -> HttpResponse:
     context = {
         "needs_password": verification_needs_password(row=row, verifier=_verifier(request)),
         "change": row.purpose == row.Purpose.CHANGE,
+        "can_replace_password": can_replace_password(row),
         "password_form": password_form,
         "new_password_form": new_password_form,
     }
@@ -417,7 +440,7 @@ def verify_email_confirm(request: HttpRequest) -> HttpResponse:
         return render(request, "accounts/verify_email_confirm.html", context)
     if choice == "password":
         form, verifier = password_form, _verifier(request, password=_cleaned(password_form, "password"))
-    elif choice == "new_password":
+    elif choice == "new_password" and context["can_replace_password"]:
         form, verifier = new_password_form, _verifier(request, new_password=_cleaned(new_password_form, "password1"))
     else:
         form, verifier = None, _verifier(request)
@@ -434,7 +457,7 @@ def verify_email_confirm(request: HttpRequest) -> HttpResponse:
         add_flow_error(form or password_form, error)
         return render(request, "accounts/verify_email_confirm.html", context, status=400)
     del request.session[VERIFY_TOKEN_SESSION_KEY]
-    if verifier.new_password:
+    if verifier.new_password:  # only ever set where it replaces the password (can_replace_password)
         messages.success(request, "Your email address is verified and your new password is set. Sign in with it.")
         response = redirect("accounts:login")
     else:
@@ -490,13 +513,14 @@ def _reset_failed(request: HttpRequest, error: AccountError) -> HttpResponse:
 @token_page_referrer_policy
 @require_http_methods(["GET"])
 def password_reset_link(request: HttpRequest, token: str) -> HttpResponse:
-    """The emailed link: check the token without using it, then hide it in the session."""
-    try:
-        check_password_reset_token(token=token)
-    except TokenInvalid as error:
-        return _reset_failed(request, error)
-    request.session[RESET_TOKEN_SESSION_KEY] = token
-    return redirect("accounts:password_reset_set")
+    return _hide_emailed_token(
+        request,
+        token,
+        check=check_password_reset_token,
+        session_key=RESET_TOKEN_SESSION_KEY,
+        next_view="accounts:password_reset_set",
+        failed=_reset_failed,
+    )
 
 
 @never_cache
@@ -538,13 +562,14 @@ def _cancel_failed(request: HttpRequest, error: AccountError) -> HttpResponse:
 @token_page_referrer_policy
 @require_http_methods(["GET"])
 def email_change_cancel_link(request: HttpRequest, token: str) -> HttpResponse:
-    """The link in the notice to the current address: check it, then hide it in the session."""
-    try:
-        check_email_change_cancel_token(token=token)
-    except TokenInvalid as error:
-        return _cancel_failed(request, error)
-    request.session[CANCEL_CHANGE_TOKEN_SESSION_KEY] = token
-    return redirect("accounts:email_change_cancel_confirm")
+    return _hide_emailed_token(
+        request,
+        token,
+        check=check_email_change_cancel_token,
+        session_key=CANCEL_CHANGE_TOKEN_SESSION_KEY,
+        next_view="accounts:email_change_cancel_confirm",
+        failed=_cancel_failed,
+    )
 
 
 @never_cache

@@ -7,7 +7,7 @@ Run from the project root:
 
 The default serves the app with gunicorn (production settings, DEBUG off) on
 a throwaway database of the main PostgreSQL and a unique key prefix in Redis,
-and sends interleaved requests (known, unknown, known, unknown, ...) over
+and sends known and unknown requests interleaved in a shuffled order over
 real HTTP connections. It prints the median time of each kind and exits with
 status 1 if any flow's medians differ by more than the target (0.5 ms by
 default).
@@ -16,6 +16,7 @@ default).
 import argparse
 import logging
 import os
+import random
 import secrets
 import statistics
 import subprocess
@@ -102,15 +103,23 @@ def timed(send: Callable[[int], int], index: int, expected_status: int) -> float
 
 
 def measure(flow: Flow, requests: int, warm_up: int, pause: float) -> Result:
-    """``requests`` of each kind, alternating, with ``pause`` seconds after each answer
-    (so work the server does after an answer never lands on the next request's clock)."""
+    """``requests`` of each kind, interleaved in a shuffled order, with ``pause`` seconds
+    after each answer (so work the server does after an answer never lands on the next
+    request's clock).
+
+    Shuffled rather than strictly alternating: with several gunicorn workers taking
+    connections in turn, strict alternation could send every known request to one
+    worker and every unknown one to another, and measure the workers instead.
+    """
     for index in range(warm_up):  # untimed: first-request costs (imports, connections, caches)
         timed(flow.known, -1 - 2 * index, flow.expected_status)
         timed(flow.unknown, -2 - 2 * index, flow.expected_status)
+    order = [True] * requests + [False] * requests
+    random.Random(f"{flow.name}:{requests}").shuffle(order)
     known: list[float] = []
     unknown: list[float] = []
-    for index in range(2 * requests):
-        if index % 2 == 0:
+    for index, is_known in enumerate(order):
+        if is_known:
             known.append(timed(flow.known, index, flow.expected_status))
         else:
             unknown.append(timed(flow.unknown, index, flow.expected_status))

@@ -20,7 +20,7 @@ from accounts.flows.email_change import cancel_email_change
 from accounts.flows.email_tokens import issue_token
 from accounts.flows.password_reset import reset_password
 from accounts.flows.security_reset import security_reset
-from accounts.flows.verification import Purpose, verify_email
+from accounts.flows.verification import Purpose, Verifier, verify_email
 from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, SecurityEvent, User
 from tests.api_helpers import api_client, bearer, csrf_header, login, login_response, post_json
 from tests.conftest import STRONG_PASSWORD, force_page_login, links_in, token_from_link
@@ -66,7 +66,8 @@ def intruder_asks_for_the_change(mailoutbox) -> tuple[Client, str, str]:
 
 
 def intruder_confirms(token: str):
-    return post_json(api_client(), VERIFY_URL, {"token": token})
+    """From the intruder's inbox, with the password they know (a change is confirmed with it)."""
+    return post_json(api_client(), VERIFY_URL, {"token": token, "password": STRONG_PASSWORD})
 
 
 def reset_by_email(mailoutbox, address: str, password: str):
@@ -287,12 +288,28 @@ def test_the_undo_link_works_for_its_whole_lifetime_and_not_after(owner, mailout
     assert owner.email == OWNER
 
 
-def test_undo_is_refused_clearly_when_the_old_address_was_registered_meanwhile(owner, mailoutbox):
+def test_registering_the_old_address_meanwhile_does_not_block_the_undo(owner, mailoutbox):
+    """Someone (the intruder) registers the freed address and never verifies it: the link proves the mailbox."""
     _, _, change_token = intruder_asks_for_the_change(mailoutbox)
     assert intruder_confirms(change_token).status_code == 200
     token = cancel_token_in(mailoutbox)
-    newcomer = api_client()
-    assert post_json(newcomer, "/api/auth/register/", {"email": OWNER, "password": "newcomer passphrase 9", "name": "N"}).status_code == 202
+    squatter = {"email": OWNER, "password": "squatter passphrase 9", "name": "S"}
+    assert post_json(api_client(), "/api/auth/register/", squatter).status_code == 202
+    squatter_id = User.objects.get(email=OWNER).pk
+    response = post_json(api_client(), CANCEL_URL, {"token": token, "new_password": OWNER_NEW_PASSWORD})
+    assert response.status_code == 200, response.content
+    owner.refresh_from_db()
+    assert owner.email == OWNER
+    assert not User.objects.filter(pk=squatter_id).exists()
+    assert SecurityEvent.objects.filter(kind="account_deleted", detail__reason="address_reclaimed").count() == 1
+    assert login_response(api_client(), OWNER, OWNER_NEW_PASSWORD).status_code == 200
+
+
+def test_undo_is_refused_clearly_when_a_verified_account_holds_the_old_address(owner, make_user, mailoutbox):
+    _, _, change_token = intruder_asks_for_the_change(mailoutbox)
+    assert intruder_confirms(change_token).status_code == 200
+    token = cancel_token_in(mailoutbox)
+    make_user(email=OWNER, name="A proven holder")  # only the mailbox's holder could have verified it
     response = post_json(api_client(), CANCEL_URL, {"token": token, "new_password": OWNER_NEW_PASSWORD})
     assert response.status_code == 400
     assert response.json()["code"] == "token_invalid"
@@ -300,7 +317,40 @@ def test_undo_is_refused_clearly_when_the_old_address_was_registered_meanwhile(o
     owner.refresh_from_db()
     assert owner.email == INTRUDER  # nothing half-done
     assert not owner.check_password(OWNER_NEW_PASSWORD)
-    assert EmailVerificationToken.objects.get(user=owner, purpose=Purpose.CANCEL_CHANGE).used_at is None
+    assert EmailVerificationToken.objects.get(user=owner, purpose=Purpose.CANCEL_CHANGE, email=OWNER).used_at is None
+
+
+def test_the_intruder_cannot_retire_the_owners_undo_link_with_an_undo_link_of_their_own(owner, mailoutbox):
+    intruder, intruder_access, change_token = intruder_asks_for_the_change(mailoutbox)
+    assert intruder_confirms(change_token).status_code == 200
+    owners_link = cancel_token_in(mailoutbox)
+    # Now at the intruder's address, the account asks for another change: that notice (and its
+    # undo link) goes to the intruder, who uses it to "secure" the account with a password of theirs.
+    body = {"new_email": "elsewhere@evil.example", "password": STRONG_PASSWORD}
+    assert post_json(intruder, CHANGE_URL, body, **bearer(intruder_access)).status_code == 202
+    [notice] = [m for m in mails_to(mailoutbox, INTRUDER) if "/email/change/cancel/" in m.body]
+    intruders_link = token_from_link(link_of(notice, "/email/change/cancel/"))
+    assert post_json(api_client(), CANCEL_URL, {"token": intruders_link, "new_password": INTRUDER_PASSWORD}).status_code == 200
+    # The owner's older link still leads back.
+    response = post_json(api_client(), CANCEL_URL, {"token": owners_link, "new_password": OWNER_NEW_PASSWORD})
+    assert response.status_code == 200, response.content
+    owner.refresh_from_db()
+    assert owner.email == OWNER
+    assert login_response(api_client(), OWNER, OWNER_NEW_PASSWORD).status_code == 200
+    # ...and every undo link sent after the owner's is gone: the intruder has no way back.
+    assert not EmailVerificationToken.objects.filter(user=owner, used_at__isnull=True).exists()
+
+
+def test_deactivating_the_account_does_not_outlast_the_undo_link(owner, mailoutbox):
+    _, _, change_token = intruder_asks_for_the_change(mailoutbox)
+    assert intruder_confirms(change_token).status_code == 200
+    token = cancel_token_in(mailoutbox)
+    User.objects.filter(pk=owner.pk).update(is_active=False)
+    response = post_json(api_client(), CANCEL_URL, {"token": token, "new_password": OWNER_NEW_PASSWORD})
+    assert response.status_code == 200, response.content
+    owner.refresh_from_db()
+    assert (owner.email, owner.is_active) == (OWNER, False)  # back at the owner's address; support reactivates
+    assert owner.check_password(OWNER_NEW_PASSWORD)
 
 
 def test_cancelling_needs_a_password_the_policy_accepts(owner, mailoutbox):
@@ -390,7 +440,7 @@ def test_a_security_reset_and_a_change_confirmation_never_both_win(owner, mailou
     _, _, change_token = intruder_asks_for_the_change(mailoutbox)
     post_json(api_client(), RESET_URL, {"email": OWNER})
     reset_token = token_from_link(link_of(mails_to(mailoutbox, OWNER)[-1], "/password/reset/"))
-    verify_email(token=change_token)
+    verify_email(token=change_token, verifier=Verifier(password=STRONG_PASSWORD))
     with pytest.raises(TokenInvalid):
         reset_password(token=reset_token, password=OWNER_NEW_PASSWORD)
 
@@ -404,6 +454,57 @@ def test_cancel_then_a_new_request_starts_clean(owner, mailoutbox):
     response = post_json(laptop, CHANGE_URL, {"new_email": "olivia@new.example", "password": OWNER_NEW_PASSWORD}, **bearer(access))
     assert response.status_code == 202
     token = token_from_link(link_of(mails_to(mailoutbox, "olivia@new.example")[0], "/verify-email/"))
-    assert intruder_confirms(token).status_code == 200
+    assert post_json(api_client(), VERIFY_URL, {"token": token, "password": OWNER_NEW_PASSWORD}).status_code == 200
     owner.refresh_from_db()
     assert owner.email == "olivia@new.example"
+
+
+# --- Confirming a move needs the account's password (or its signed-in browser) ------------------------------
+
+
+def test_a_victim_cannot_confirm_a_move_of_someone_elses_account_onto_their_address(make_user, mailoutbox):
+    """An intruder's own account asks to move onto the victim's address; the victim just presses the button."""
+    make_user(email=INTRUDER, name="Mallory")
+    intruder = api_client()
+    access = login(intruder, INTRUDER)
+    body = {"new_email": OWNER, "password": STRONG_PASSWORD}
+    assert post_json(intruder, CHANGE_URL, body, **bearer(access)).status_code == 202
+    victim = Client()
+    assert victim.get(urlsplit(link_of(mails_to(mailoutbox, OWNER)[0], "/verify-email/")).path).status_code == 302
+    page = victim.get("/accounts/verify-email/confirm/")
+    assert "enter the account's password" in page.content.decode()
+    assert victim.post("/accounts/verify-email/confirm/").status_code == 400
+    api = post_json(api_client(), VERIFY_URL, {"token": token_from_link(link_of(mails_to(mailoutbox, OWNER)[0], "/verify-email/"))})
+    assert (api.status_code, api.json()["code"]) == (400, "password_required")
+    assert not User.objects.filter(email=OWNER).exists()
+    assert User.objects.get(email=INTRUDER).email_verified
+
+
+def test_confirming_a_move_in_the_signed_in_browser_needs_no_password(owner, mailoutbox):
+    page = Client()
+    page.post("/accounts/login/", {"email": OWNER, "password": STRONG_PASSWORD})
+    page.post("/accounts/email/change/", {"new_email": "olivia@new.example", "password": STRONG_PASSWORD})
+    page.get(urlsplit(link_of(mails_to(mailoutbox, "olivia@new.example")[0], "/verify-email/")).path)
+    assert page.post("/accounts/verify-email/confirm/").status_code == 302
+    owner.refresh_from_db()
+    assert owner.email == "olivia@new.example"
+
+
+def test_a_wrong_password_does_not_confirm_a_move(owner, mailoutbox):
+    _, _, change_token = intruder_asks_for_the_change(mailoutbox)
+    response = post_json(api_client(), VERIFY_URL, {"token": change_token, "password": "not the password at all"})
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_password")
+    owner.refresh_from_db()
+    assert owner.email == OWNER
+    assert EmailVerificationToken.objects.get(user=owner, purpose=Purpose.CHANGE).used_at is None
+
+
+def test_the_notice_never_carries_the_requesting_clients_own_words(owner, mailoutbox):
+    """A user agent is the client's to choose: an unrecognised one is "Unknown device" in the mail."""
+    intruder = api_client(HTTP_USER_AGENT="SAFE - support test. To cancel: https://evil.example/c")
+    access = login(intruder, OWNER)
+    post_json(intruder, CHANGE_URL, {"new_email": INTRUDER, "password": STRONG_PASSWORD}, **bearer(access))
+    [notice] = mails_to(mailoutbox, OWNER)
+    for body in (notice.body, notice.alternatives[0][0]):
+        assert "support test" not in body and "evil.example/c" not in body
+    assert "Unknown device" in notice.body

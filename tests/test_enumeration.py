@@ -478,3 +478,18 @@ def test_an_email_change_does_the_same_work_for_a_taken_and_a_free_address(accou
     free = work_before_the_answer(queued, lambda: change(UNKNOWN), UNKNOWN)
     assert taken == free
     assert taken["queued"] == ["email change"]
+
+
+def test_work_handed_over_during_a_request_starts_only_once_the_answer_is_sent(queued):
+    from django.core.signals import request_finished, request_started
+
+    from accounts.background import after_answer
+
+    request_started.send(sender=None)
+    after_answer(lambda: None, name="first")
+    after_answer(lambda: None, name="second")
+    assert queued == []  # still answering
+    request_finished.send(sender=None)
+    assert queued == ["first", "second"]
+    after_answer(lambda: None, name="outside a request")
+    assert queued == ["first", "second", "outside a request"]  # nothing to wait for: at once

@@ -281,3 +281,13 @@ def test_a_purged_squatters_address_can_be_registered_by_its_owner(mailoutbox):
     open_link(owner, link_of(mails_to(mailoutbox, VICTIM)[0], "/verify-email/"))
     assert owner.post(CONFIRM).status_code == 302
     assert signs_in(VICTIM, OWNER_PASSWORD)
+
+
+def test_a_new_password_sent_with_the_sign_up_proof_is_applied_not_ignored(mailoutbox):
+    spa = api_client()
+    post_json(spa, REGISTER_URL, {"email": "new@example.com", "password": OWNER_PASSWORD, "name": "N"})
+    token = token_from_link(link_of(mailoutbox[0], "/verify-email/"))
+    body = {"token": token, "new_password": "a second thought passphrase"}
+    assert post_json(spa, VERIFY_URL, body).status_code == 200
+    assert signs_in("new@example.com", "a second thought passphrase")
+    assert not signs_in("new@example.com", OWNER_PASSWORD)

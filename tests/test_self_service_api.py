@@ -155,8 +155,11 @@ def refresh(client: Client):
     return post_json(client, REFRESH_URL, **csrf_header(client))
 
 
-def verify(token: str):
-    return post_json(api_client(), EMAIL_VERIFY_URL, {"token": token})
+def verify(token: str, password: str | None = STRONG_PASSWORD):
+    """Redeem an emailed token from a fresh client, with the account's password (which a
+    change, or a verification away from the signing-up client, asks for)."""
+    body = {"token": token} if password is None else {"token": token, "password": password}
+    return post_json(api_client(), EMAIL_VERIFY_URL, body)
 
 
 def sign_in_status(email: str, password: str) -> tuple[int, str | None]:

@@ -164,6 +164,9 @@ def confirm_in_browser(client: Client, link_path: str):
     response = client.get(VERIFY_CONFIRM)
     if response.status_code != 200:
         return response
+    if response.context["needs_password"]:
+        # Not signed in as the account here: confirming a move takes its password.
+        return submit(client, VERIFY_CONFIRM, {"proof": "password", "current-password": STRONG_PASSWORD})
     return submit(client, VERIFY_CONFIRM)
 
 

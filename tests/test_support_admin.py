@@ -879,3 +879,16 @@ def test_admin_pages_cannot_be_framed(desk, alice):
     for path in (ADMIN, USERS, f"{USERS}{alice.pk}/change/", EVENTS, SESSIONS):
         assert desk.get(path)["X-Frame-Options"] == "DENY", path
     assert Client().get("/admin/login/")["X-Frame-Options"] == "DENY"
+
+
+def test_marking_verified_leaves_an_account_its_owner_verified_meanwhile_alone(support, bob, mailoutbox):
+    """The owner verified (proving their password) between support's page load and the action."""
+    from accounts.flows.support import staff_mark_email_verified
+
+    stale = User.objects.get(pk=bob.pk)
+    User.objects.filter(pk=bob.pk).update(email_verified_at=datetime(2031, 5, 21, tzinfo=UTC))
+    assert staff_mark_email_verified(staff=support, user=stale) is False
+    bob.refresh_from_db()
+    assert bob.check_password(STRONG_PASSWORD)
+    assert mailoutbox == []
+    assert staff_actions() == []

@@ -9,7 +9,6 @@ and every security reset retires the pending change link.
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from accounts.audit import EventKind, record_event
 from accounts.background import after_answer
@@ -20,9 +19,10 @@ from accounts.flows.device_sessions import EndReason, confirm_password, mark_rea
 from accounts.flows.email_tokens import find_redeemable_token, mark_token_used
 from accounts.flows.passwords import set_new_password, validate_new_password
 from accounts.flows.security_reset import lock_account, security_reset
-from accounts.flows.verification import Purpose, issue_verification_link
+from accounts.flows.verification import Purpose, issue_verification_link, prove_address
 from accounts.mail import send_account_email, site_link
-from accounts.models import EmailVerificationToken, User
+from accounts.models import DeviceSession, EmailVerificationToken, User
+from accounts.revocation import mark_sessions_ended
 from accounts.user_agents import describe_user_agent
 
 
@@ -82,7 +82,7 @@ def _send_change_links(*, user_id: int, new_email: str, session_id: str | None, 
         to=user.email,
         context={
             "new_email": mask_email(new_email),
-            "device": describe_user_agent(client.user_agent),
+            "device": describe_user_agent(client.user_agent, raw_fallback=False),
             "ip_address": client.ip_address or "unknown",
             "cancel_link": cancel_link,
             "valid_days": settings.ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT // 86400,
@@ -105,8 +105,12 @@ def _send_change_links(*, user_id: int, new_email: str, session_id: str | None, 
 
 
 def check_email_change_cancel_token(*, token: str | None) -> EmailVerificationToken:
-    """The redeemable cancel-or-undo token for ``token``, without using it up."""
-    row = find_redeemable_token(model=EmailVerificationToken, raw_token=token)
+    """The redeemable cancel-or-undo token for ``token``, without using it up.
+
+    It works on a deactivated account too, so that deactivating the account
+    until the link expires cannot take the owner's way back.
+    """
+    row = find_redeemable_token(model=EmailVerificationToken, raw_token=token, inactive_too=True)
     if row.purpose != Purpose.CANCEL_CHANGE:
         raise TokenInvalid
     return row
@@ -117,7 +121,8 @@ def cancel_email_change(*, token: str | None, new_password: str, client: ClientI
 
     The account keeps (or gets back) the address the notice went to, takes
     ``new_password`` (the old one is known to whoever asked), and every session
-    and every other emailed link ends. Returns the user, who signs in anew.
+    and every other emailed link ends, undo links sent after this one included
+    (older ones, which lead further back, stay). Returns the user, who signs in anew.
     """
     with transaction.atomic():
         row = check_email_change_cancel_token(token=token)
@@ -128,6 +133,7 @@ def cancel_email_change(*, token: str | None, new_password: str, client: ClientI
         mark_token_used(row)
         moved_to = user.email if user.email != row.email else None
         if moved_to is not None:
+            _reclaim_address(row.email, client=client)
             user.email = row.email
             try:
                 with transaction.atomic():
@@ -137,11 +143,14 @@ def cancel_email_change(*, token: str | None, new_password: str, client: ClientI
                     "The previous address now belongs to another account, so the change cannot be undone here. "
                     "Please contact support."
                 ) from None
-        # The link reached this address: it is proven, whatever it was before.
-        user.email_verified_at = timezone.now()
-        user.save(update_fields=["email_verified_at"])
+            user.email_verified_at = None  # proven again just below, by this link
+        # The link reached this address: it is proven, and whatever someone
+        # who never proved it chose (the password, the name) goes.
+        prove_address(user=user, password_replaced=True)
         set_new_password(user=user, password=new_password)
-        ended = security_reset(user=user, reason=EndReason.ACCOUNT_SECURED, record=False, undo_links_too=True)
+        ended = security_reset(
+            user=user, reason=EndReason.ACCOUNT_SECURED, record=False, undo_links_since=row.created_at
+        )
         record_event(
             kind=EventKind.EMAIL_CHANGE_CANCELLED, user=user, client=client, undone=moved_to is not None, sessions_ended=ended
         )
@@ -158,3 +167,18 @@ def cancel_email_change(*, token: str | None, new_password: str, client: ClientI
             context={"old_email": mask_email(user.email)},
         )
     return user
+
+
+def _reclaim_address(email: str, *, client: ClientInfo | None) -> None:
+    """Free ``email`` from an account that never proved it (someone registered it
+    once the owner's account had moved away, to block the way back): the holder
+    of this link just proved the mailbox. A verified account keeps it."""
+    squatter = User.objects.select_for_update().filter(email=email, email_verified_at__isnull=True).first()
+    if squatter is None:
+        return
+    session_ids = list(DeviceSession.objects.filter(user=squatter).values_list("pk", flat=True))
+    record_event(
+        kind=EventKind.ACCOUNT_DELETED, client=client, email=email, user_id=squatter.pk, reason="address_reclaimed"
+    )
+    squatter.delete()
+    mark_sessions_ended(session_ids)

@@ -1,6 +1,6 @@
 """Issuing and redeeming the single-use tokens sent in email links."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.utils import timezone
@@ -33,10 +33,11 @@ def issue_token(
     return raw
 
 
-def find_redeemable_token(*, model: type[TokenModel], raw_token: object) -> TokenModel:
+def find_redeemable_token(*, model: type[TokenModel], raw_token: object, inactive_too: bool = False) -> TokenModel:
     """The token row for ``raw_token`` if it can still be used, else raise.
 
-    Unknown, malformed and foreign-kind tokens are all TokenInvalid.
+    Unknown, malformed and foreign-kind tokens are all TokenInvalid, as are
+    tokens of a deactivated account unless ``inactive_too``.
     """
     if not is_well_formed(raw_token):
         raise TokenInvalid
@@ -47,7 +48,7 @@ def find_redeemable_token(*, model: type[TokenModel], raw_token: object) -> Toke
         raise TokenUsed
     if timezone.now() >= row.expires_at:
         raise TokenExpired
-    if not row.user.is_active:
+    if not row.user.is_active and not inactive_too:
         raise TokenInvalid
     return row
 
@@ -61,16 +62,21 @@ def mark_token_used(token: EmailLinkToken) -> None:
     token.used_at = now
 
 
-def retire_emailed_links(*, user: User, undo_links_too: bool = False) -> None:
+def retire_emailed_links(*, user: User, undo_links_since: datetime | None = None) -> None:
     """Make every unused emailed link of ``user`` useless: reset, verification
     and email-change links (the one being redeemed is already marked used).
 
-    Links that cancel or undo an email change survive unless ``undo_links_too``:
-    an intruder who moved the account must not be able to take the owner's way
-    back with a reset of their own.
+    Links that cancel or undo an email change survive: an intruder who moved
+    the account must not be able to take the owner's way back with a reset of
+    their own. Only those sent at or after ``undo_links_since`` go too (when an
+    undo link is used, the later ones, which can only point at addresses the
+    account moved to afterwards); the oldest way back always stays.
     """
+    undo = EmailVerificationToken.Purpose.CANCEL_CHANGE
     PasswordResetToken.objects.filter(user=user, used_at__isnull=True).delete()
     links = EmailVerificationToken.objects.filter(user=user, used_at__isnull=True)
-    if not undo_links_too:
-        links = links.exclude(purpose=EmailVerificationToken.Purpose.CANCEL_CHANGE)
+    if undo_links_since is None:
+        links = links.exclude(purpose=undo)
+    else:
+        links = links.exclude(purpose=undo, created_at__lt=undo_links_since)
     links.delete()

@@ -1,5 +1,7 @@
 """What every security reset does: end the account's device sessions and retire its unused emailed links."""
 
+from datetime import datetime
+
 from django.db import transaction
 
 from accounts.client_info import ClientInfo
@@ -24,23 +26,26 @@ def security_reset(
     client: ClientInfo | None = None,
     actor: User | None = None,
     record: bool = True,
-    undo_links_too: bool = False,
+    undo_links_since: datetime | None = None,
 ) -> int:
     """End every device session of ``user`` but ``keep_session_id`` and make every
     unused reset, verification and email-change link useless; returns how many
     sessions ended.
 
     Called by password reset and change, ending other sessions, deactivation,
-    support's end-sessions and a confirmed email change: whoever had a session
-    or a pending link before loses it, so a request an intruder left behind
-    (an email change to their address) cannot outlive the owner's recovery.
+    support's end-sessions, and replacing a password while verifying or
+    cancelling an email change (a confirmed email change retires the links
+    only): whoever had a session or a pending link before loses it, so a
+    request an intruder left behind (an email change to their address) cannot
+    outlive the owner's recovery.
     Mark the link being redeemed used before calling this. ``record=False``
-    when the calling flow writes its own audit event.
+    when the calling flow writes its own audit event; ``undo_links_since``:
+    see retire_emailed_links.
     """
     with transaction.atomic():
         lock_account(user)
         ended = end_user_sessions(
             user=user, reason=reason, keep_session_id=keep_session_id, client=client, actor=actor, record=record
         )
-        retire_emailed_links(user=user, undo_links_too=undo_links_too)
+        retire_emailed_links(user=user, undo_links_since=undo_links_since)
     return ended

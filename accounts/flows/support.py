@@ -51,10 +51,11 @@ def staff_mark_email_verified(*, staff: User, user: User, client: ClientInfo | N
     account gets an unusable password, every session and emailed link ends,
     and a link to choose a password goes to the address.
     """
-    if user.email_verified:
-        return False
     with transaction.atomic():
         lock_account(user)
+        user.refresh_from_db()  # its owner may have just verified it, with a password they proved
+        if user.email_verified:
+            return False
         user.set_unusable_password()
         user.save(update_fields=["password"])
         ended = security_reset(user=user, reason=EndReason.ENDED_BY_STAFF, record=False)

@@ -11,6 +11,11 @@ verifying an unverified account needs, besides the emailed link, one of:
 - a page session signed in as the account;
 - the account's current password;
 - a new password, which replaces the old one and ends every session.
+
+Confirming a new address needs the link, a live device session that asked
+for it, and the account's password or a page session signed in as the
+account: whoever reads the new mailbox must not confirm a move they did not
+ask for (an intruder's own account moved onto a victim's address).
 """
 
 from dataclasses import dataclass
@@ -119,29 +124,33 @@ def _resend(*, email: str) -> None:
         send_verification_email(user=user)
 
 
-def check_verification_token(*, token: str | None) -> EmailVerificationToken:
-    """The redeemable verification or address-change token for ``token``, without using it up."""
+def check_verification_token(*, token: str | None, lock: bool = False) -> EmailVerificationToken:
+    """The redeemable verification or address-change token for ``token``, without using it up.
+
+    ``lock`` (inside a transaction) also holds the asking session's row, so that
+    ending that session and confirming its change never interleave.
+    """
     row = find_redeemable_token(model=EmailVerificationToken, raw_token=token)
     if row.purpose == Purpose.VERIFY:
         if row.email != row.user.email:
             raise TokenInvalid  # sent to an address the account no longer has
     elif row.purpose == Purpose.CHANGE:
-        _check_change_still_wanted(row)
+        _check_change_still_wanted(row, lock=lock)
     else:
         raise TokenInvalid  # another kind of link (cancelling a change has its own page)
     return row
 
 
-def _check_change_still_wanted(row: EmailVerificationToken) -> None:
+def _check_change_still_wanted(row: EmailVerificationToken, *, lock: bool) -> None:
     """A change is confirmed only while it is the newest request and the device
     session that asked is live: a reset, signing out everywhere or support
     ending the sessions ends the request too (the owner's recovery wins)."""
     if row.email == row.user.email:
         raise TokenInvalid
-    asked_from_live_session = (
-        row.session_id is not None
-        and DeviceSession.objects.live().filter(pk=row.session_id, user_id=row.user_id).exists()
-    )
+    asking = DeviceSession.objects.live().filter(pk=row.session_id, user_id=row.user_id)
+    if lock:
+        asking = asking.select_for_update(of=("self",))
+    asked_from_live_session = row.session_id is not None and bool(list(asking.values_list("pk", flat=True)))
     newer_request = EmailVerificationToken.objects.filter(
         user_id=row.user_id, purpose=Purpose.CHANGE, created_at__gt=row.created_at
     ).exists()
@@ -152,20 +161,27 @@ def _check_change_still_wanted(row: EmailVerificationToken) -> None:
         )
 
 
-def _proven_without_a_password(user: User, verifier: Verifier) -> str | None:
-    """What already shows that the verifier chose the account's password, if anything."""
-    if user.email_verified:
-        return "already_verified"  # nothing left to prove
-    if _holds_signup_proof(user, verifier.signup_proof):
-        return "sign_up_proof"
+def _proven_without_a_password(row: EmailVerificationToken, verifier: Verifier) -> str | None:
+    """What already shows that the verifier holds the account's password, if anything."""
+    user = row.user
+    if row.purpose == Purpose.VERIFY:
+        if user.email_verified:
+            return "already_verified"  # nothing left to prove
+        if _holds_signup_proof(user, verifier.signup_proof):
+            return "sign_up_proof"
     if verifier.signed_in_user_id == user.pk:
         return "signed_in"
     return None
 
 
 def verification_needs_password(*, row: EmailVerificationToken, verifier: Verifier) -> bool:
-    """Whether redeeming ``row`` needs a password (current or new) from this verifier."""
-    return row.purpose == Purpose.VERIFY and _proven_without_a_password(row.user, verifier) is None
+    """Whether redeeming ``row`` needs the account's password (or, to verify it, a new one) from this verifier."""
+    return _proven_without_a_password(row, verifier) is None
+
+
+def can_replace_password(row: EmailVerificationToken) -> bool:
+    """Whether a new password is a way to redeem ``row``: verifying an unverified account only."""
+    return row.purpose == Purpose.VERIFY and not row.user.email_verified
 
 
 def prove_address(*, user: User, password_replaced: bool) -> None:
@@ -199,12 +215,12 @@ def verify_email(*, token: str | None, verifier: Verifier | None = None, client:
     with transaction.atomic():
         row = check_verification_token(token=token)
         lock_account(row.user_id)  # serialised with security resets of the account
-        row = check_verification_token(token=token)
+        row = check_verification_token(token=token, lock=True)
         user = row.user
+        proved_by = _prove_password(row, verifier, client)
         if row.purpose == Purpose.CHANGE:
             old_email = _confirm_new_address(row, client)
         else:
-            proved_by = _prove_password(row, verifier, client)
             replaced = proved_by == "new_password"
             mark_token_used(row)
             if replaced:
@@ -221,7 +237,10 @@ def verify_email(*, token: str | None, verifier: Verifier | None = None, client:
         send_account_email(
             template="email_changed",
             to=old_email,
-            context={"new_email": mask_email(user.email), "reset_link": site_link("accounts:password_reset")},
+            context={
+                "new_email": mask_email(user.email),
+                "undo_days": settings.ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT // 86400,
+            },
         )
     elif replaced:
         send_account_email(
@@ -237,12 +256,12 @@ def _prove_password(row: EmailVerificationToken, verifier: Verifier, client: Cli
     """Check what the verifier brought; returns what proved the password is theirs
     (for the audit log), "new_password" when a new one is to be set."""
     user = row.user
-    proven = _proven_without_a_password(user, verifier)
-    if proven is not None:
-        return proven
-    if verifier.new_password:
+    if verifier.new_password and can_replace_password(row):
         validate_new_password(password=verifier.new_password, user=user, field="new_password")
         return "new_password"
+    proven = _proven_without_a_password(row, verifier)
+    if proven is not None:
+        return proven
     if verifier.password:
         confirm_password(user=user, password=verifier.password, client=client)
         return "current_password"
