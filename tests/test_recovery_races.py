@@ -10,8 +10,9 @@ from django.utils import timezone
 from accounts.exceptions import TokenInvalid
 from accounts.flows.email_tokens import issue_token
 from accounts.flows.password_reset import reset_password
-from accounts.flows.verification import Purpose, verify_email
+from accounts.flows.verification import Purpose, Verifier, verify_email
 from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, User
+from tests.conftest import STRONG_PASSWORD
 
 pytestmark = [
     pytest.mark.skipif(
@@ -68,7 +69,7 @@ def test_a_password_reset_and_the_intruders_change_confirmation_never_both_win(m
         reset = issue_token(model=PasswordResetToken, user=owner, lifetime_seconds=3600)
         outcomes = race(
             lambda: reset_password(token=reset, password="the owner's new passphrase"),
-            lambda: verify_email(token=change),
+            lambda: verify_email(token=change, verifier=Verifier(password=STRONG_PASSWORD)),
         )
         assert sorted(map(str, outcomes)) == ["refused", "won"], outcomes
         owner = User.objects.get(pk=owner.pk)
