@@ -1,8 +1,8 @@
 """Email verification: sending the link, resending it, and confirming it (also for a new address).
 
-Proving an address must never make a password that nobody proved they know
-the password of a verified account (pre-account takeover: an intruder signs
-up with someone else's address and waits for its owner to verify it). So
+Proving an address must never leave a verified account with a password that
+nobody proved they know (pre-account takeover: an intruder signs up with
+someone else's address and waits for its owner to verify it). So
 verifying an unverified account needs, besides the emailed link, one of:
 
 - the sign-up proof: a cookie that only the browser or API client that signed
