@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.signals import request_finished, request_started
@@ -22,6 +23,7 @@ from django.db import connections
 from django.dispatch import receiver
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -59,21 +61,22 @@ def in_background() -> bool:
     return getattr(_worker, "active", False)
 
 
-def after_answer(job: Callable[[], object], *, name: str) -> None:
+def after_answer(job: Callable[[], T], *, name: str) -> T | None:
     """Run ``job`` once the answer has been sent (or now, when work is not in the background).
 
     Inside a request the job waits until the response is closed (Django's
     request_finished), so it does not even share the processor with the
     writing of the answer; outside one (a management command) it starts at once.
+    Returns the job's result when it ran here and now, else None.
     """
     if not settings.ACCOUNTS_EMAIL_IN_BACKGROUND or in_background():
-        job()
-        return
+        return job()
     held = getattr(_request, "held", None)
     if held is not None:
         held.append((job, name))
-        return
+        return None
     _submit(job, name)
+    return None
 
 
 def _submit(job: Callable[[], object], name: str) -> None:

@@ -52,7 +52,7 @@ def _render_and_send(template: str, to: str, context: dict[str, Any]) -> bool:
     return True
 
 
-def send_account_email(*, template: str, to: str, context: dict[str, Any], greet: User | None = None) -> None:
+def send_account_email(*, template: str, to: str, context: dict[str, Any], greet: User | None = None) -> bool:
     """Send ``templates/emails/<template>/`` to one address, after the answer.
 
     ``greet`` is the account the email is about: its name opens the email only
@@ -61,10 +61,12 @@ def send_account_email(*, template: str, to: str, context: dict[str, Any], greet
     exists), and a lost email is recovered by asking again. With
     ACCOUNTS_EMAIL_IN_BACKGROUND (the default in production) rendering and
     sending happen on a worker thread, so a slow email provider cannot make
-    "account exists" answers slower than "no such account".
+    "account exists" answers slower than "no such account". Returns False
+    only when the email was sent here and now and the backend refused it.
     """
     context = {**context, "greeting_name": greeting_name(greet, to)}
-    after_answer(lambda: _render_and_send(template, to, context), name=f"email {template}")
+    sent = after_answer(lambda: _render_and_send(template, to, context), name=f"email {template}")
+    return sent is not False
 
 
 def wait_for_pending_emails(timeout: float = 10.0) -> None:

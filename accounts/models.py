@@ -120,6 +120,10 @@ class EmailVerificationToken(EmailLinkToken):
     session = models.ForeignKey(
         "DeviceSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
+    # CANCEL_CHANGE only: whether the link may also move back a change that was
+    # already confirmed. Only when the address it went to was proven when the
+    # change was asked for; else its holder (a typo's owner) could take over.
+    undo_allowed = models.BooleanField(default=False, editable=False)
 
     class Meta:
         db_table = "email_verification_tokens"

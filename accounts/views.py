@@ -585,7 +585,7 @@ def email_change_cancel_confirm(request: HttpRequest) -> HttpResponse:
     form = CancelEmailChangeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            cancel_email_change(
+            user = cancel_email_change(
                 token=token, new_password=form.cleaned_data["password1"], client=ClientInfo.from_request(request)
             )
         except TokenInvalid as error:
@@ -598,7 +598,8 @@ def email_change_cancel_confirm(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request,
                 "Your account is secured: it keeps this email address, every device was signed out "
-                "and your new password is set. Sign in with it.",
+                "and your new password is set. "
+                + ("Sign in with it." if user.is_active else "The account is deactivated: contact support to use it."),
             )
             response = redirect("accounts:login")
             clear_refresh_cookie(response)

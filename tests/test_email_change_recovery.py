@@ -508,3 +508,95 @@ def test_the_notice_never_carries_the_requesting_clients_own_words(owner, mailou
     for body in (notice.body, notice.alternatives[0][0]):
         assert "support test" not in body and "evil.example/c" not in body
     assert "Unknown device" in notice.body
+
+
+# --- Second read: clocks, unproven addresses, used accounts, lost notices -------------------------------------
+
+
+def test_a_later_undo_link_stamped_by_a_slow_clock_still_goes_when_the_owners_is_used(owner, mailoutbox):
+    """Which undo links came later is told by row ids, never by an app server's clock."""
+    intruder, intruder_access, change_token = intruder_asks_for_the_change(mailoutbox)
+    assert intruder_confirms(change_token).status_code == 200
+    owners_link = cancel_token_in(mailoutbox)
+    with time_machine.travel(timezone.now() - timedelta(minutes=5)):  # a server whose clock is behind
+        body = {"new_email": "elsewhere@evil.example", "password": STRONG_PASSWORD}
+        assert post_json(intruder, CHANGE_URL, body, **bearer(intruder_access)).status_code == 202
+    [notice] = [m for m in mails_to(mailoutbox, INTRUDER) if "/email/change/cancel/" in m.body]
+    intruders_link = token_from_link(link_of(notice, "/email/change/cancel/"))
+    assert post_json(api_client(), CANCEL_URL, {"token": owners_link, "new_password": OWNER_NEW_PASSWORD}).status_code == 200
+    refused = post_json(api_client(), CANCEL_URL, {"token": intruders_link, "new_password": INTRUDER_PASSWORD})
+    assert refused.status_code == 400
+    owner.refresh_from_db()
+    assert owner.email == OWNER and owner.check_password(OWNER_NEW_PASSWORD)
+
+
+def test_a_never_verified_address_can_cancel_a_pending_change_but_not_undo_a_confirmed_one(make_user, settings, mailoutbox):
+    """A typo's owner must not take the account back once its owner moved to their real address."""
+    settings.ACCOUNTS_EMAIL_VERIFICATION = "optional"
+    typo = "owner@gmial.example"
+    account = make_user(email=typo, name="Olivia", verified=False)
+    page = api_client()
+    access = login(page, typo)
+    body = {"new_email": OWNER, "password": STRONG_PASSWORD}
+    assert post_json(page, CHANGE_URL, body, **bearer(access)).status_code == 202
+    [notice] = mails_to(mailoutbox, typo)
+    typo_link = token_from_link(link_of(notice, "/email/change/cancel/"))
+    confirm = token_from_link(link_of(mails_to(mailoutbox, OWNER)[0], "/verify-email/"))
+    assert post_json(api_client(), VERIFY_URL, {"token": confirm, "password": STRONG_PASSWORD}).status_code == 200
+    response = post_json(api_client(), CANCEL_URL, {"token": typo_link, "new_password": "the typo owner's pass 1"})
+    assert response.status_code == 400
+    assert "cannot move the account back" in response.json()["detail"]
+    account.refresh_from_db()
+    assert account.email == OWNER and account.check_password(STRONG_PASSWORD)
+
+
+def test_a_pending_change_from_a_never_verified_address_can_still_be_cancelled(make_user, settings, mailoutbox):
+    settings.ACCOUNTS_EMAIL_VERIFICATION = "optional"
+    account = make_user(email=OWNER, name="Olivia", verified=False)
+    page = api_client()
+    access = login(page, OWNER)
+    post_json(page, CHANGE_URL, {"new_email": INTRUDER, "password": STRONG_PASSWORD}, **bearer(access))
+    response = post_json(api_client(), CANCEL_URL, {"token": cancel_token_in(mailoutbox), "new_password": OWNER_NEW_PASSWORD})
+    assert response.status_code == 200
+    account.refresh_from_db()
+    assert account.email == OWNER and account.email_verified and account.name == ""  # proven now; unproven name gone
+
+
+def test_an_account_in_use_at_the_old_address_is_never_deleted_by_an_undo(owner, settings, mailoutbox):
+    settings.ACCOUNTS_EMAIL_VERIFICATION = "optional"
+    _, _, change_token = intruder_asks_for_the_change(mailoutbox)
+    assert intruder_confirms(change_token).status_code == 200
+    token = cancel_token_in(mailoutbox)
+    newcomer = {"email": OWNER, "password": "newcomer passphrase 9", "name": "N"}
+    assert post_json(api_client(), "/api/auth/register/", newcomer).status_code == 202
+    assert login_response(api_client(), OWNER, "newcomer passphrase 9").status_code == 200  # signed in: in use
+    response = post_json(api_client(), CANCEL_URL, {"token": token, "new_password": OWNER_NEW_PASSWORD})
+    assert response.status_code == 400 and "contact support" in response.json()["detail"]
+    assert User.objects.filter(email=OWNER).exclude(pk=owner.pk).exists()
+
+
+class RefusingTheCurrentAddress:
+    """An email backend whose provider refuses mail to one address (the owner's)."""
+
+    sent: list = []
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        for message in messages:
+            if message.to == [OWNER]:
+                raise ConnectionRefusedError("provider refused the owner's address")
+            RefusingTheCurrentAddress.sent.append(message)
+        return len(messages)
+
+
+def test_no_change_can_be_confirmed_when_the_current_address_was_not_told(owner, settings):
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingTheCurrentAddress"
+    RefusingTheCurrentAddress.sent = []
+    intruder = api_client()
+    access = login(intruder, OWNER)
+    response = post_json(intruder, CHANGE_URL, {"new_email": INTRUDER, "password": STRONG_PASSWORD}, **bearer(access))
+    assert response.status_code == 202  # the same answer: the notice is sent after it
+    assert RefusingTheCurrentAddress.sent == []  # no confirmation link went out
+    assert not EmailVerificationToken.objects.filter(user=owner, purpose=Purpose.CHANGE).exists()

@@ -157,6 +157,8 @@ def test_repeated_wrong_passwords_on_the_verify_page_are_rate_limited(mailoutbox
     assert codes[:5] == [400] * 5
     assert codes[5:] == [429, 429]
     assert not User.objects.get(email=VICTIM).email_verified
+    # The refusals are in the audit log (not rolled back with the verification).
+    assert SecurityEvent.objects.filter(kind="rate_limited", user__email=VICTIM).count() == 2
 
 
 # --- The one who signed up, and people who know the password ---------------------------------------------------

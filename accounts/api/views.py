@@ -483,7 +483,8 @@ class EmailVerifyView(PublicView):
             "From the client that signed up (it holds the sign-up proof cookie) the token is enough. From "
             "anywhere else, verifying an unverified account also needs `password` (the account's current "
             "password) or `new_password` (replaces it and ends every session); without either the answer is "
-            "`password_required`. Confirming a new address needs the device session that asked to be live."
+            "`password_required`. Confirming a new address always needs `password`, and the device session that "
+            "asked for the change must still be live."
         ),
         request=EmailVerifySerializer,
         responses={

@@ -7,6 +7,8 @@ change can only be confirmed while the device session that asked is live;
 and every security reset retires the pending change link.
 """
 
+import logging
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
@@ -24,6 +26,8 @@ from accounts.mail import send_account_email, site_link
 from accounts.models import DeviceSession, EmailVerificationToken, User
 from accounts.revocation import mark_sessions_ended
 from accounts.user_agents import describe_user_agent
+
+logger = logging.getLogger(__name__)
 
 
 def request_email_change(
@@ -76,8 +80,9 @@ def _send_change_links(*, user_id: int, new_email: str, session_id: str | None, 
             lifetime_seconds=settings.ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT,
             replace_older=False,  # each change keeps its own way back
             viewname="accounts:email_change_cancel",
+            undo_allowed=user.email_verified,
         )
-    send_account_email(
+    told = send_account_email(
         template="email_change_requested",
         to=user.email,
         context={
@@ -89,6 +94,12 @@ def _send_change_links(*, user_id: int, new_email: str, session_id: str | None, 
         },
         greet=user,
     )
+    if not told:
+        # No change the current address has not heard of: the request ends
+        # here, and the person asks again once mail gets through.
+        EmailVerificationToken.objects.filter(user=user, purpose=Purpose.CHANGE, used_at__isnull=True).delete()
+        logger.warning("Email change of user %s dropped: the notice to the current address was not sent.", user.pk)
+        return
     if owner is None:
         send_account_email(
             template="email_change_confirm",
@@ -133,6 +144,11 @@ def cancel_email_change(*, token: str | None, new_password: str, client: ClientI
         mark_token_used(row)
         moved_to = user.email if user.email != row.email else None
         if moved_to is not None:
+            if not row.undo_allowed:
+                raise TokenInvalid(
+                    "The change was already confirmed, and this address was not verified when it was asked for, "
+                    "so this link cannot move the account back. Please contact support."
+                )
             _reclaim_address(row.email, client=client)
             user.email = row.email
             try:
@@ -149,7 +165,7 @@ def cancel_email_change(*, token: str | None, new_password: str, client: ClientI
         prove_address(user=user, password_replaced=True)
         set_new_password(user=user, password=new_password)
         ended = security_reset(
-            user=user, reason=EndReason.ACCOUNT_SECURED, record=False, undo_links_since=row.created_at
+            user=user, reason=EndReason.ACCOUNT_SECURED, record=False, undo_links_from=row
         )
         record_event(
             kind=EventKind.EMAIL_CHANGE_CANCELLED, user=user, client=client, undone=moved_to is not None, sessions_ended=ended
@@ -170,10 +186,15 @@ def cancel_email_change(*, token: str | None, new_password: str, client: ClientI
 
 
 def _reclaim_address(email: str, *, client: ClientInfo | None) -> None:
-    """Free ``email`` from an account that never proved it (someone registered it
-    once the owner's account had moved away, to block the way back): the holder
-    of this link just proved the mailbox. A verified account keeps it."""
-    squatter = User.objects.select_for_update().filter(email=email, email_verified_at__isnull=True).first()
+    """Free ``email`` from an account that never proved it and was never used
+    (someone registered it once the owner's account had moved away, to block
+    the way back): the holder of this link proved the mailbox. Any other
+    account keeps the address, and the undo asks for support instead."""
+    squatter = (
+        User.objects.select_for_update()
+        .filter(email=email, email_verified_at__isnull=True, last_login__isnull=True, is_staff=False, is_superuser=False)
+        .first()
+    )
     if squatter is None:
         return
     session_ids = list(DeviceSession.objects.filter(user=squatter).values_list("pk", flat=True))

@@ -1,6 +1,6 @@
 """Issuing and redeeming the single-use tokens sent in email links."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
 from django.utils import timezone
@@ -62,21 +62,23 @@ def mark_token_used(token: EmailLinkToken) -> None:
     token.used_at = now
 
 
-def retire_emailed_links(*, user: User, undo_links_since: datetime | None = None) -> None:
+def retire_emailed_links(*, user: User, undo_links_from: EmailVerificationToken | None = None) -> None:
     """Make every unused emailed link of ``user`` useless: reset, verification
     and email-change links (the one being redeemed is already marked used).
 
     Links that cancel or undo an email change survive: an intruder who moved
     the account must not be able to take the owner's way back with a reset of
-    their own. Only those sent at or after ``undo_links_since`` go too (when an
-    undo link is used, the later ones, which can only point at addresses the
-    account moved to afterwards); the oldest way back always stays.
+    their own. Only ``undo_links_from`` (the undo link being used) and those
+    issued after it go too: the later ones can only lead to addresses the
+    account moved to afterwards, while the oldest way back always stays.
+    "After" is by row id, which the database hands out in order, never by an
+    app server's clock, which may be behind another's.
     """
     undo = EmailVerificationToken.Purpose.CANCEL_CHANGE
     PasswordResetToken.objects.filter(user=user, used_at__isnull=True).delete()
     links = EmailVerificationToken.objects.filter(user=user, used_at__isnull=True)
-    if undo_links_since is None:
+    if undo_links_from is None:
         links = links.exclude(purpose=undo)
     else:
-        links = links.exclude(purpose=undo, created_at__lt=undo_links_since)
+        links = links.exclude(purpose=undo, pk__lt=undo_links_from.pk)
     links.delete()

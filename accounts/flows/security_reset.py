@@ -1,13 +1,11 @@
 """What every security reset does: end the account's device sessions and retire its unused emailed links."""
 
-from datetime import datetime
-
 from django.db import transaction
 
 from accounts.client_info import ClientInfo
 from accounts.flows.device_sessions import end_user_sessions
 from accounts.flows.email_tokens import retire_emailed_links
-from accounts.models import User
+from accounts.models import EmailVerificationToken, User
 
 
 def lock_account(user: User | int) -> None:
@@ -26,7 +24,7 @@ def security_reset(
     client: ClientInfo | None = None,
     actor: User | None = None,
     record: bool = True,
-    undo_links_since: datetime | None = None,
+    undo_links_from: EmailVerificationToken | None = None,
 ) -> int:
     """End every device session of ``user`` but ``keep_session_id`` and make every
     unused reset, verification and email-change link useless; returns how many
@@ -39,7 +37,7 @@ def security_reset(
     request an intruder left behind (an email change to their address) cannot
     outlive the owner's recovery.
     Mark the link being redeemed used before calling this. ``record=False``
-    when the calling flow writes its own audit event; ``undo_links_since``:
+    when the calling flow writes its own audit event; ``undo_links_from``:
     see retire_emailed_links.
     """
     with transaction.atomic():
@@ -47,5 +45,5 @@ def security_reset(
         ended = end_user_sessions(
             user=user, reason=reason, keep_session_id=keep_session_id, client=client, actor=actor, record=record
         )
-        retire_emailed_links(user=user, undo_links_since=undo_links_since)
+        retire_emailed_links(user=user, undo_links_from=undo_links_from)
     return ended

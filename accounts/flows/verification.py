@@ -71,6 +71,7 @@ def issue_verification_link(
     lifetime_seconds: int | None = None,
     replace_older: bool = True,
     viewname: str = "accounts:verify_email",
+    undo_allowed: bool = False,
 ) -> str:
     """A new emailed link for ``email`` (retiring older unused ones of that purpose unless told otherwise)."""
     raw = issue_token(
@@ -81,6 +82,7 @@ def issue_verification_link(
         email=email,
         purpose=purpose,
         session_id=session_id,
+        undo_allowed=undo_allowed,
     )
     return site_link(viewname, token=raw)
 
@@ -152,7 +154,7 @@ def _check_change_still_wanted(row: EmailVerificationToken, *, lock: bool) -> No
         asking = asking.select_for_update(of=("self",))
     asked_from_live_session = row.session_id is not None and bool(list(asking.values_list("pk", flat=True)))
     newer_request = EmailVerificationToken.objects.filter(
-        user_id=row.user_id, purpose=Purpose.CHANGE, created_at__gt=row.created_at
+        user_id=row.user_id, purpose=Purpose.CHANGE, pk__gt=row.pk  # ids, not clocks, tell which is newer
     ).exists()
     if not asked_from_live_session or newer_request:
         raise TokenInvalid(
@@ -212,12 +214,15 @@ def verify_email(*, token: str | None, verifier: Verifier | None = None, client:
     """
     verifier = verifier or Verifier()
     old_email, replaced, ended = None, False, 0
+    row = check_verification_token(token=token)
+    # Before any lock: Argon2 holds no row, and a refusal's rate-limit event is
+    # not rolled back with the transaction. Whatever changes the password
+    # meanwhile is a security reset, which retires this link (checked below).
+    proved_by = _prove_password(row, verifier, client)
     with transaction.atomic():
-        row = check_verification_token(token=token)
         lock_account(row.user_id)  # serialised with security resets of the account
         row = check_verification_token(token=token, lock=True)
         user = row.user
-        proved_by = _prove_password(row, verifier, client)
         if row.purpose == Purpose.CHANGE:
             old_email = _confirm_new_address(row, client)
         else:
