@@ -21,8 +21,10 @@ Checks at the end: the client kept to its schedule (p99 send lag under 1 s,
 no request missed: otherwise the offered load was not sustained and the other
 numbers mean little); no 5xx and no unexpected status; every acknowledged todo
 is in the database with its last acknowledged title, every acknowledged
-deletion is gone; p99 of the last window at most 2x the first (windows of 60 s,
-or a third of the run when it is shorter than 3 minutes); gunicorn workers'
+deletion is gone; the tail latency of the last window at most 2x the first's
+(p99 over windows of 60 s; when the run is shorter than 3 minutes, p95 over
+thirds of it, because one half-second hiccup of the machine moves the p99 of a
+15 s window twofold by itself); gunicorn workers'
 VmRSS (sampled from /proc every 5 s) at most 25% above the first soak sample,
 with the same worker PIDs. Everything it created is removed in finally blocks.
 """
@@ -259,23 +261,28 @@ def summarize(capacity: list[Sample], soak: list[Sample], duration: float, memor
               f"{ms(percentile(latencies, 99))}{ms(max(latencies, default=0))}")
 
     window = 60.0 if duration >= 180 else duration / 3
+    # A 15 s window holds ~3000 answers: its p99 is its ~30 slowest, which one
+    # brief stall of the machine (a checkpoint, another process) fills alone.
+    tail = 99 if duration >= 180 else 95
     start = min(s.due for s in soak)
     buckets: dict[int, list[Sample]] = {}
     for sample in soak:
         buckets.setdefault(min(int((sample.due - start) // window), int(duration // window) - 1), []).append(sample)
-    print(f"\n{'window':<14}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'lag p99':>9}{'5xx':>5}"
-          f"{'RSS MiB':>9}")
-    p99s = []
+    print(f"\n{'window':<14}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+          f"{'lag p99':>9}{'5xx':>5}{'RSS MiB':>9}")
+    tails = []
     for index in sorted(buckets):
         rows = buckets[index]
         latencies = [s.latency for s in rows]
-        p99s.append(percentile(latencies, 99))
+        tails.append(percentile(latencies, tail))
         span = f"{index * window:.0f}-{(index + 1) * window:.0f} s"
-        print(f"{span:<14}{len(rows):>9}{len(rows) / window:>8.1f}{ms(percentile(latencies, 50))}{ms(p99s[-1])}"
+        print(f"{span:<14}{len(rows):>9}{len(rows) / window:>8.1f}{ms(percentile(latencies, 50))}"
+              f"{ms(percentile(latencies, 95))}{ms(percentile(latencies, 99))}"
               f"{ms(max(latencies))}{ms(percentile([s.sent - s.due for s in rows], 99))}"
               f"{sum(s.status >= 500 for s in rows):>5}{rss_at(memory, start + (index + 1) * window) / 1024:>9.1f}")
-    report(f"p99 stable: last window at most {P99_GROWTH_LIMIT:g}x the first", p99s[-1] <= P99_GROWTH_LIMIT * p99s[0],
-           f"first {p99s[0] * 1000:.1f} ms, last {p99s[-1] * 1000:.1f} ms ({p99s[-1] / p99s[0]:.2f}x), "
+    report(f"p{tail} stable: last window at most {P99_GROWTH_LIMIT:g}x the first",
+           tails[-1] <= P99_GROWTH_LIMIT * tails[0],
+           f"first {tails[0] * 1000:.1f} ms, last {tails[-1] * 1000:.1f} ms ({tails[-1] / tails[0]:.2f}x), "
            f"windows of {window:.0f} s")
 
 
