@@ -24,7 +24,7 @@ from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 # RFC 9068: the media type of OAuth 2.0 JWT access tokens.
-ACCESS_TOKEN_TYPE = "at+jwt"  # nosec B105: a media type, not a secret
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 a media type, not a secret
 REQUIRED_CLAIMS = ["sub", "sid", "jti", "iat", "exp", "iss", "aud"]
 MIN_HMAC_KEY_BYTES = 32  # 256 bits
 
@@ -89,7 +89,11 @@ def _public_jwk(algorithm: str, public_key: Any, kid: str) -> dict[str, str]:
 def _check_key_type(algorithm: str, public_key: Any) -> None:
     if algorithm == "EdDSA" and isinstance(public_key, ed25519.Ed25519PublicKey):
         return
-    if algorithm == "ES256" and isinstance(public_key, ec.EllipticCurvePublicKey) and public_key.curve.name == "secp256r1":
+    if (
+        algorithm == "ES256"
+        and isinstance(public_key, ec.EllipticCurvePublicKey)
+        and public_key.curve.name == "secp256r1"
+    ):
         return
     raise ImproperlyConfigured(f"The JWT key is not a key for {algorithm}.")
 
@@ -193,7 +197,7 @@ def token_backend() -> KeyRingTokenBackend:
 class AccessToken(Token):
     """A short-lived access token naming a user (``sub``) and a device session (``sid``)."""
 
-    token_type = "access"  # nosec B105: the token kind, not a secret
+    token_type = "access"  # noqa: S105 the token kind, not a secret
 
     @property
     def lifetime(self) -> timedelta:  # type: ignore[override]

@@ -8,8 +8,8 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import ValidationError
-from django.db.models.constants import LOOKUP_SEP
 from django.db.models import QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -216,10 +216,14 @@ class UserAdmin(NoSecretLookupsMixin, DjangoUserAdmin):
     def _run(self, request: HttpRequest, queryset: QuerySet[User], action, done: str) -> None:
         if not request.user.is_superuser:
             # Support helps users; only superusers act on staff accounts.
-            skipped = queryset.filter(is_staff=True).count() + queryset.filter(is_staff=False, is_superuser=True).count()
+            skipped = (
+                queryset.filter(is_staff=True).count() + queryset.filter(is_staff=False, is_superuser=True).count()
+            )
             queryset = queryset.filter(is_staff=False, is_superuser=False)
             if skipped:
-                self.message_user(request, f"Skipped {skipped} staff account(s): only superusers act on staff.", messages.WARNING)
+                self.message_user(
+                    request, f"Skipped {skipped} staff account(s): only superusers act on staff.", messages.WARNING
+                )
         client = ClientInfo.from_request(request)
         count = sum(1 for user in queryset if action(staff=request.user, user=user, client=client) is not False)
         self.message_user(request, f"{done}: {count} user(s).", messages.SUCCESS)
@@ -241,9 +245,7 @@ class UserAdmin(NoSecretLookupsMixin, DjangoUserAdmin):
         permissions=["mark_email_verified"],
     )
     def mark_email_verified(self, request, queryset):
-        self._run(
-            request, queryset, staff_mark_email_verified, "Marked verified and sent a link to choose a password"
-        )
+        self._run(request, queryset, staff_mark_email_verified, "Marked verified and sent a link to choose a password")
 
     @admin.action(description="Deactivate (ends every session)", permissions=["change_user_active"])
     def deactivate(self, request, queryset):

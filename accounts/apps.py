@@ -14,11 +14,10 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         # Registers the OpenAPI description of the access-token authentication.
-        from accounts.api import schema  # noqa: F401
-
         # Connects the signals that hold work until each answer has been sent,
         # before the first request starts.
         from accounts import background  # noqa: F401
+        from accounts.api import schema  # noqa: F401
 
         if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
             logging.getLogger("accounts").warning(

@@ -10,6 +10,7 @@ outside; otherwise (local development, tests) it runs at once, in the request.
 """
 
 import atexit
+import contextlib
 import logging
 import threading
 import time
@@ -112,10 +113,9 @@ def wait_for_background_work(timeout: float = 10.0) -> None:
         if not pending:
             return
         for future in pending:
-            try:
+            # The worker logged any failure; only the waiting matters here.
+            with contextlib.suppress(Exception):
                 future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception:  # nosec B110: the worker logged it; only the waiting matters here
-                pass
 
 
 atexit.register(wait_for_background_work)

@@ -54,11 +54,13 @@ class NewPasswordMixin:
 
 class SignUpForm(EmailCleaningMixin, NewPasswordMixin, forms.Form):
     email = email_field()
-    name = forms.CharField(label="Name", max_length=NAME_MAX_LENGTH, widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    name = forms.CharField(
+        label="Name", max_length=NAME_MAX_LENGTH, widget=forms.TextInput(attrs={"autocomplete": "name"})
+    )
     password1 = password_field("Password", "new-password")
     password2 = password_field("Password again", "new-password")
 
-    field_for_flow_error = {"password": "password1"}  # nosec B105: field names
+    field_for_flow_error = {"password": "password1"}
 
 
 class SignInForm(EmailCleaningMixin, forms.Form):
@@ -86,7 +88,7 @@ class SetPasswordForm(NewPasswordMixin, forms.Form):
     password1 = password_field("New password", "new-password")
     password2 = password_field("New password again", "new-password")
 
-    field_for_flow_error = {"password": "password1"}  # nosec B105: field names
+    field_for_flow_error = {"password": "password1"}
 
 
 def add_flow_error(form: forms.Form, error: AccountError) -> None:
@@ -99,7 +101,9 @@ def add_flow_error(form: forms.Form, error: AccountError) -> None:
 
 
 class ProfileForm(forms.Form):
-    name = forms.CharField(label="Name", max_length=NAME_MAX_LENGTH, widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    name = forms.CharField(
+        label="Name", max_length=NAME_MAX_LENGTH, widget=forms.TextInput(attrs={"autocomplete": "name"})
+    )
 
 
 class PasswordChangeForm(NewPasswordMixin, forms.Form):
@@ -107,7 +111,7 @@ class PasswordChangeForm(NewPasswordMixin, forms.Form):
     password1 = password_field("New password", "new-password")
     password2 = password_field("New password again", "new-password")
 
-    field_for_flow_error = {"new_password": "password1"}  # nosec B105: field names
+    field_for_flow_error = {"new_password": "password1"}
 
 
 class EmailChangeForm(forms.Form):
@@ -140,13 +144,13 @@ class VerifyWithPasswordForm(forms.Form):
 class VerifyWithNewPasswordForm(SetPasswordForm):
     """Verifying an address from another browser: a new password that replaces the old one."""
 
-    field_for_flow_error = {"new_password": "password1", "password": "password1"}  # nosec B105: field names
+    field_for_flow_error = {"new_password": "password1", "password": "password1"}
 
 
 class CancelEmailChangeForm(SetPasswordForm):
-    """"Not me": the new password that secures the account."""
+    """ "Not me": the new password that secures the account."""
 
-    field_for_flow_error = {"new_password": "password1", "password": "password1"}  # nosec B105: field names
+    field_for_flow_error = {"new_password": "password1", "password": "password1"}
 
 
 class DeleteAccountForm(forms.Form):

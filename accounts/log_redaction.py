@@ -27,7 +27,6 @@ class RedactTokensFilter(logging.Filter):
         return True
 
 
-
 class CollapseDatabaseOutageFilter(logging.Filter):
     """While the database is unreachable every request fails the same way: log
     the error's one-line summary instead of a traceback per request."""
@@ -37,7 +36,8 @@ class CollapseDatabaseOutageFilter(logging.Filter):
 
         if record.exc_info and isinstance(record.exc_info[1], (OperationalError, InterfaceError)):
             error = record.exc_info[1]
-            record.msg = f"{record.getMessage()} ({type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''})"
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: {first_line})"
             record.args = None
             record.exc_info = None
             record.exc_text = None

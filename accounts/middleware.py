@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 
 from accounts.flows.device_sessions import note_page_use
-from accounts.flows.signin import DEVICE_SESSION_KEY, PAGE_USE_KEY, PAGE_USE_INTERVAL
+from accounts.flows.signin import DEVICE_SESSION_KEY, PAGE_USE_INTERVAL, PAGE_USE_KEY
 from accounts.rate_limits import RateLimited
 from accounts.revocation import is_session_live
 
@@ -90,4 +90,3 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         response.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
         return response
-

@@ -138,7 +138,9 @@ class DeviceSessionQuerySet(models.QuerySet["DeviceSession"]):
         """
         now = now or timezone.now()
         idle_cutoff = now - timedelta(seconds=settings.ACCOUNTS_REFRESH_IDLE_LIFETIME)
-        return self.filter(revoked_at__isnull=True, expires_at__gt=now, last_used_at__gt=idle_cutoff, user__is_active=True)
+        return self.filter(
+            revoked_at__isnull=True, expires_at__gt=now, last_used_at__gt=idle_cutoff, user__is_active=True
+        )
 
 
 class DeviceSession(models.Model):
@@ -236,9 +238,7 @@ class SecurityEvent(models.Model):
         STAFF_ACTION = "staff_action", "Staff action"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    user = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="security_events"
-    )
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="security_events")
     # The staff member who acted, for staff actions.
     actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # A keyed hash of the address when no account is known (failed sign-ins for

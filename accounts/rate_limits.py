@@ -97,7 +97,9 @@ def _usage(limit: Limit, key: str, *, increment: bool) -> dict | None:
     if not getattr(settings, "RATELIMIT_ENABLE", True):
         return _UNLIMITED  # switched off (benchmarks); never in production
     try:
-        usage = get_usage(None, group=limit.name, key=lambda _group, _request: key, rate=limit.rate, increment=increment)
+        usage = get_usage(
+            None, group=limit.name, key=lambda _group, _request: key, rate=limit.rate, increment=increment
+        )
     except Exception as error:  # the cache backend's own errors (Redis down, timeouts)
         logger.error("Rate-limit counter %s unavailable: %s", limit.name, type(error).__name__)
         return None

@@ -44,8 +44,8 @@ from accounts.flows.device_sessions import (
 )
 from accounts.flows.email_change import cancel_email_change, check_email_change_cancel_token, request_email_change
 from accounts.flows.password_change import change_password
-from accounts.flows.profile import update_profile
 from accounts.flows.password_reset import check_password_reset_token, request_password_reset, reset_password
+from accounts.flows.profile import update_profile
 from accounts.flows.security_reset import security_reset
 from accounts.flows.signin import DEVICE_SESSION_KEY, authenticate_user, end_browser_session, start_browser_session
 from accounts.flows.signup import sign_up
@@ -76,14 +76,14 @@ from accounts.user_agents import describe_user_agent
 
 # Emailed tokens are moved from the URL into the session before any form is
 # shown, so they do not linger in history, Referer headers or access logs.
-RESET_TOKEN_SESSION_KEY = "_password_reset_token"  # nosec B105: a session key name
-VERIFY_TOKEN_SESSION_KEY = "_email_verification_token"  # nosec B105: a session key name
-CANCEL_CHANGE_TOKEN_SESSION_KEY = "_email_change_cancel_token"  # nosec B105: a session key name
+RESET_TOKEN_SESSION_KEY = "_password_reset_token"  # noqa: S105 a session key name
+VERIFY_TOKEN_SESSION_KEY = "_email_verification_token"  # noqa: S105 a session key name
+CANCEL_CHANGE_TOKEN_SESSION_KEY = "_email_change_cancel_token"  # noqa: S105 a session key name
 
 
 # Never a path (which held the token) in a Referer, yet still an Origin on form
 # posts: with "no-referrer" browsers send "Origin: null", which CSRF refuses.
-TOKEN_PAGE_REFERRER_POLICY = "strict-origin"  # nosec B105: a header value
+TOKEN_PAGE_REFERRER_POLICY = "strict-origin"  # noqa: S105 a header value
 
 
 def token_page_referrer_policy(view):
@@ -326,9 +326,14 @@ def sessions_end_others(request: HttpRequest) -> HttpResponse:
     except ReauthenticationRequired:
         return _reauthenticate_redirect(request, reverse("accounts:sessions"))
     ended = security_reset(
-        user=request.user, reason=EndReason.ENDED_BY_USER, keep_session_id=current, client=ClientInfo.from_request(request)
+        user=request.user,
+        reason=EndReason.ENDED_BY_USER,
+        keep_session_id=current,
+        client=ClientInfo.from_request(request),
     )
-    messages.success(request, f"Other sessions ended: {ended}. Links we had emailed you and not yet used no longer work.")
+    messages.success(
+        request, f"Other sessions ended: {ended}. Links we had emailed you and not yet used no longer work."
+    )
     return redirect("accounts:sessions")
 
 
@@ -362,7 +367,9 @@ def delete_account_view(request: HttpRequest) -> HttpResponse:
     form = DeleteAccountForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            delete_account(user=request.user, password=form.cleaned_data["password"], client=ClientInfo.from_request(request))
+            delete_account(
+                user=request.user, password=form.cleaned_data["password"], client=ClientInfo.from_request(request)
+            )
         except AccountError as error:
             add_flow_error(form, error)
         else:

@@ -17,7 +17,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 USERS = int(os.environ.get("BENCH_USERS", "20"))
 TODOS_PER_USER = 10
-PASSWORD = "bench passphrase 42 horse"  # nosec B105: a throwaway benchmark account
+PASSWORD = "bench passphrase 42 horse"
 TABS_EMAIL = "tabs@bench.example"
 KEEP_TABLES = {"django_content_type", "auth_permission", "auth_group", "auth_group_permissions", "django_site"}
 
@@ -98,7 +98,9 @@ def _measure(call) -> tuple[object, list]:
 def _describe(sql: str) -> str:
     """'SELECT sessions FOR UPDATE', 'UPDATE sessions', 'INSERT rotated_refresh_tokens', ..."""
     table = re.search(r'(?:FROM|UPDATE|INTO) "([^"]+)"', sql)
-    return " ".join(filter(None, [sql.split()[0], table and table.group(1), "FOR UPDATE" if "FOR UPDATE" in sql else ""]))
+    return " ".join(
+        filter(None, [sql.split()[0], table and table.group(1), "FOR UPDATE" if "FOR UPDATE" in sql else ""])
+    )
 
 
 def _transactions(statements) -> int:
@@ -204,15 +206,25 @@ def live(kind: str, email: str, token: str) -> dict:
 
         sessions = [s for s in DeviceSession.objects.filter(user=user) if s.is_live()]
         held = any(s.refresh_token_hash == hash_token(token) for s in sessions)
-        return {"live": len(sessions), "sessions": len(sessions), "client_token_live": held,
-                "meaning": "live device sessions, one refresh token each"}
+        return {
+            "live": len(sessions),
+            "sessions": len(sessions),
+            "client_token_live": held,
+            "meaning": "live device sessions, one refresh token each",
+        }
     if kind == "simplejwt":
         from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
-        jtis = set(OutstandingToken.objects.filter(
-            user=user, expires_at__gt=timezone.now(), blacklistedtoken__isnull=True).values_list("jti", flat=True))
-        return {"live": len(jtis), "client_token_live": _jti(token) in jtis,
-                "meaning": "outstanding, unexpired, not blacklisted refresh tokens"}
+        jtis = set(
+            OutstandingToken.objects.filter(
+                user=user, expires_at__gt=timezone.now(), blacklistedtoken__isnull=True
+            ).values_list("jti", flat=True)
+        )
+        return {
+            "live": len(jtis),
+            "client_token_live": _jti(token) in jtis,
+            "meaning": "outstanding, unexpired, not blacklisted refresh tokens",
+        }
     from django.contrib.sessions.models import Session
 
     now, jtis, sessions = time.time(), set(), 0
@@ -221,8 +233,12 @@ def live(kind: str, email: str, token: str) -> dict:
         if data.get("_auth_user_id") == str(user.pk):
             sessions += 1
             jtis |= {jti for jti, exp in data.get("headless_refresh_tokens", {}).items() if exp > now}
-    return {"live": len(jtis), "sessions": sessions, "client_token_live": _jti(token) in jtis,
-            "meaning": "unexpired refresh-token ids held by the user's sessions"}
+    return {
+        "live": len(jtis),
+        "sessions": sessions,
+        "client_token_live": _jti(token) in jtis,
+        "meaning": "unexpired refresh-token ids held by the user's sessions",
+    }
 
 
 def main() -> None:

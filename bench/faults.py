@@ -37,8 +37,11 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Debian's PostgreSQL binaries (15 here; the newest installed version if there are several).
-PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda bin_dir: int(bin_dir.parent.name),
-             default=Path("/usr/lib/postgresql/15/bin"))
+PG_BIN = max(
+    Path("/usr/lib/postgresql").glob("*/bin"),
+    key=lambda bin_dir: int(bin_dir.parent.name),
+    default=Path("/usr/lib/postgresql/15/bin"),
+)
 EMAIL = "faults@example.com"
 UNVERIFIED_EMAIL = "pending@example.com"
 PASSWORD = "correct horse battery staple"
@@ -49,18 +52,7 @@ OUTAGE_SECONDS = 5.0  # how long PostgreSQL stays down in (a)
 MAIL_SETTLE_SECONDS = 2.0  # emails are sent on a background thread: wait this long before counting
 REQUEST_TIMEOUT = 15.0
 MAX_RUN_SECONDS = 170
-RATE_LIMITS_OFF = {
-    name: "1000000/m"
-    for name in (
-        "RATE_LIMIT_SIGN_IN_PER_ACCOUNT",
-        "RATE_LIMIT_SIGN_IN_PER_IP",
-        "RATE_LIMIT_SIGN_UP_PER_IP",
-        "RATE_LIMIT_MAILS_PER_ADDRESS",
-        "RATE_LIMIT_MAILS_PER_IP",
-        "RATE_LIMIT_REFRESH_PER_SESSION",
-        "RATE_LIMIT_PASSWORD_CHANGE_PER_USER",
-    )
-}
+RATE_LIMITS_OFF = dict.fromkeys(("RATE_LIMIT_SIGN_IN_PER_ACCOUNT", "RATE_LIMIT_SIGN_IN_PER_IP", "RATE_LIMIT_SIGN_UP_PER_IP", "RATE_LIMIT_MAILS_PER_ADDRESS", "RATE_LIMIT_MAILS_PER_IP", "RATE_LIMIT_REFRESH_PER_SESSION", "RATE_LIMIT_PASSWORD_CHANGE_PER_USER"), "1000000/m")
 SEED = f"""
 from django.utils import timezone
 from accounts.models import User
@@ -233,8 +225,16 @@ class App:
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(
             # No control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared by every gunicorn on the machine.
-            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--no-control-socket", *extra_args,
-             "config.wsgi"],
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "config/gunicorn.conf.py",
+                "--no-control-socket",
+                *extra_args,
+                "config.wsgi",
+            ],
             cwd=PROJECT_ROOT,
             env={**env, "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)},
             stdout=self._log,
@@ -337,8 +337,21 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.root), "--logfile", str(self.root / "redis.log")],
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+                "--logfile",
+                str(self.root / "redis.log"),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -431,8 +444,9 @@ def scenario_database_down(app: App, pg: PrivatePostgres) -> None:
     back = time.monotonic()
 
     def recovered() -> bool:
-        return any(what not in ("healthz", "readyz") and 200 <= r.status < 300 and r.ended > back
-                   for what, r in records)
+        return any(
+            what not in ("healthz", "readyz") and 200 <= r.status < 300 and r.ended > back for what, r in records
+        )
 
     wait_until(recovered, timeout=15)
     time.sleep(1)
@@ -447,55 +461,81 @@ def scenario_database_down(app: App, pg: PrivatePostgres) -> None:
     strictly = [(what, r) for what, r in api if r.started >= down and r.ended <= starting]  # wholly inside it
     kinds = sorted({what for what, _ in strictly})
     strictly = [r for _, r in strictly]
-    info("load", f"{len(api)} API requests ({len(attempted)} creates), {len(health)} /healthz/ probes; "
-         f"PostgreSQL down {starting - down:.1f} s (stop took {down - stopping:.2f} s, start {back - starting:.2f} s)")
+    info(
+        "load",
+        f"{len(api)} API requests ({len(attempted)} creates), {len(health)} /healthz/ probes; "
+        f"PostgreSQL down {starting - down:.1f} s (stop took {down - stopping:.2f} s, start {back - starting:.2f} s)",
+    )
 
     bad = [(what, r.status, r.code) for what, r in api if not ok_or_unavailable(r)]
-    report("a1 no 500, no dropped connection: every API answer is 2xx or 503 service_unavailable + Retry-After",
-           not bad, f"{len(api)} answers; unexpected: {bad[:5]}")
+    report(
+        "a1 no 500, no dropped connection: every API answer is 2xx or 503 service_unavailable + Retry-After",
+        not bad,
+        f"{len(api)} answers; unexpected: {bad[:5]}",
+    )
     statuses = sorted({r.status for r in strictly})
-    report("a2 every API request during the outage is a 503 JSON service_unavailable",
-           bool(strictly) and statuses == [503] and all(r.code == "service_unavailable" for r in strictly),
-           f"{len(strictly)} requests ({', '.join(kinds)}), statuses {statuses}")
+    report(
+        "a2 every API request during the outage is a 503 JSON service_unavailable",
+        bool(strictly) and statuses == [503] and all(r.code == "service_unavailable" for r in strictly),
+        f"{len(strictly)} requests ({', '.join(kinds)}), statuses {statuses}",
+    )
     slowest = max((r.seconds for r in during), default=0.0)
-    report(f"a3 they fail fast (max latency < {FAIL_FAST_SECONDS:.0f} s)", slowest < FAIL_FAST_SECONDS,
-           f"max {slowest * 1000:.0f} ms over {len(during)} requests overlapping the outage")
+    report(
+        f"a3 they fail fast (max latency < {FAIL_FAST_SECONDS:.0f} s)",
+        slowest < FAIL_FAST_SECONDS,
+        f"max {slowest * 1000:.0f} ms over {len(during)} requests overlapping the outage",
+    )
     health_slowest = max((r.seconds for r in health), default=99.0)
-    report(f"a4 /healthz/ stays 200 and quick (< {HEALTHZ_SECONDS:.0f} s) throughout",
-           bool(health) and all(r.status == 200 for r in health) and health_slowest < HEALTHZ_SECONDS,
-           f"{len(health)} probes, statuses {sorted({r.status for r in health})}, max {health_slowest * 1000:.0f} ms")
+    report(
+        f"a4 /healthz/ stays 200 and quick (< {HEALTHZ_SECONDS:.0f} s) throughout",
+        bool(health) and all(r.status == 200 for r in health) and health_slowest < HEALTHZ_SECONDS,
+        f"{len(health)} probes, statuses {sorted({r.status for r in health})}, max {health_slowest * 1000:.0f} ms",
+    )
     ready_down = [r for r in ready if r.started >= down and r.ended <= starting]
     unready = [r for r in ready_down if r.status == 503 and r.body["database"] == "unavailable"]
-    report("a5 /readyz/ is 503 (database unavailable) during the outage and 200 after it",
-           bool(ready_down) and unready == ready_down and bool(ready) and ready[-1].status == 200,
-           f"{len(ready_down)} probes during, last {ready[-1].status if ready else None}")
+    report(
+        "a5 /readyz/ is 503 (database unavailable) during the outage and 200 after it",
+        bool(ready_down) and unready == ready_down and bool(ready) and ready[-1].status == 200,
+        f"{len(ready_down)} probes during, last {ready[-1].status if ready else None}",
+    )
     first_ok = min((r.ended for _, r in api if 200 <= r.status < 300 and r.ended > down), default=None)
     recovery = None if first_ok is None else max(0.0, first_ok - back)
-    report(f"a6 recovers by itself within {FAIL_FAST_SECONDS:.0f} s of the database being back (first 2xx)",
-           recovery is not None and recovery < FAIL_FAST_SECONDS,
-           "never" if recovery is None else f"first 2xx {(first_ok - starting) * 1000:.0f} ms after pg_ctl start "
-           f"was run, {recovery * 1000:.0f} ms after it returned")
-    after = {what: action().status for what, action in [
-        ("create", lambda: writer.call("POST", "/api/todos/", {"title": "after the outage"})),
-        ("list", lambda: reader.call("GET", "/api/todos/")),
-        ("refresh", reader.refresh),
-        ("login", Client(app.port).login),
-    ]}
+    report(
+        f"a6 recovers by itself within {FAIL_FAST_SECONDS:.0f} s of the database being back (first 2xx)",
+        recovery is not None and recovery < FAIL_FAST_SECONDS,
+        "never"
+        if recovery is None
+        else f"first 2xx {(first_ok - starting) * 1000:.0f} ms after pg_ctl start "
+        f"was run, {recovery * 1000:.0f} ms after it returned",
+    )
+    after = {
+        what: action().status
+        for what, action in [
+            ("create", lambda: writer.call("POST", "/api/todos/", {"title": "after the outage"})),
+            ("list", lambda: reader.call("GET", "/api/todos/")),
+            ("refresh", reader.refresh),
+            ("login", Client(app.port).login),
+        ]
+    }
     report("a7 afterwards every kind of request succeeds", all(200 <= s < 300 for s in after.values()), str(after))
 
     counts = dict(pg.query("SELECT title, count(*) FROM todos_todo WHERE title LIKE 'fault-%%' GROUP BY title"))
     missing = [t for t in acknowledged if counts.get(t, 0) != 1]
     doubled = [t for t, n in counts.items() if n > 1]
     ambiguous = len(set(counts) - set(acknowledged))
-    report("a8 every acknowledged (201) todo exists exactly once, none written twice",
-           not missing and not doubled,
-           f"{len(acknowledged)} acknowledged of {len(attempted)} attempted; missing/not once {len(missing)}, "
-           f"doubled {len(doubled)}; stored without a 201 (answer lost in the outage) {ambiguous}")
+    report(
+        "a8 every acknowledged (201) todo exists exactly once, none written twice",
+        not missing and not doubled,
+        f"{len(acknowledged)} acknowledged of {len(attempted)} attempted; missing/not once {len(missing)}, "
+        f"doubled {len(doubled)}; stored without a 201 (answer lost in the outage) {ambiguous}",
+    )
     output = app.output()
     workers_after = app.workers()
-    report("a9 no worker hung or was replaced (no WORKER TIMEOUT, same worker PIDs)",
-           "WORKER TIMEOUT" not in output and workers_before == workers_after,
-           f"workers {workers_before} -> {workers_after}")
+    report(
+        "a9 no worker hung or was replaced (no WORKER TIMEOUT, same worker PIDs)",
+        "WORKER TIMEOUT" not in output and workers_before == workers_after,
+        f"workers {workers_before} -> {workers_after}",
+    )
 
 
 def scenario_redis_down(app: App, redis: PrivateRedis, mail_dir: Path) -> dict:
@@ -507,13 +547,16 @@ def scenario_redis_down(app: App, redis: PrivateRedis, mail_dir: Path) -> dict:
     baseline = {
         "reset": http(app.port, "POST", "/api/auth/password/reset/", {"email": EMAIL}),
         "resend": http(app.port, "POST", "/api/auth/email/verify/resend/", {"email": UNVERIFIED_EMAIL}),
-        "register": http(app.port, "POST", "/api/auth/register/",
-                         {"email": "new-b@example.com", "password": PASSWORD, "name": "New"}),
+        "register": http(
+            app.port, "POST", "/api/auth/register/", {"email": "new-b@example.com", "password": PASSWORD, "name": "New"}
+        ),
     }
     sent = wait_until(lambda: mails_sent(mail_dir) >= before + 3, timeout=5) and mails_sent(mail_dir) - before
-    report("b0 control, Redis up: reset, resend and sign-up answer 202 and each sends its email",
-           all(r.status == 202 for r in baseline.values()) and sent == 3,
-           f"statuses {[r.status for r in baseline.values()]}, {sent} emails")
+    report(
+        "b0 control, Redis up: reset, resend and sign-up answer 202 and each sends its email",
+        all(r.status == 202 for r in baseline.values()) and sent == 3,
+        f"statuses {[r.status for r in baseline.values()]}, {sent} emails",
+    )
 
     redis.stop()
     try:
@@ -538,33 +581,45 @@ def scenario_redis_down(app: App, redis: PrivateRedis, mail_dir: Path) -> dict:
         def status(what: str) -> int:
             return replies[what].status
 
-        report("b1 todo API keeps working for valid tokens (revocation falls back to the database)",
-               status("create") == 201 and status("list") == 200 and status("todos with the refreshed token") == 200,
-               f"create {status('create')}, list {status('list')}, "
-               f"with refreshed token {status('todos with the refreshed token')}")
+        report(
+            "b1 todo API keeps working for valid tokens (revocation falls back to the database)",
+            status("create") == 201 and status("list") == 200 and status("todos with the refreshed token") == 200,
+            f"create {status('create')}, list {status('list')}, "
+            f"with refreshed token {status('todos with the refreshed token')}",
+        )
         report("b2 sign-in works (allow)", status("login") == 200, f"{status('login')}")
         report("b3 refresh works (allow)", status("refresh") == 200, f"{status('refresh')}")
-        report("b4 password change is refused: 429 rate_limited (deny)",
-               status("password change") == 429 and replies["password change"].code == "rate_limited",
-               f"{status('password change')} {replies['password change'].code}, "
-               f"Retry-After {replies['password change'].headers.get('retry-after')}")
+        report(
+            "b4 password change is refused: 429 rate_limited (deny)",
+            status("password change") == 429 and replies["password change"].code == "rate_limited",
+            f"{status('password change')} {replies['password change'].code}, "
+            f"Retry-After {replies['password change'].headers.get('retry-after')}",
+        )
         same = all(replies[k].status == 202 and replies[k].body == baseline[k].body for k in ("reset", "resend"))
-        report("b5 reset and verification requests answer as usual (202, same body) and send no email (skip)",
-               same and skipped == 0, f"statuses {status('reset')}/{status('resend')}, same bodies {same}, "
-               f"{skipped} emails sent")
+        report(
+            "b5 reset and verification requests answer as usual (202, same body) and send no email (skip)",
+            same and skipped == 0,
+            f"statuses {status('reset')}/{status('resend')}, same bodies {same}, {skipped} emails sent",
+        )
         body = replies["readyz"].body
-        report("b6 /readyz/ is 503 with the cache unavailable (database ok)",
-               status("readyz") == 503 and body.get("cache") == "unavailable" and body.get("database") == "ok",
-               f"{status('readyz')} {body}")
+        report(
+            "b6 /readyz/ is 503 with the cache unavailable (database ok)",
+            status("readyz") == 503 and body.get("cache") == "unavailable" and body.get("database") == "ok",
+            f"{status('readyz')} {body}",
+        )
         slowest = max(replies.values(), key=lambda r: r.seconds)
-        report(f"b7 every answer while Redis is down is quick (< {FAIL_FAST_SECONDS:.0f} s) and none is 5xx",
-               slowest.seconds < FAIL_FAST_SECONDS and all(r.status < 500 or w == "readyz" for w, r in replies.items()),
-               f"max {slowest.seconds * 1000:.0f} ms")
+        report(
+            f"b7 every answer while Redis is down is quick (< {FAIL_FAST_SECONDS:.0f} s) and none is 5xx",
+            slowest.seconds < FAIL_FAST_SECONDS and all(r.status < 500 or w == "readyz" for w, r in replies.items()),
+            f"max {slowest.seconds * 1000:.0f} ms",
+        )
         before = mails_sent(mail_dir)
         signup = http(app.port, "POST", "/api/auth/register/", {"email": EMAIL, "password": PASSWORD, "name": "X"})
         time.sleep(MAIL_SETTLE_SECONDS)
-        info("sign-up of an existing address while Redis is down (documented: allowed)",
-             f"{signup.status}, {mails_sent(mail_dir) - before} 'account exists' email(s) sent, not rate limited")
+        info(
+            "sign-up of an existing address while Redis is down (documented: allowed)",
+            f"{signup.status}, {mails_sent(mail_dir) - before} 'account exists' email(s) sent, not rate limited",
+        )
     finally:
         redis.start()
 
@@ -581,10 +636,20 @@ def scenario_redis_down(app: App, redis: PrivateRedis, mail_dir: Path) -> dict:
         "reset": http(app.port, "POST", "/api/auth/password/reset/", {"email": EMAIL}).status,
     }
     sent = wait_until(lambda: mails_sent(mail_dir) > before, timeout=5)
-    report("b8 Redis back: all normal (password change checks the password again instead of 429; reset mails)",
-           normal == {"readyz": 200, "login": 200, "refresh": 200, "create": 201,
-                      "wrong current password": "invalid_password", "reset": 202} and sent,
-           f"{normal}, reset email sent {sent}")
+    report(
+        "b8 Redis back: all normal (password change checks the password again instead of 429; reset mails)",
+        normal
+        == {
+            "readyz": 200,
+            "login": 200,
+            "refresh": 200,
+            "create": 201,
+            "wrong current password": "invalid_password",
+            "reset": 202,
+        }
+        and sent,
+        f"{normal}, reset email sent {sent}",
+    )
     return {k: r.body for k, r in baseline.items()}
 
 
@@ -593,25 +658,36 @@ def scenario_email_down(app: App, baseline_bodies: dict) -> None:
     replies = {
         "reset": http(app.port, "POST", "/api/auth/password/reset/", {"email": EMAIL}),
         "resend": http(app.port, "POST", "/api/auth/email/verify/resend/", {"email": UNVERIFIED_EMAIL}),
-        "register": http(app.port, "POST", "/api/auth/register/",
-                         {"email": "new-c@example.com", "password": PASSWORD, "name": "New"}),
+        "register": http(
+            app.port, "POST", "/api/auth/register/", {"email": "new-c@example.com", "password": PASSWORD, "name": "New"}
+        ),
     }
     same = {k: r.status == 202 and r.body == baseline_bodies[k] for k, r in replies.items()}
-    report("c1 reset, resend verification and sign-up answer as usual (202, same bodies)", all(same.values()),
-           f"statuses {[r.status for r in replies.values()]}, same bodies {same}")
+    report(
+        "c1 reset, resend verification and sign-up answer as usual (202, same bodies)",
+        all(same.values()),
+        f"statuses {[r.status for r in replies.values()]}, same bodies {same}",
+    )
 
     def failures() -> list[str]:
         return [line for line in app.output().splitlines() if "email failed: ConnectionRefusedError" in line]
 
     wait_until(lambda: len(failures()) >= 3, timeout=5)
     logged = failures()
-    templates = sorted({line.split("Sending the ")[1].split(" email")[0].strip("'")
-                        for line in logged if "Sending the " in line})
-    report("c2 each failure is logged on the server's stderr", len(logged) >= 3,
-           f"{len(logged)} log lines, templates {templates}")
+    templates = sorted(
+        {line.split("Sending the ")[1].split(" email")[0].strip("'") for line in logged if "Sending the " in line}
+    )
+    report(
+        "c2 each failure is logged on the server's stderr",
+        len(logged) >= 3,
+        f"{len(logged)} log lines, templates {templates}",
+    )
     client = Client(app.port)
-    todo = {"login": client.login().status, "create": client.call("POST", "/api/todos/", {"title": "mail down"}).status,
-            "list": client.call("GET", "/api/todos/").status}
+    todo = {
+        "login": client.login().status,
+        "create": client.call("POST", "/api/todos/", {"title": "mail down"}).status,
+        "list": client.call("GET", "/api/todos/").status,
+    }
     report("c3 the todo API is unaffected", todo == {"login": 200, "create": 201, "list": 200}, str(todo))
 
 

@@ -52,10 +52,16 @@ class Ours:
 
     def login(self, h: Http, email: str) -> dict | None:
         _, cookies, _ = h.call("GET", "/api/auth/csrf/")
-        status, set_cookies, data = h.call("POST", "/api/auth/login/", json.dumps({"email": email, "password": PASSWORD}), JSON)
+        status, set_cookies, data = h.call(
+            "POST", "/api/auth/login/", json.dumps({"email": email, "password": PASSWORD}), JSON
+        )
         if status != 200:
             return None
-        return {"access": _json(data)["access"], "refresh": set_cookies.get("todo_refresh"), "csrf": cookies.get("csrftoken")}
+        return {
+            "access": _json(data)["access"],
+            "refresh": set_cookies.get("todo_refresh"),
+            "csrf": cookies.get("csrftoken"),
+        }
 
     def refresh(self, h: Http, s: dict) -> tuple[bool, str | None]:
         headers = {"Cookie": f"csrftoken={s['csrf']}; todo_refresh={s['refresh']}", "X-CSRFToken": s["csrf"]}

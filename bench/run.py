@@ -57,9 +57,7 @@ def ensure_peer_environments() -> None:
             continue
         print(f"creating {VENVS / peer} ...", flush=True)
         subprocess.run(["uv", "venv", "-q", str(VENVS / peer)], check=True, timeout=300)
-        subprocess.run(
-            ["uv", "pip", "install", "-q", "--python", python_of(peer), *packages], check=True, timeout=600
-        )
+        subprocess.run(["uv", "pip", "install", "-q", "--python", python_of(peer), *packages], check=True, timeout=600)
 
 
 def ensure_databases() -> None:
@@ -90,9 +88,18 @@ def env_of(kind: str, port: int) -> dict:
             ARGON2_TIME_COST="2",
             ARGON2_MEMORY_COST_KIB="19456",
             ARGON2_PARALLELISM="1",
-            **{f"RATE_LIMIT_{name}": limit for name in (
-                "SIGN_IN_PER_ACCOUNT", "SIGN_IN_PER_IP", "SIGN_UP_PER_IP", "MAILS_PER_ADDRESS",
-                "MAILS_PER_IP", "REFRESH_PER_SESSION", "PASSWORD_CHANGE_PER_USER")},
+            **{
+                f"RATE_LIMIT_{name}": limit
+                for name in (
+                    "SIGN_IN_PER_ACCOUNT",
+                    "SIGN_IN_PER_IP",
+                    "SIGN_UP_PER_IP",
+                    "MAILS_PER_ADDRESS",
+                    "MAILS_PER_IP",
+                    "REFRESH_PER_SESSION",
+                    "PASSWORD_CHANGE_PER_USER",
+                )
+            },
         )
     else:
         env.update(DJANGO_SETTINGS_MODULE=f"{kind}_peer.settings", PEER_DB_NAME=DATABASES[kind])
@@ -102,7 +109,11 @@ def env_of(kind: str, port: int) -> dict:
 def djtool(kind: str, *args: str, token: str = "") -> dict:
     result = subprocess.run(
         [python_of(kind), str(BENCH / "djtool.py"), *args[:1], kind, *args[1:]],
-        env={**env_of(kind, SERVERS[kind]), "BENCH_TOKEN": token}, cwd=ROOT, capture_output=True, text=True, timeout=180,
+        env={**env_of(kind, SERVERS[kind]), "BENCH_TOKEN": token},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     if result.returncode != 0:
         raise RuntimeError(f"djtool {args[0]} {kind} failed:\n{result.stderr[-3000:]}")
@@ -333,7 +344,9 @@ def logins(port: int, proto, emails: list[str]) -> list[dict]:
     return sessions
 
 
-def run_workloads(live: dict, owners: dict, argon2_run, duration: float, warmup: float, rounds: int, tokens: dict) -> dict:
+def run_workloads(
+    live: dict, owners: dict, argon2_run, duration: float, warmup: float, rounds: int, tokens: dict
+) -> dict:
     emails = [email_of(i) for i in range(USERS)]
     runs = {"a": {}, "b": {}, "c": {}}
     for kind, (port, sampler) in live.items():
@@ -345,7 +358,9 @@ def run_workloads(live: dict, owners: dict, argon2_run, duration: float, warmup:
             runs["a"]["floor"] = server_slice(port, floor, sampler)
         sessions = logins(port, proto, emails[CLIENTS : 2 * CLIENTS])
         runs["b"][kind] = server_slice(port, [loadgen.refresh_chain_step(proto, s) for s in sessions], sampler)
-        runs["c"][kind] = server_slice(port, [loadgen.login_step(proto, emails[i::CLIENTS]) for i in range(CLIENTS)], sampler)
+        runs["c"][kind] = server_slice(
+            port, [loadgen.login_step(proto, emails[i::CLIENTS]) for i in range(CLIENTS)], sampler
+        )
     runs["c"]["argon2"] = argon2_run
     slices = max(1, round(duration / 2))
     results = {}
@@ -370,9 +385,14 @@ def ratio(x: float, y: float) -> float:
 
 
 def evaluate(res: dict, sql: dict) -> tuple[dict, list]:
-    ratios = {w: {f"ours/{peer}": ratio(res[w]["ours"]["rps"], res[w][peer]["rps"]) for peer in ("simplejwt", "allauth")} for w in "abcd"}
+    ratios = {
+        w: {f"ours/{peer}": ratio(res[w]["ours"]["rps"], res[w][peer]["rps"]) for peer in ("simplejwt", "allauth")}
+        for w in "abcd"
+    }
     ratios["a"]["ours/floor"] = ratio(res["a"]["ours"]["rps"], res["a"]["floor"]["rps"])
-    ratios["b"]["ours/faster peer"] = ratio(res["b"]["ours"]["rps"], max(res["b"]["simplejwt"]["rps"], res["b"]["allauth"]["rps"]))
+    ratios["b"]["ours/faster peer"] = ratio(
+        res["b"]["ours"]["rps"], max(res["b"]["simplejwt"]["rps"], res["b"]["allauth"]["rps"])
+    )
     ratios["c"]["ours/argon2-only"] = ratio(res["c"]["ours"]["rps"], res["c"]["argon2"]["rps"])
     # The same comparisons by CPU time per request (other ÷ ours): less sensitive to other work on the machine.
     for w in "abcd":
@@ -405,8 +425,10 @@ def evaluate(res: dict, sql: dict) -> tuple[dict, list]:
 
 def print_report(res: dict, sql: dict, ratios: dict, verdicts: list, meta: dict) -> None:
     print(f"\n{meta['note']}")
-    print(f"Other processes on the machine used {meta['others_during']:.0%} of the cores during the measurements"
-          f" ({meta['busy_before']:.0%} just before).")
+    print(
+        f"Other processes on the machine used {meta['others_during']:.0%} of the cores during the measurements"
+        f" ({meta['busy_before']:.0%} just before)."
+    )
     if max(meta["busy_before"], meta["others_during"]) > 0.1:
         print("WARNING: the machine was not quiet: the numbers are unreliable; run again on a quiet machine.")
     print()
@@ -417,27 +439,35 @@ def print_report(res: dict, sql: dict, ratios: dict, verdicts: list, meta: dict)
         print(head)
         for name, r in res[w].items():
             q = sql["ours"]["floor"] if name == "floor" else sql.get(name, {}).get(w, "-")
-            print(f"{labels.get(name, name):<22}{r['rps']:>9}{r['p50_ms']:>9}{r['p99_ms']:>9}{r['errors']:>8}{q!s:>9}"
-                  f"{r['cpu_ms']!s:>12}{r['peak_rss_mb']!s:>13}")
+            print(
+                f"{labels.get(name, name):<22}{r['rps']:>9}{r['p50_ms']:>9}{r['p99_ms']:>9}{r['errors']:>8}{q!s:>9}"
+                f"{r['cpu_ms']!s:>12}{r['peak_rss_mb']!s:>13}"
+            )
         if w == "d":
             for k, d in res[w].items():
                 live = d["live_after"]
                 where = f" in {live['sessions']} session(s)" if "sessions" in live else ""
                 held = "is" if live["client_token_live"] else "is NOT"
-                print(f"  {k}: {live['live']} live refresh token(s){where} afterwards ({live['meaning']}), the client's {held} one of them; "
-                      f"{d['extra_new_tokens']} extra new tokens minted, {d['relogins']} re-sign-ins after a broken chain")
+                print(
+                    f"  {k}: {live['live']} live refresh token(s){where} afterwards ({live['meaning']}), the client's {held} one of them; "
+                    f"{d['extra_new_tokens']} extra new tokens minted, {d['relogins']} re-sign-ins after a broken chain"
+                )
         by_cpu = ratios[w]["by CPU/req"]
         print("  ratios of req/s: " + ", ".join(f"{k} {v}x" for k, v in ratios[w].items() if k != "by CPU/req"))
         print("  ratios by CPU/req: " + ", ".join(f"{k} {v}x" for k, v in by_cpu.items()) + "\n")
     print("ours, statements of one refresh: " + " | ".join(sql["ours"]["refresh_statements"]))
     print("\ntargets")
     for v in verdicts:
-        print(f"  {'PASS' if v['pass'] else 'MISS'}  {v['target']:<36} {v['value']!s:>6}  (goal {v['goal']}, margin {v['margin']})")
+        print(
+            f"  {'PASS' if v['pass'] else 'MISS'}  {v['target']:<36} {v['value']!s:>6}  (goal {v['goal']}, margin {v['margin']})"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 s per workload and target instead of 8, 10 rounds of (d)")
+    parser.add_argument(
+        "--quick", action="store_true", help="4 s per workload and target instead of 8, 10 rounds of (d)"
+    )
     args = parser.parse_args()
     duration, warmup, rounds = (4.0, 0.5, 10) if args.quick else (8.0, 1.0, 20)
     began = time.monotonic()
@@ -459,18 +489,27 @@ def main() -> int:
         before = cpu_accounting()
         results = run_workloads(live, owners, argon2_slice(pool, encoded), duration, warmup, rounds, tokens)
         after = cpu_accounting()
-    wall, busy_cpu, own_cpu = (b - a for a, b in zip(before, after))
+    wall, busy_cpu, own_cpu = (b - a for a, b in zip(before, after, strict=False))
     others = round(max(0.0, busy_cpu - own_cpu) / (wall * os.cpu_count()), 2)
     for kind in SERVERS:
         results["d"][kind]["live_after"] = djtool(kind, "live", TABS_EMAIL, token=tokens[kind])
     ratios, verdicts = evaluate(results, sql)
     meta = {
-        "busy_before": busy, "others_during": others, "duration_s": duration, "warmup_s": warmup, "d_rounds": rounds,
-        "clients": CLIENTS, "workers": WORKERS, "cores": os.cpu_count(), "users": USERS,
-        "note": (f"{os.cpu_count()} cores shared by the server under test (gunicorn, {WORKERS} sync workers), PostgreSQL, "
-                 f"Redis and this Python load generator. One server loaded at a time, {CLIENTS} closed-loop clients, "
-                 f"{duration:g} s per server and workload (after {warmup:g} s warm-up), taken in 2 s slices in turn. "
-                 "CPU ms/req: gunicorn workers' CPU time per request. Compare ratios, not absolute numbers."),
+        "busy_before": busy,
+        "others_during": others,
+        "duration_s": duration,
+        "warmup_s": warmup,
+        "d_rounds": rounds,
+        "clients": CLIENTS,
+        "workers": WORKERS,
+        "cores": os.cpu_count(),
+        "users": USERS,
+        "note": (
+            f"{os.cpu_count()} cores shared by the server under test (gunicorn, {WORKERS} sync workers), PostgreSQL, "
+            f"Redis and this Python load generator. One server loaded at a time, {CLIENTS} closed-loop clients, "
+            f"{duration:g} s per server and workload (after {warmup:g} s warm-up), taken in 2 s slices in turn. "
+            "CPU ms/req: gunicorn workers' CPU time per request. Compare ratios, not absolute numbers."
+        ),
     }
     print_report(results, sql, ratios, verdicts, meta)
     meta["total_s"] = round(time.monotonic() - began, 1)

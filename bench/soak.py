@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faults import PASSWORD, App, Client, info, manage, production_env, report, _results
+from faults import PASSWORD, App, Client, _results, info, manage, production_env, report
 
 CAPACITY_CLIENTS = 8
 CAPACITY_SECONDS = 10
@@ -56,8 +56,14 @@ LAG_LIMIT_SECONDS = 1.0  # p99 of how late requests left the client; more means 
 MAX_TODOS_PER_USER = 40
 REDIS_URL = "redis://127.0.0.1:6379/6"
 # (operation, weight, expected status)
-WORKLOAD = [("sign-in", 5, 200), ("refresh", 10, 200), ("create", 25, 201), ("list", 30, 200),
-            ("update", 15, 200), ("delete", 15, 204)]
+WORKLOAD = [
+    ("sign-in", 5, 200),
+    ("refresh", 10, 200),
+    ("create", 25, 201),
+    ("list", 30, 200),
+    ("update", 15, 200),
+    ("delete", 15, 204),
+]
 EXPECTED = {op: status for op, _, status in WORKLOAD}
 
 
@@ -216,18 +222,27 @@ def ms(seconds: float) -> str:
 
 
 def psql(sql: str) -> None:
-    subprocess.run(["psql", "-U", "postgres", "-h", "127.0.0.1", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["psql", "-U", "postgres", "-h", "127.0.0.1", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def seed_users(env: dict, count: int) -> list[str]:
     emails = [f"soak{n}@example.com" for n in range(count)]
-    manage(env, "shell", "-c", (
-        "from django.utils import timezone\nfrom accounts.models import User\n"
-        f"for email in {emails!r}:\n"
-        f"    User.objects.create_user(email=email, password={PASSWORD!r}, name='Soak',\n"
-        "                             email_verified_at=timezone.now())\n"
-    ))
+    manage(
+        env,
+        "shell",
+        "-c",
+        (
+            "from django.utils import timezone\nfrom accounts.models import User\n"
+            f"for email in {emails!r}:\n"
+            f"    User.objects.create_user(email=email, password={PASSWORD!r}, name='Soak',\n"
+            "                             email_verified_at=timezone.now())\n"
+        ),
+    )
     return emails
 
 
@@ -240,10 +255,12 @@ def check_database(database_url: str, users: list[VirtualUser]) -> None:
     missing = [i for user in users for i in user.titles if i not in stored]
     wrong_title = [i for user in users for i, t in user.titles.items() if t is not None and stored.get(i, t) != t]
     resurrected = [i for user in users for i in user.deleted if i in stored]
-    report("every acknowledged todo is stored with its last acknowledged title; acknowledged deletions are gone",
-           not missing and not wrong_title and not resurrected,
-           f"{present} live todos checked: {len(missing)} missing, {len(wrong_title)} wrong title; "
-           f"{sum(len(u.deleted) for u in users)} deletions checked: {len(resurrected)} still present")
+    report(
+        "every acknowledged todo is stored with its last acknowledged title; acknowledged deletions are gone",
+        not missing and not wrong_title and not resurrected,
+        f"{present} live todos checked: {len(missing)} missing, {len(wrong_title)} wrong title; "
+        f"{sum(len(u.deleted) for u in users)} deletions checked: {len(resurrected)} still present",
+    )
 
 
 def summarize(capacity: list[Sample], soak: list[Sample], duration: float, memory: list) -> None:
@@ -251,14 +268,19 @@ def summarize(capacity: list[Sample], soak: list[Sample], duration: float, memor
     server_errors = [s for s in everything if s.status >= 500]
     unexpected = [s for s in everything if s.status != EXPECTED[s.op]]
     report("zero 5xx", not server_errors, f"{len(server_errors)} of {len(everything)} responses")
-    report("no unexpected status (no dropped connection, no 4xx)", not unexpected,
-           f"{len(unexpected)}: {sorted({(s.op, s.status) for s in unexpected})[:8]}")
+    report(
+        "no unexpected status (no dropped connection, no 4xx)",
+        not unexpected,
+        f"{len(unexpected)}: {sorted({(s.op, s.status) for s in unexpected})[:8]}",
+    )
 
     print(f"\n{'operation':<10}{'count':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for op, _, _ in WORKLOAD:
         latencies = [s.latency for s in soak if s.op == op]
-        print(f"{op:<10}{len(latencies):>8}{ms(percentile(latencies, 50))}{ms(percentile(latencies, 95))}"
-              f"{ms(percentile(latencies, 99))}{ms(max(latencies, default=0))}")
+        print(
+            f"{op:<10}{len(latencies):>8}{ms(percentile(latencies, 50))}{ms(percentile(latencies, 95))}"
+            f"{ms(percentile(latencies, 99))}{ms(max(latencies, default=0))}"
+        )
 
     window = 60.0 if duration >= 180 else duration / 3
     # A 15 s window holds ~3000 answers: its p99 is its ~30 slowest, which one
@@ -268,22 +290,28 @@ def summarize(capacity: list[Sample], soak: list[Sample], duration: float, memor
     buckets: dict[int, list[Sample]] = {}
     for sample in soak:
         buckets.setdefault(min(int((sample.due - start) // window), int(duration // window) - 1), []).append(sample)
-    print(f"\n{'window':<14}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-          f"{'lag p99':>9}{'5xx':>5}{'RSS MiB':>9}")
+    print(
+        f"\n{'window':<14}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'lag p99':>9}{'5xx':>5}{'RSS MiB':>9}"
+    )
     tails = []
     for index in sorted(buckets):
         rows = buckets[index]
         latencies = [s.latency for s in rows]
         tails.append(percentile(latencies, tail))
         span = f"{index * window:.0f}-{(index + 1) * window:.0f} s"
-        print(f"{span:<14}{len(rows):>9}{len(rows) / window:>8.1f}{ms(percentile(latencies, 50))}"
-              f"{ms(percentile(latencies, 95))}{ms(percentile(latencies, 99))}"
-              f"{ms(max(latencies))}{ms(percentile([s.sent - s.due for s in rows], 99))}"
-              f"{sum(s.status >= 500 for s in rows):>5}{rss_at(memory, start + (index + 1) * window) / 1024:>9.1f}")
-    report(f"p{tail} stable: last window at most {P99_GROWTH_LIMIT:g}x the first",
-           tails[-1] <= P99_GROWTH_LIMIT * tails[0],
-           f"first {tails[0] * 1000:.1f} ms, last {tails[-1] * 1000:.1f} ms ({tails[-1] / tails[0]:.2f}x), "
-           f"windows of {window:.0f} s")
+        print(
+            f"{span:<14}{len(rows):>9}{len(rows) / window:>8.1f}{ms(percentile(latencies, 50))}"
+            f"{ms(percentile(latencies, 95))}{ms(percentile(latencies, 99))}"
+            f"{ms(max(latencies))}{ms(percentile([s.sent - s.due for s in rows], 99))}"
+            f"{sum(s.status >= 500 for s in rows):>5}{rss_at(memory, start + (index + 1) * window) / 1024:>9.1f}"
+        )
+    report(
+        f"p{tail} stable: last window at most {P99_GROWTH_LIMIT:g}x the first",
+        tails[-1] <= P99_GROWTH_LIMIT * tails[0],
+        f"first {tails[0] * 1000:.1f} ms, last {tails[-1] * 1000:.1f} ms ({tails[-1] / tails[0]:.2f}x), "
+        f"windows of {window:.0f} s",
+    )
 
 
 def rss_at(samples: list, moment: float) -> int:
@@ -295,18 +323,21 @@ def rss_at(samples: list, moment: float) -> int:
 def check_memory(samples: list) -> None:
     first_at, first = samples[0]
     last_at, last = samples[-1]
-    print(f"\n{'worker':<10}{'first MiB':>10}{'last MiB':>10}{'growth':>8}   ({len(samples)} samples, "
-          f"{last_at - first_at:.0f} s apart)")
+    print(
+        f"\n{'worker':<10}{'first MiB':>10}{'last MiB':>10}{'growth':>8}   ({len(samples)} samples, "
+        f"{last_at - first_at:.0f} s apart)"
+    )
     for pid in sorted(set(first) | set(last)):
         before, after = first.get(pid, 0), last.get(pid, 0)
         growth = f"{(after - before) / before:+.1%}" if before and after else "gone/new"
         print(f"{pid:<10}{before / 1024:>10.1f}{after / 1024:>10.1f}{growth:>8}")
     total_before, total_after = sum(first.values()), sum(last.values())
     worst = max((last[p] - first[p]) / first[p] for p in first if p in last and first[p]) if first else 0
-    report(f"worker memory flat: same workers, each and all at most {RSS_GROWTH_LIMIT:.0%} above the first sample",
-           set(first) == set(last) and worst <= RSS_GROWTH_LIMIT
-           and total_after <= total_before * (1 + RSS_GROWTH_LIMIT),
-           f"total {total_before / 1024:.1f} -> {total_after / 1024:.1f} MiB, worst worker {worst:+.1%}")
+    report(
+        f"worker memory flat: same workers, each and all at most {RSS_GROWTH_LIMIT:.0%} above the first sample",
+        set(first) == set(last) and worst <= RSS_GROWTH_LIMIT and total_after <= total_before * (1 + RSS_GROWTH_LIMIT),
+        f"total {total_before / 1024:.1f} -> {total_after / 1024:.1f} MiB, worst worker {worst:+.1%}",
+    )
 
 
 def _watchdog(signum, frame):
@@ -316,8 +347,12 @@ def _watchdog(signum, frame):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=600, help="soak seconds (default 600; CI: 45)")
-    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2 + 1,
-                        help="gunicorn workers (default: the config's 2 x cores + 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=(os.cpu_count() or 1) * 2 + 1,
+        help="gunicorn workers (default: the config's 2 x cores + 1)",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGALRM, _watchdog)
     signal.alarm(int(args.duration) + 300)
@@ -332,22 +367,33 @@ def main() -> int:
     try:
         psql(f"CREATE DATABASE {run_id}")
         created = True
-        env = production_env(database_url=database_url, redis_url=REDIS_URL, key_prefix=run_id,
-                             email_backend="django.core.mail.backends.locmem.EmailBackend", CONN_MAX_AGE="60")
+        env = production_env(
+            database_url=database_url,
+            redis_url=REDIS_URL,
+            key_prefix=run_id,
+            email_backend="django.core.mail.backends.locmem.EmailBackend",
+            CONN_MAX_AGE="60",
+        )
         manage(env, "migrate", "--noinput")
         emails = seed_users(env, max(CAPACITY_CLIENTS, SOAK_THREADS))
         app = App(env, log, workers=args.workers, extra_args=("--max-requests", "0"))
         users = [VirtualUser(Client(app.port), email, random.Random(n)) for n, email in enumerate(emails)]
         for user in users:
             assert user.client.login(user.email, PASSWORD).status == 200, "sign-in before the run failed"
-        print(f"database {run_id}, Redis {REDIS_URL} prefix {run_id}, gunicorn {args.workers} workers on "
-              f":{app.port}; setup {time.monotonic() - started:.1f} s", flush=True)
+        print(
+            f"database {run_id}, Redis {REDIS_URL} prefix {run_id}, gunicorn {args.workers} workers on "
+            f":{app.port}; setup {time.monotonic() - started:.1f} s",
+            flush=True,
+        )
 
         capacity_samples: list[Sample] = []
         capacity = run_closed_loop(users[:CAPACITY_CLIENTS], CAPACITY_SECONDS, capacity_samples)
         rate = LOAD_FACTOR * capacity
-        info("capacity", f"{capacity:.1f} req/s with {CAPACITY_CLIENTS} closed-loop clients for {CAPACITY_SECONDS} s; "
-             f"soak at {rate:.1f} req/s ({LOAD_FACTOR:.0%}) with {SOAK_THREADS} threads for {args.duration:.0f} s")
+        info(
+            "capacity",
+            f"{capacity:.1f} req/s with {CAPACITY_CLIENTS} closed-loop clients for {CAPACITY_SECONDS} s; "
+            f"soak at {rate:.1f} req/s ({LOAD_FACTOR:.0%}) with {SOAK_THREADS} threads for {args.duration:.0f} s",
+        )
 
         memory: list = []
         sampler = threading.Thread(target=sample_memory, args=(app, stop_memory, memory), daemon=True)
@@ -359,24 +405,33 @@ def main() -> int:
         sampler.join(timeout=10)
         memory.append((time.monotonic(), {pid: rss_kib(pid) for pid in app.workers()}))
         span = max(s.done for s in soak_samples) - min(s.due for s in soak_samples)
-        info("soak", f"{len(soak_samples)} requests in {span:.1f} s: {len(soak_samples) / span:.1f} req/s "
-             f"of {rate:.1f} planned")
+        info(
+            "soak",
+            f"{len(soak_samples)} requests in {span:.1f} s: {len(soak_samples) / span:.1f} req/s of {rate:.1f} planned",
+        )
         capacity_samples_after: list[Sample] = []
         after = run_closed_loop(users[:CAPACITY_CLIENTS], CAPACITY_SECONDS, capacity_samples_after)
-        info("capacity after the soak", f"{after:.1f} req/s (before: {capacity:.1f}); much lower means the app "
-             "slowed down, or the machine is busier")
+        info(
+            "capacity after the soak",
+            f"{after:.1f} req/s (before: {capacity:.1f}); much lower means the app "
+            "slowed down, or the machine is busier",
+        )
         lag = percentile([s.sent - s.due for s in soak_samples], 99)
-        report("the app sustained the offered load (the client kept to its schedule)",
-               missed == 0 and lag < LAG_LIMIT_SECONDS,
-               f"p99 send lag {lag * 1000:.1f} ms (limit {LAG_LIMIT_SECONDS * 1000:.0f}), {missed} requests missed; "
-               "if this fails, the machine was busier than while capacity was measured, or the app slowed down")
+        report(
+            "the app sustained the offered load (the client kept to its schedule)",
+            missed == 0 and lag < LAG_LIMIT_SECONDS,
+            f"p99 send lag {lag * 1000:.1f} ms (limit {LAG_LIMIT_SECONDS * 1000:.0f}), {missed} requests missed; "
+            "if this fails, the machine was busier than while capacity was measured, or the app slowed down",
+        )
         summarize(capacity_samples + capacity_samples_after, soak_samples, args.duration, memory)
         check_memory(memory)
         check_database(database_url, users)
         output = app.output()
-        report("no worker timeouts or crashes in gunicorn's log",
-               "WORKER TIMEOUT" not in output and "Traceback" not in output,
-               f"{output.count('WORKER TIMEOUT')} timeouts, {output.count('Traceback')} tracebacks")
+        report(
+            "no worker timeouts or crashes in gunicorn's log",
+            "WORKER TIMEOUT" not in output and "Traceback" not in output,
+            f"{output.count('WORKER TIMEOUT')} timeouts, {output.count('Traceback')} tracebacks",
+        )
     except Exception as error:
         report("the run completed", False, f"{type(error).__name__}: {error}")
         if app is not None:
@@ -397,7 +452,7 @@ def main() -> int:
             connection = redis.Redis.from_url(REDIS_URL)
             keys = list(connection.scan_iter(match=f"{run_id}:*", count=1000))
             for start in range(0, len(keys), 500):
-                connection.delete(*keys[start:start + 500])
+                connection.delete(*keys[start : start + 500])
         except Exception as error:
             print(f"cleanup: Redis keys under {run_id}: {error}")
         log.unlink(missing_ok=True)

@@ -3,8 +3,8 @@
 import multiprocessing
 import os
 
-# nosec B104: a container or VM behind a load balancer listens on all interfaces; HOST narrows it.
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # nosec B104
+# A container or VM behind a load balancer listens on all interfaces; HOST narrows it.
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
 # Fail fast rather than hold a worker: the app's own timeouts are shorter.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))

@@ -19,7 +19,7 @@ DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY and DEBUG:
-    SECRET_KEY = "insecure-local-development-key-never-use-in-production"  # nosec B105: DEBUG only
+    SECRET_KEY = "insecure-local-development-key-never-use-in-production"  # noqa: S105 DEBUG only
 SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
@@ -230,7 +230,7 @@ JWT_SIGNING_KEY = env_str("JWT_SIGNING_KEY")
 if env_str("JWT_SIGNING_KEY_FILE"):
     JWT_SIGNING_KEY = Path(env_str("JWT_SIGNING_KEY_FILE")).read_text().strip()
 if not JWT_SIGNING_KEY and DEBUG:
-    JWT_SIGNING_KEY = "insecure-local-development-jwt-key-never-use-in-production"  # nosec B105: DEBUG only
+    JWT_SIGNING_KEY = "insecure-local-development-jwt-key-never-use-in-production"
 # Keys that are no longer used for signing but whose tokens stay valid until
 # the operator removes them: HS256 secrets (comma-separated) or PEM files.
 JWT_VERIFYING_KEY_FALLBACKS = env_list("JWT_VERIFYING_KEY_FALLBACKS") + [
@@ -249,7 +249,7 @@ SIMPLE_JWT = {
     "USER_ID_CLAIM": "sub",
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=JWT_ACCESS_TOKEN_LIFETIME),
     "AUTH_TOKEN_CLASSES": ("accounts.access_tokens.AccessToken",),
-    "TOKEN_USER_CLASS": "accounts.access_tokens.AccessTokenUser",  # nosec B105: a class path
+    "TOKEN_USER_CLASS": "accounts.access_tokens.AccessTokenUser",
     "UPDATE_LAST_LOGIN": False,
 }
 

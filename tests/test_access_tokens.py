@@ -400,7 +400,7 @@ def test_a_token_is_verified_once_per_process(monkeypatch, issued):
 
 
 def test_tokens_that_fail_verification_are_never_remembered(monkeypatch, issued):
-    header, payload, signature = issued.access_token.split(".")
+    header, payload, _signature = issued.access_token.split(".")
     forged = f"{header}.{payload}.{b64url(b'not the signature')}"
     checks = count_signature_checks(monkeypatch)
     assert_refused(get_me(forged))

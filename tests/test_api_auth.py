@@ -352,8 +352,8 @@ def test_login_non_json_body_is_415_even_with_right_credentials(client, user, co
     # A cross-site HTML form can send exactly these content types without a CORS preflight.
     if content_type.startswith("multipart"):
         data = (
-            "--BoUnDaRy\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\nalice@example.com\r\n"
-            f"--BoUnDaRy\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n{STRONG_PASSWORD}\r\n"
+            '--BoUnDaRy\r\nContent-Disposition: form-data; name="email"\r\n\r\nalice@example.com\r\n'
+            f'--BoUnDaRy\r\nContent-Disposition: form-data; name="password"\r\n\r\n{STRONG_PASSWORD}\r\n'
             "--BoUnDaRy--\r\n"
         )
     elif content_type == "text/plain":

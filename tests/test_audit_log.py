@@ -628,7 +628,9 @@ def test_verifying_the_address_on_the_page_is_recorded_once(clock, db, mailoutbo
     assert response.status_code == 302
     carol.refresh_from_db()
     assert carol.email_verified
-    assert_event(only_event(EventKind.EMAIL_VERIFIED), kind="email_verified", user=carol, detail={"proved_by": "sign_up_proof"})
+    assert_event(
+        only_event(EventKind.EMAIL_VERIFIED), kind="email_verified", user=carol, detail={"proved_by": "sign_up_proof"}
+    )
     # The link is single-use: opening it again records nothing more.
     assert device().get(path).status_code == 400
     assert SecurityEvent.objects.filter(kind=EventKind.EMAIL_VERIFIED).count() == 1

@@ -210,7 +210,9 @@ def test_invalid_domains_are_rejected(raw):
         normalize_email(raw)
 
 
-@pytest.mark.parametrize("raw", ['"ali ce"@example.com', "ali..ce@example.com", ".alice@example.com", "alice.@example.com"])
+@pytest.mark.parametrize(
+    "raw", ['"ali ce"@example.com', "ali..ce@example.com", ".alice@example.com", "alice.@example.com"]
+)
 def test_invalid_local_parts_are_rejected(raw):
     with pytest.raises(InvalidEmailAddress):
         normalize_email(raw)

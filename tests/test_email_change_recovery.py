@@ -218,9 +218,7 @@ def test_asking_for_a_change_tells_the_current_address_at_once_with_a_cancel_lin
     assert notice.body.startswith("Hello Olivia,")  # the owner's own name, to the owner's own address
 
 
-def test_cancelling_a_pending_change_keeps_the_address_replaces_the_password_and_ends_every_session(
-    owner, mailoutbox
-):
+def test_cancelling_a_pending_change_keeps_the_address_replaces_the_password_and_ends_every_session(owner, mailoutbox):
     intruder, intruder_access, change_token = intruder_asks_for_the_change(mailoutbox)
     page = Client()
     path = urlsplit(link_of(mails_to(mailoutbox, OWNER)[0], "/email/change/cancel/")).path
@@ -246,7 +244,7 @@ def test_cancelling_a_pending_change_keeps_the_address_replaces_the_password_and
 
 
 def test_the_undo_link_moves_a_change_the_intruder_already_confirmed_back(owner, mailoutbox):
-    intruder, intruder_access, change_token = intruder_asks_for_the_change(mailoutbox)
+    _intruder, intruder_access, change_token = intruder_asks_for_the_change(mailoutbox)
     assert intruder_confirms(change_token).status_code == 200  # the intruder was quick
     owner.refresh_from_db()
     assert owner.email == INTRUDER
@@ -330,7 +328,10 @@ def test_the_intruder_cannot_retire_the_owners_undo_link_with_an_undo_link_of_th
     assert post_json(intruder, CHANGE_URL, body, **bearer(intruder_access)).status_code == 202
     [notice] = [m for m in mails_to(mailoutbox, INTRUDER) if "/email/change/cancel/" in m.body]
     intruders_link = token_from_link(link_of(notice, "/email/change/cancel/"))
-    assert post_json(api_client(), CANCEL_URL, {"token": intruders_link, "new_password": INTRUDER_PASSWORD}).status_code == 200
+    assert (
+        post_json(api_client(), CANCEL_URL, {"token": intruders_link, "new_password": INTRUDER_PASSWORD}).status_code
+        == 200
+    )
     # The owner's older link still leads back.
     response = post_json(api_client(), CANCEL_URL, {"token": owners_link, "new_password": OWNER_NEW_PASSWORD})
     assert response.status_code == 200, response.content
@@ -400,7 +401,7 @@ def test_the_change_link_dies_when_the_asking_device_signs_out(owner, mailoutbox
 
 
 def test_the_change_link_dies_when_the_owner_ends_that_one_device(owner, mailoutbox):
-    _, intruder_access, change_token = intruder_asks_for_the_change(mailoutbox)
+    _, _intruder_access, change_token = intruder_asks_for_the_change(mailoutbox)
     intruder_session = DeviceSession.objects.get(user=owner, revoked_at__isnull=True)
     laptop = api_client()
     access = login(laptop, OWNER)
@@ -451,7 +452,9 @@ def test_cancel_then_a_new_request_starts_clean(owner, mailoutbox):
     mailoutbox.clear()
     laptop = api_client()
     access = login(laptop, OWNER, OWNER_NEW_PASSWORD)
-    response = post_json(laptop, CHANGE_URL, {"new_email": "olivia@new.example", "password": OWNER_NEW_PASSWORD}, **bearer(access))
+    response = post_json(
+        laptop, CHANGE_URL, {"new_email": "olivia@new.example", "password": OWNER_NEW_PASSWORD}, **bearer(access)
+    )
     assert response.status_code == 202
     token = token_from_link(link_of(mails_to(mailoutbox, "olivia@new.example")[0], "/verify-email/"))
     assert post_json(api_client(), VERIFY_URL, {"token": token, "password": OWNER_NEW_PASSWORD}).status_code == 200
@@ -474,7 +477,9 @@ def test_a_victim_cannot_confirm_a_move_of_someone_elses_account_onto_their_addr
     page = victim.get("/accounts/verify-email/confirm/")
     assert "enter the account's password" in page.content.decode()
     assert victim.post("/accounts/verify-email/confirm/").status_code == 400
-    api = post_json(api_client(), VERIFY_URL, {"token": token_from_link(link_of(mails_to(mailoutbox, OWNER)[0], "/verify-email/"))})
+    api = post_json(
+        api_client(), VERIFY_URL, {"token": token_from_link(link_of(mails_to(mailoutbox, OWNER)[0], "/verify-email/"))}
+    )
     assert (api.status_code, api.json()["code"]) == (400, "password_required")
     assert not User.objects.filter(email=OWNER).exists()
     assert User.objects.get(email=INTRUDER).email_verified
@@ -523,14 +528,19 @@ def test_a_later_undo_link_stamped_by_a_slow_clock_still_goes_when_the_owners_is
         assert post_json(intruder, CHANGE_URL, body, **bearer(intruder_access)).status_code == 202
     [notice] = [m for m in mails_to(mailoutbox, INTRUDER) if "/email/change/cancel/" in m.body]
     intruders_link = token_from_link(link_of(notice, "/email/change/cancel/"))
-    assert post_json(api_client(), CANCEL_URL, {"token": owners_link, "new_password": OWNER_NEW_PASSWORD}).status_code == 200
+    assert (
+        post_json(api_client(), CANCEL_URL, {"token": owners_link, "new_password": OWNER_NEW_PASSWORD}).status_code
+        == 200
+    )
     refused = post_json(api_client(), CANCEL_URL, {"token": intruders_link, "new_password": INTRUDER_PASSWORD})
     assert refused.status_code == 400
     owner.refresh_from_db()
     assert owner.email == OWNER and owner.check_password(OWNER_NEW_PASSWORD)
 
 
-def test_a_never_verified_address_can_cancel_a_pending_change_but_not_undo_a_confirmed_one(make_user, settings, mailoutbox):
+def test_a_never_verified_address_can_cancel_a_pending_change_but_not_undo_a_confirmed_one(
+    make_user, settings, mailoutbox
+):
     """A typo's owner must not take the account back once its owner moved to their real address."""
     settings.ACCOUNTS_EMAIL_VERIFICATION = "optional"
     typo = "owner@gmial.example"
@@ -556,7 +566,9 @@ def test_a_pending_change_from_a_never_verified_address_can_still_be_cancelled(m
     page = api_client()
     access = login(page, OWNER)
     post_json(page, CHANGE_URL, {"new_email": INTRUDER, "password": STRONG_PASSWORD}, **bearer(access))
-    response = post_json(api_client(), CANCEL_URL, {"token": cancel_token_in(mailoutbox), "new_password": OWNER_NEW_PASSWORD})
+    response = post_json(
+        api_client(), CANCEL_URL, {"token": cancel_token_in(mailoutbox), "new_password": OWNER_NEW_PASSWORD}
+    )
     assert response.status_code == 200
     account.refresh_from_db()
     assert account.email == OWNER and account.email_verified and account.name == ""  # proven now; unproven name gone

@@ -39,7 +39,9 @@ def comparable(response, entered: str) -> dict:
     """Everything a client sees, with the per-response CSRF token and the echoed input made neutral."""
     body = response.content.decode()
     body = _CSRF_INPUT.sub(r"\1\2", body).replace(entered, PLACEHOLDER)
-    headers = {name.lower(): value for name, value in response.headers.items() if name.lower() not in UNCOMPARED_HEADERS}
+    headers = {
+        name.lower(): value for name, value in response.headers.items() if name.lower() not in UNCOMPARED_HEADERS
+    }
     cookies = {
         name: {key: value for key, value in morsel.items() if key != "expires"} | {"empty": morsel.value == ""}
         for name, morsel in response.cookies.items()
@@ -73,7 +75,9 @@ def api_sign_in(email: str, password: str = WRONG_PASSWORD):
 
 def page_sign_up(email: str, password: str = NEW_PASSWORD):
     client = Client()
-    response = client.post("/accounts/signup/", {"email": email, "name": "Sam", "password1": password, "password2": password})
+    response = client.post(
+        "/accounts/signup/", {"email": email, "name": "Sam", "password1": password, "password2": password}
+    )
     return client, response
 
 
@@ -292,7 +296,11 @@ def test_sign_up_hashes_alike_for_existing_and_new_addresses(hashes, via):
     assert existing == new == inactive == 1
 
 
-@pytest.mark.parametrize("via", [page_reset, api_reset, page_resend, api_resend], ids=["reset_page", "reset_api", "resend_page", "resend_api"])
+@pytest.mark.parametrize(
+    "via",
+    [page_reset, api_reset, page_resend, api_resend],
+    ids=["reset_page", "reset_api", "resend_page", "resend_api"],
+)
 def test_reset_and_resend_hash_nothing(hashes, via):
     counts = [hashes(lambda email=email: via(email)) for email in (KNOWN, UNVERIFIED, INACTIVE, UNKNOWN)]
     assert counts == [0, 0, 0, 0]
@@ -377,7 +385,12 @@ def test_answer_does_not_wait_for_the_email(slow_mail, request_, status, recipie
 
 @pytest.mark.django_db(transaction=True)
 def test_unknown_addresses_queue_no_email_in_the_background(slow_mail):
-    for request_ in (lambda: page_reset(UNKNOWN), lambda: api_reset(UNKNOWN), lambda: api_resend(UNKNOWN), lambda: api_resend(KNOWN)):
+    for request_ in (
+        lambda: page_reset(UNKNOWN),
+        lambda: api_reset(UNKNOWN),
+        lambda: api_resend(UNKNOWN),
+        lambda: api_resend(KNOWN),
+    ):
         assert answer_of(request_()).status_code in {202, 302}
     slow_mail.release.set()
     wait_for_pending_emails()
@@ -429,7 +442,10 @@ def work_before_the_answer(queued, request_, entered: str) -> dict:
     with CaptureQueriesContext(connection) as queries:
         response = answer_of(request_())
     assert response.status_code in {202, 302}
-    return {"sql": [statement_shape(query["sql"], entered) for query in queries.captured_queries], "queued": list(queued)}
+    return {
+        "sql": [statement_shape(query["sql"], entered) for query in queries.captured_queries],
+        "queued": list(queued),
+    }
 
 
 def statement_shape(sql: str, entered: str) -> str:

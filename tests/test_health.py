@@ -59,14 +59,19 @@ def _unreachable_database(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_api_answers_503_json_with_retry_after_while_the_database_is_down(client_without_exceptions, make_user, monkeypatch):
+def test_api_answers_503_json_with_retry_after_while_the_database_is_down(
+    client_without_exceptions, make_user, monkeypatch
+):
     from tests.api_helpers import access_token_for
 
     token = access_token_for(make_user())
     _unreachable_database(monkeypatch)
     response = client_without_exceptions.get("/api/todos/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 503
-    assert response.json() == {"code": "service_unavailable", "detail": "The service is briefly unavailable. Please retry."}
+    assert response.json() == {
+        "code": "service_unavailable",
+        "detail": "The service is briefly unavailable. Please retry.",
+    }
     assert response["Retry-After"] == "5"
 
 

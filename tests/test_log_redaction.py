@@ -180,7 +180,9 @@ def test_request_with_used_real_token_is_logged_redacted(client, make_user, mail
     token = token_from_link(link)
     path = link.split("://", 1)[1].split("/", 1)[1]
     client.get(f"/{path}")
-    confirmed = client.post("/accounts/verify-email/confirm/", {"proof": "password", "current-password": STRONG_PASSWORD})
+    confirmed = client.post(
+        "/accounts/verify-email/confirm/", {"proof": "password", "current-password": STRONG_PASSWORD}
+    )
     assert confirmed.status_code == 302
     assert client.get(f"/{path}").status_code == 400
     output = console_output.getvalue()
@@ -197,9 +199,7 @@ def test_reset_request_with_bad_token_is_logged_redacted(client, db, console_out
 
 
 def test_django_server_access_log_is_redacted(console_output, token):
-    logging.getLogger("django.server").info(
-        '"%s" %s %s', f"GET /accounts/password/reset/{token}/ HTTP/1.1", "302", "0"
-    )
+    logging.getLogger("django.server").info('"%s" %s %s', f"GET /accounts/password/reset/{token}/ HTTP/1.1", "302", "0")
     output = console_output.getvalue()
     assert f'"GET /accounts/password/reset/{REDACTED}/ HTTP/1.1" 302 0' in output
     assert token not in output

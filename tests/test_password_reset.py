@@ -135,7 +135,10 @@ def test_reset_request_answers_identically_for_known_unknown_and_inactive(client
         assert response["Location"] == SENT_URL
     assert len({r.content for r in responses}) == 1
     # Date and the Expires that never_cache derives from it tick with the clock.
-    assert len({tuple(sorted((k, v) for k, v in r.items() if k.lower() not in {"date", "expires"})) for r in responses}) == 1
+    assert (
+        len({tuple(sorted((k, v) for k, v in r.items() if k.lower() not in {"date", "expires"})) for r in responses})
+        == 1
+    )
     assert len(mailoutbox) == 1
     assert mailoutbox[0].to == ["known@example.com"]
 

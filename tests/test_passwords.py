@@ -110,7 +110,9 @@ def test_pbkdf2_hash_is_not_updated_when_the_password_is_wrong():
 
 @pytest.mark.django_db
 def test_user_with_pbkdf2_hash_is_rehashed_with_argon2_on_successful_check():
-    user = User.objects.create(email="legacy@example.com", password=PBKDF2PasswordHasher().encode(PASSPHRASE, "salt12345678"))
+    user = User.objects.create(
+        email="legacy@example.com", password=PBKDF2PasswordHasher().encode(PASSPHRASE, "salt12345678")
+    )
     assert user.check_password(PASSPHRASE)
     user.refresh_from_db()
     assert user.password.startswith("argon2$argon2id$")
@@ -274,7 +276,9 @@ def test_validators_in_settings_cover_similarity_length_and_common_passwords():
         "MaximumLengthValidator",
         "CommonPasswordValidator",
     }
-    similarity = next(v for v in get_default_password_validators() if type(v).__name__ == "UserAttributeSimilarityValidator")
+    similarity = next(
+        v for v in get_default_password_validators() if type(v).__name__ == "UserAttributeSimilarityValidator"
+    )
     assert set(similarity.user_attributes) == {"email", "name"}
 
 

@@ -95,7 +95,9 @@ def test_the_intruders_verification_email_opened_by_the_owner_needs_a_password(m
     assert refused.status_code == 400
     assert not User.objects.get(email=VICTIM).email_verified
     # A new password replaces the intruder's and verifies the address.
-    done = owner.post(CONFIRM, {"proof": "new_password", "new-password1": OWNER_PASSWORD, "new-password2": OWNER_PASSWORD})
+    done = owner.post(
+        CONFIRM, {"proof": "new_password", "new-password1": OWNER_PASSWORD, "new-password2": OWNER_PASSWORD}
+    )
     assert done.status_code == 302 and done["Location"] == "/accounts/login/"
     assert User.objects.get(email=VICTIM).email_verified
     assert signs_in(VICTIM, OWNER_PASSWORD)
@@ -153,7 +155,9 @@ def test_repeated_wrong_passwords_on_the_verify_page_are_rate_limited(mailoutbox
     intruder_registers_the_victims_address(mailoutbox)
     token = token_from_link(link_of(mails_to(mailoutbox, VICTIM)[0], "/verify-email/"))
     client = api_client()
-    codes = [post_json(client, VERIFY_URL, {"token": token, "password": f"guess number {n}!"}).status_code for n in range(7)]
+    codes = [
+        post_json(client, VERIFY_URL, {"token": token, "password": f"guess number {n}!"}).status_code for n in range(7)
+    ]
     assert codes[:5] == [400] * 5
     assert codes[5:] == [429, 429]
     assert not User.objects.get(email=VICTIM).email_verified
@@ -182,7 +186,10 @@ def test_the_browser_that_signed_up_verifies_with_the_link_alone(mailoutbox):
 
 def test_the_api_client_that_signed_up_verifies_with_the_token_alone(mailoutbox):
     spa = api_client()
-    assert post_json(spa, REGISTER_URL, {"email": "new@example.com", "password": OWNER_PASSWORD, "name": "N"}).status_code == 202
+    assert (
+        post_json(spa, REGISTER_URL, {"email": "new@example.com", "password": OWNER_PASSWORD, "name": "N"}).status_code
+        == 202
+    )
     token = token_from_link(link_of(mailoutbox[0], "/verify-email/"))
     assert post_json(spa, VERIFY_URL, {"token": token}).status_code == 200
     assert User.objects.get(email="new@example.com").email_verified
@@ -221,7 +228,9 @@ def test_the_proof_no_longer_matches_once_the_password_changed(mailoutbox):
 def test_a_sign_up_for_an_existing_address_sets_a_proof_cookie_of_the_same_shape(make_user, mailoutbox):
     make_user(email="taken@example.com")
     new = post_json(api_client(), REGISTER_URL, {"email": "fresh@example.com", "password": OWNER_PASSWORD, "name": "N"})
-    taken = post_json(api_client(), REGISTER_URL, {"email": "taken@example.com", "password": OWNER_PASSWORD, "name": "N"})
+    taken = post_json(
+        api_client(), REGISTER_URL, {"email": "taken@example.com", "password": OWNER_PASSWORD, "name": "N"}
+    )
     fresh_cookie, taken_cookie = new.cookies[SIGNUP_PROOF_COOKIE], taken.cookies[SIGNUP_PROOF_COOKIE]
     assert len(fresh_cookie.value) == len(taken_cookie.value) == 64
     assert {k: v for k, v in fresh_cookie.items() if k != "expires"} == {
@@ -245,15 +254,22 @@ def test_purge_deletes_unverified_accounts_never_signed_in_after_seven_days(make
     old = make_user(email="old@example.com", verified=False, date_joined=now - timedelta(days=days, minutes=1))
     recent = make_user(email="recent@example.com", verified=False, date_joined=now - timedelta(days=days - 1))
     verified = make_user(email="verified@example.com", date_joined=now - timedelta(days=90))
-    signed_in = make_user(email="used@example.com", verified=False, date_joined=now - timedelta(days=90), last_login=now)
+    signed_in = make_user(
+        email="used@example.com", verified=False, date_joined=now - timedelta(days=90), last_login=now
+    )
     staff = make_user(email="staff@example.com", verified=False, is_staff=True, date_joined=now - timedelta(days=90))
     output = purge()
     assert "Deleted 1 unverified accounts never signed in to." in output
     assert set(User.objects.values_list("email", flat=True)) == {
-        recent.email, verified.email, signed_in.email, staff.email
+        recent.email,
+        verified.email,
+        signed_in.email,
+        staff.email,
     }
     [event] = SecurityEvent.objects.filter(kind="account_deleted")
-    assert event.user_id is None and event.email_hash and event.detail == {"user_id": old.pk, "reason": "never_verified"}
+    assert (
+        event.user_id is None and event.email_hash and event.detail == {"user_id": old.pk, "reason": "never_verified"}
+    )
 
 
 def test_purge_keeps_unverified_accounts_for_the_configured_time(make_user, settings):

@@ -250,7 +250,7 @@ def test_most_generated_addresses_are_accepted(raw):
     """st.emails() produces RFC-valid ASCII addresses; refusing one needs a reason we can name."""
     address = normalize_or_none(raw)
     if address is None:
-        local, _, domain = raw.rpartition("@")
+        local, _, _domain = raw.rpartition("@")
         too_long = len(raw) > MAX_EMAIL_LENGTH or len(local) > 64
         django_refuses = False
         try:

@@ -39,7 +39,7 @@ def race(*calls) -> list:
             outcomes[index] = "won"
         except TokenInvalid:
             outcomes[index] = "refused"
-        except BaseException as error:  # noqa: BLE001 - reported by the test
+        except BaseException as error:
             outcomes[index] = error
         finally:
             connections.close_all()

@@ -55,7 +55,7 @@ def run_at_once(calls) -> Outcomes:
         try:
             barrier.wait(timeout=30)
             outcomes.add(call())
-        except BaseException as error:  # noqa: BLE001 - reported by the test
+        except BaseException as error:
             outcomes.fail(error)
         finally:
             connection.close()

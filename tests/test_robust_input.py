@@ -41,57 +41,115 @@ class Endpoint:
 
 ENDPOINTS = [
     Endpoint(
-        "register", "post", "/api/auth/register/",
+        "register",
+        "post",
+        "/api/auth/register/",
         {"email": "newcomer@example.com", "password": NEW_PASSWORD, "name": "Newcomer"},
-        ("email", "password", "name"), required=("email", "password", "name"), success=202,
+        ("email", "password", "name"),
+        required=("email", "password", "name"),
+        success=202,
     ),
     Endpoint(
-        "login", "post", "/api/auth/login/", {"email": ALICE, "password": STRONG_PASSWORD},
-        ("email", "password"), required=("email", "password"),
+        "login",
+        "post",
+        "/api/auth/login/",
+        {"email": ALICE, "password": STRONG_PASSWORD},
+        ("email", "password"),
+        required=("email", "password"),
     ),
     Endpoint(
-        "password_reset", "post", "/api/auth/password/reset/", {"email": ALICE},
-        ("email",), required=("email",), success=202,
+        "password_reset",
+        "post",
+        "/api/auth/password/reset/",
+        {"email": ALICE},
+        ("email",),
+        required=("email",),
+        success=202,
     ),
     Endpoint(
-        "password_reset_confirm", "post", "/api/auth/password/reset/confirm/",
+        "password_reset_confirm",
+        "post",
+        "/api/auth/password/reset/confirm/",
         {"token": "{reset_token}", "password": NEW_PASSWORD},
-        ("token", "password"), required=("token", "password"), success=204,
+        ("token", "password"),
+        required=("token", "password"),
+        success=204,
     ),
     Endpoint(
-        "email_verify", "post", "/api/auth/email/verify/", {"token": "{verification_token}"},
-        ("token",), required=("token",),
+        "email_verify",
+        "post",
+        "/api/auth/email/verify/",
+        {"token": "{verification_token}"},
+        ("token",),
+        required=("token",),
     ),
     Endpoint(
-        "email_verify_resend", "post", "/api/auth/email/verify/resend/", {"email": "bob@example.com"},
-        ("email",), required=("email",), success=202,
+        "email_verify_resend",
+        "post",
+        "/api/auth/email/verify/resend/",
+        {"email": "bob@example.com"},
+        ("email",),
+        required=("email",),
+        success=202,
     ),
     Endpoint(
-        "me_patch", "patch", "/api/auth/me/", {"name": "Alice B."},
-        ("name",), required=("name",), authenticated=True,
+        "me_patch",
+        "patch",
+        "/api/auth/me/",
+        {"name": "Alice B."},
+        ("name",),
+        required=("name",),
+        authenticated=True,
     ),
     Endpoint(
-        "password_change", "post", "/api/auth/password/change/",
+        "password_change",
+        "post",
+        "/api/auth/password/change/",
         {"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD},
-        ("current_password", "new_password"), required=("current_password", "new_password"),
-        authenticated=True, success=204,
+        ("current_password", "new_password"),
+        required=("current_password", "new_password"),
+        authenticated=True,
+        success=204,
     ),
     Endpoint(
-        "email_change", "post", "/api/auth/email/change/",
+        "email_change",
+        "post",
+        "/api/auth/email/change/",
         {"new_email": "alice.new@example.com", "password": STRONG_PASSWORD},
-        ("new_email", "password"), required=("new_email", "password"), authenticated=True, success=202,
+        ("new_email", "password"),
+        required=("new_email", "password"),
+        authenticated=True,
+        success=202,
     ),
     Endpoint(
-        "reauthenticate", "post", "/api/auth/reauthenticate/", {"password": STRONG_PASSWORD},
-        ("password",), required=("password",), authenticated=True, success=204,
+        "reauthenticate",
+        "post",
+        "/api/auth/reauthenticate/",
+        {"password": STRONG_PASSWORD},
+        ("password",),
+        required=("password",),
+        authenticated=True,
+        success=204,
     ),
     Endpoint(
-        "todo_create", "post", "/api/todos/", {"title": "Walk the dog", "notes": "Twice", "completed": False},
-        ("title", "notes"), ("completed",), required=("title",), authenticated=True, success=201,
+        "todo_create",
+        "post",
+        "/api/todos/",
+        {"title": "Walk the dog", "notes": "Twice", "completed": False},
+        ("title", "notes"),
+        ("completed",),
+        required=("title",),
+        authenticated=True,
+        success=201,
     ),
     Endpoint(
-        "todo_update", "patch", "/api/todos/{todo_id}/", {"title": "Buy oat milk", "notes": "Two", "completed": True},
-        ("title", "notes"), ("completed",), authenticated=True,
+        "todo_update",
+        "patch",
+        "/api/todos/{todo_id}/",
+        {"title": "Buy oat milk", "notes": "Two", "completed": True},
+        ("title", "notes"),
+        ("completed",),
+        authenticated=True,
     ),
 ]
 NON_PARTIAL = [endpoint for endpoint in ENDPOINTS if endpoint.required]
@@ -133,7 +191,10 @@ class World:
     values: dict = field(default_factory=dict)
 
     def body(self, endpoint: Endpoint) -> dict:
-        return {name: value.format(**self.values) if isinstance(value, str) else value for name, value in endpoint.fields.items()}
+        return {
+            name: value.format(**self.values) if isinstance(value, str) else value
+            for name, value in endpoint.fields.items()
+        }
 
     def path(self, endpoint: Endpoint) -> str:
         return endpoint.path.format(**self.values)
@@ -160,11 +221,17 @@ def world(make_user) -> World:
 def snapshot() -> dict:
     """Everything a request could half-write."""
     return {
-        "users": list(User.objects.order_by("pk").values_list("pk", "email", "name", "password", "email_verified_at", "is_active")),
+        "users": list(
+            User.objects.order_by("pk").values_list("pk", "email", "name", "password", "email_verified_at", "is_active")
+        ),
         "todos": list(Todo.objects.order_by("pk").values_list("pk", "title", "notes", "completed")),
-        "device_sessions": list(DeviceSession.objects.order_by("pk").values_list("pk", "revoked_at", "authenticated_at")),
+        "device_sessions": list(
+            DeviceSession.objects.order_by("pk").values_list("pk", "revoked_at", "authenticated_at")
+        ),
         "reset_tokens": list(PasswordResetToken.objects.order_by("pk").values_list("pk", "used_at")),
-        "verification_tokens": list(EmailVerificationToken.objects.order_by("pk").values_list("pk", "used_at", "email")),
+        "verification_tokens": list(
+            EmailVerificationToken.objects.order_by("pk").values_list("pk", "used_at", "email")
+        ),
         "security_events": SecurityEvent.objects.count(),
     }
 
@@ -335,7 +402,15 @@ def test_missing_required_field_is_named(world, case, mailoutbox):
 # --- Wrong types ----------------------------------------------------------------------------------
 
 
-NOT_A_STRING = {"integer": 42, "float": 1.5, "true": True, "false": False, "object": {"a": "b"}, "list": ["a"], "null": None}
+NOT_A_STRING = {
+    "integer": 42,
+    "float": 1.5,
+    "true": True,
+    "false": False,
+    "object": {"a": "b"},
+    "list": ["a"],
+    "null": None,
+}
 
 
 @pytest.mark.parametrize("value", list(NOT_A_STRING))
@@ -348,7 +423,15 @@ def test_string_field_refuses_other_types(world, case, value, mailoutbox):
     assert list(answer["fields"]) == [name]
 
 
-NOT_A_BOOLEAN = {"string_true": "true", "string_false": "false", "one": 1, "zero": 0, "null": None, "list": [], "object": {}}
+NOT_A_BOOLEAN = {
+    "string_true": "true",
+    "string_false": "false",
+    "one": 1,
+    "zero": 0,
+    "null": None,
+    "list": [],
+    "object": {},
+}
 
 
 @pytest.mark.parametrize("value", list(NOT_A_BOOLEAN))
@@ -444,7 +527,10 @@ def test_non_json_on_a_public_endpoint_never_becomes_a_server_error(world, endpo
 
 
 FORM_PAGES = {
-    "signup": ("/accounts/signup/", {"email": "newcomer@example.com", "name": "Newcomer", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}),
+    "signup": (
+        "/accounts/signup/",
+        {"email": "newcomer@example.com", "name": "Newcomer", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+    ),
     "login": ("/accounts/login/", {"email": ALICE, "password": STRONG_PASSWORD}),
     "password_reset": ("/accounts/password/reset/", {"email": ALICE}),
     "resend_verification": ("/accounts/verify-email/resend/", {"email": "bob@example.com"}),
@@ -465,7 +551,7 @@ def form_errors(response) -> dict:
 
 @pytest.mark.parametrize("page", list(FORM_PAGES))
 def test_valid_form_gets_the_normal_answer(world, page):
-    path, data = FORM_PAGES[page]
+    _path, data = FORM_PAGES[page]
     response = page_post(page, data)
     assert response.status_code == 302, form_errors(response)
 
@@ -481,7 +567,13 @@ def test_null_byte_in_a_form_field_is_a_form_error(world, case, mailoutbox):
     assert mailoutbox == []
 
 
-FORM_OVER_LONG = {"email": "a" * 588 + "@example.com", "name": "n" * 500, "password": "p" * 5000, "password1": "p" * 5000, "password2": "p" * 5000}
+FORM_OVER_LONG = {
+    "email": "a" * 588 + "@example.com",
+    "name": "n" * 500,
+    "password": "p" * 5000,
+    "password1": "p" * 5000,
+    "password2": "p" * 5000,
+}
 
 
 @pytest.mark.parametrize("case", FORM_FIELD_CASES, ids=lambda case: f"{case[0]}.{case[1]}")
@@ -565,7 +657,7 @@ def test_invalid_utf8_in_a_form_body_is_a_form_error(world, page, raw, mailoutbo
 
 @pytest.mark.parametrize("page", list(FORM_PAGES))
 def test_form_body_over_the_size_limit_is_a_client_error(world, page, mailoutbox):
-    path, data = FORM_PAGES[page]
+    _path, data = FORM_PAGES[page]
     before = snapshot()
     response = page_post(page, {**data, "padding": "x" * HUGE})
     assert response.status_code == 400
@@ -575,9 +667,9 @@ def test_form_body_over_the_size_limit_is_a_client_error(world, page, mailoutbox
 
 @pytest.mark.parametrize("page", list(FORM_PAGES))
 def test_blank_form_fields_are_all_required(world, page, mailoutbox):
-    path, data = FORM_PAGES[page]
+    _path, data = FORM_PAGES[page]
     before = snapshot()
-    response = page_post(page, {key: "" for key in data})
+    response = page_post(page, dict.fromkeys(data, ""))
     assert set(form_errors(response)) == set(data)
     assert snapshot() == before
     assert mailoutbox == []

@@ -30,8 +30,7 @@ from tests.test_shared_counters import (
 from tests.test_shared_counters import two_servers as start_two_servers
 
 pytestmark = pytest.mark.skipif(
-    not settings.REDIS_URL
-    or connection.vendor != "postgresql",
+    not settings.REDIS_URL or connection.vendor != "postgresql",
     reason="needs PostgreSQL and Redis; runs in CI's PostgreSQL + Redis pass",
 )
 

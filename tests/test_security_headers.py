@@ -62,8 +62,14 @@ def csp_directives(response) -> dict[str, list[str]]:
 
 
 def assert_security_headers(response, *, referrer_policy: str = "same-origin") -> None:
-    csp = response["Content-Security-Policy"] if "Content-Security-Policy" in response else ""
-    for required in ("default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"):
+    csp = response.get("Content-Security-Policy", "")
+    for required in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ):
         assert required in csp, f"CSP lacks {required!r}: {csp!r}"
     directives = csp_directives(response)
     assert directives["script-src"] == ["'self'"], directives["script-src"]
@@ -102,7 +108,9 @@ class InlineCodeFinder(HTMLParser):
                 self.style_attributes.append(f"<{tag} style={value!r}>")
             elif name.startswith("on"):
                 self.event_handlers.append(f"<{tag} {name}>")
-            elif name in {"href", "src", "action", "formaction"} and (value or "").strip().lower().startswith("javascript:"):
+            elif name in {"href", "src", "action", "formaction"} and (value or "").strip().lower().startswith(
+                "javascript:"
+            ):
                 self.javascript_urls.append(f"<{tag} {name}={value!r}>")
 
     handle_startendtag = handle_starttag
@@ -339,7 +347,9 @@ def _auth(world: World) -> dict:
 
 
 def call_register(world, client):
-    return post_json(client, "/api/auth/register/", {"email": "newcomer@example.com", "password": NEW_PASSWORD, "name": "New"})
+    return post_json(
+        client, "/api/auth/register/", {"email": "newcomer@example.com", "password": NEW_PASSWORD, "name": "New"}
+    )
 
 
 def call_login(world, client):
@@ -553,7 +563,9 @@ API_CALLS = [
 ]
 
 
-@pytest.mark.parametrize(("call", "status"), API_CALLS, ids=[call.__name__.removeprefix("call_") for call, _ in API_CALLS])
+@pytest.mark.parametrize(
+    ("call", "status"), API_CALLS, ids=[call.__name__.removeprefix("call_") for call, _ in API_CALLS]
+)
 def test_api_response_sends_the_security_headers(world, call, status):
     response = call(world, api_client())
     assert response.status_code == status, response.content
@@ -727,7 +739,10 @@ def test_listed_origin_gets_cors_headers_on_the_api(world, settings):
 def test_listed_origin_preflight_is_allowed(world, settings):
     settings.CORS_ALLOWED_ORIGINS = [APP_ORIGIN]
     response = Client().options(
-        LOGIN_URL, HTTP_ORIGIN=APP_ORIGIN, HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST", HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type"
+        LOGIN_URL,
+        HTTP_ORIGIN=APP_ORIGIN,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type",
     )
     assert response.status_code == 200
     assert response["Access-Control-Allow-Origin"] == APP_ORIGIN

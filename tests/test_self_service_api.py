@@ -220,7 +220,9 @@ def test_patch_me_with_the_token_of_an_ended_session_is_refused(client, user):
 # --- Change password ---------------------------------------------------------------------------
 
 
-def test_password_change_with_a_wrong_current_password_is_invalid_password_and_changes_nothing(client, user, mailoutbox):
+def test_password_change_with_a_wrong_current_password_is_invalid_password_and_changes_nothing(
+    client, user, mailoutbox
+):
     access = login(client)
     _, other_access = device()
     response = change_password(client, access, current=WRONG_PASSWORD)
@@ -279,7 +281,9 @@ def test_password_change_with_missing_or_wrongly_typed_fields_is_invalid_input(c
 
 
 def test_password_change_without_an_access_token_is_401(client, user):
-    response = post_json(client, PASSWORD_CHANGE_URL, {"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD})
+    response = post_json(
+        client, PASSWORD_CHANGE_URL, {"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD}
+    )
     assert_error(response, 401, "not_authenticated")
     user.refresh_from_db()
     assert user.check_password(STRONG_PASSWORD)
@@ -646,7 +650,9 @@ def test_reauthentication_with_a_wrong_password_is_invalid_password_and_opens_no
 @pytest.mark.parametrize("data", [{}, {"password": None}, {"password": 12345}])
 def test_reauthentication_without_a_password_string_is_invalid_input(client, user, data):
     access = login(client)
-    assert_error(post_json(client, REAUTHENTICATE_URL, data, **bearer(access)), 400, "invalid_input", fields={"password"})
+    assert_error(
+        post_json(client, REAUTHENTICATE_URL, data, **bearer(access)), 400, "invalid_input", fields={"password"}
+    )
 
 
 def test_reauthentication_without_an_access_token_is_401(client, user):
@@ -666,7 +672,7 @@ def test_the_reauthentication_window_follows_the_setting(client, user, settings)
 def test_refreshing_the_access_token_is_not_reauthentication(client, user):
     with time_machine.travel(START, tick=False) as traveller:
         login(client)
-        _, other_access = device()
+        _, _other_access = device()
         traveller.shift(PAST_THE_WINDOW)
         fresh = refresh(client)
         assert fresh.status_code == 200
@@ -792,7 +798,12 @@ def test_events_without_an_access_token_is_401(client, user):
 def test_delete_with_a_wrong_password_is_invalid_password_and_deletes_nothing(client, user, mailoutbox):
     access = login(client)
     Todo.objects.create(owner=user, title="Keep me")
-    assert_error(delete_json(client, ME_URL, {"password": WRONG_PASSWORD}, **bearer(access)), 400, "invalid_password", fields={"password"})
+    assert_error(
+        delete_json(client, ME_URL, {"password": WRONG_PASSWORD}, **bearer(access)),
+        400,
+        "invalid_password",
+        fields={"password"},
+    )
     assert User.objects.filter(pk=user.pk).exists()
     assert Todo.objects.filter(owner=user).count() == 1
     assert token_works(access)
@@ -921,7 +932,9 @@ def test_schema_documents_the_request_bodies(schema, path, method, properties):
     assert request_properties(schema, path, method) == properties
 
 
-@pytest.mark.parametrize(("path", "method"), [("/api/auth/sessions/{session_id}/", "delete"), ("/api/auth/sessions/revoke-others/", "post")])
+@pytest.mark.parametrize(
+    ("path", "method"), [("/api/auth/sessions/{session_id}/", "delete"), ("/api/auth/sessions/revoke-others/", "post")]
+)
 def test_schema_documents_reauthentication_required(schema, path, method):
     assert "403" in schema["paths"][path][method]["responses"]
     assert "reauthentication_required" in schema["paths"][path][method]["responses"]["403"]["description"]

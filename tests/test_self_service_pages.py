@@ -18,7 +18,8 @@ from accounts.audit import email_fingerprint
 from accounts.exceptions import InvalidCredentials
 from accounts.flows.signin import DEVICE_SESSION_KEY
 from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, SecurityEvent, User
-from tests.api_helpers import api_client, bearer, login as api_login
+from tests.api_helpers import api_client, bearer
+from tests.api_helpers import login as api_login
 from tests.conftest import STRONG_PASSWORD, force_page_login, links_in
 from todos.models import Todo
 
@@ -52,8 +53,7 @@ PAST_THE_WINDOW = WINDOW + 60
 
 FIREFOX_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:132.0) Gecko/20100101 Firefox/132.0"
 CHROME_ANDROID = (
-    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Mobile Safari/537.36"
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36"
 )
 
 
@@ -176,7 +176,9 @@ def request_email_change(client: Client, new_email: str = NEW_ADDRESS, password:
 
 def change_password(client: Client, current=STRONG_PASSWORD, new=NEW_PASSWORD, again=None):
     return submit(
-        client, PASSWORD_CHANGE, {"current_password": current, "password1": new, "password2": new if again is None else again}
+        client,
+        PASSWORD_CHANGE,
+        {"current_password": current, "password1": new, "password2": new if again is None else again},
     )
 
 
@@ -271,8 +273,15 @@ def test_anonymous_posts_change_nothing_and_go_to_sign_in(user, path, mailoutbox
     response = submit(
         browser(),
         path,
-        {"name": "Mallory", "current_password": STRONG_PASSWORD, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD,
-         "new_email": NEW_ADDRESS, "password": STRONG_PASSWORD, "confirm": "on"},
+        {
+            "name": "Mallory",
+            "current_password": STRONG_PASSWORD,
+            "password1": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+            "new_email": NEW_ADDRESS,
+            "password": STRONG_PASSWORD,
+            "confirm": "on",
+        },
     )
     assert response.status_code == 302
     assert urlsplit(response["Location"]).path == LOGIN
@@ -286,7 +295,17 @@ def test_anonymous_posts_change_nothing_and_go_to_sign_in(user, path, mailoutbox
 
 
 @pytest.mark.parametrize(
-    "path", [PROFILE, PASSWORD_CHANGE, EMAIL_CHANGE, EMAIL_CHANGE_SENT, SESSIONS, f"{REAUTHENTICATE}?next={SESSIONS}", DELETE, ACCOUNT]
+    "path",
+    [
+        PROFILE,
+        PASSWORD_CHANGE,
+        EMAIL_CHANGE,
+        EMAIL_CHANGE_SENT,
+        SESSIONS,
+        f"{REAUTHENTICATE}?next={SESSIONS}",
+        DELETE,
+        ACCOUNT,
+    ],
 )
 def test_self_service_pages_have_no_scripts_and_label_every_input(user, path):
     client, _ = signed_in_browser()
@@ -473,7 +492,7 @@ def test_password_change_replaces_the_password(user):
 def test_password_change_keeps_this_browser_signed_in_and_ends_every_other_device(user):
     client, here = signed_in_browser()
     other_browser, other_page_session = signed_in_browser()
-    other_api, other_access = api_session()
+    _other_api, other_access = api_session()
     response = change_password(client)
     assert "Your password has been changed. Other devices signed out: 2." in page_messages(client.get(ACCOUNT))
     assert response.status_code == 302
@@ -482,7 +501,9 @@ def test_password_change_keeps_this_browser_signed_in_and_ends_every_other_devic
     assert not is_signed_in(other_browser)
     assert not session_live(other_page_session)
     assert not api_token_works(other_access)
-    reasons = set(DeviceSession.objects.filter(user=user, revoked_at__isnull=False).values_list("revoked_reason", flat=True))
+    reasons = set(
+        DeviceSession.objects.filter(user=user, revoked_at__isnull=False).values_list("revoked_reason", flat=True)
+    )
     assert reasons == {"password_changed"}
 
 
@@ -509,7 +530,9 @@ def test_password_change_invalidates_outstanding_reset_links(user, mailoutbox):
 def test_password_change_writes_a_password_changed_event(user):
     client, _ = signed_in_browser()
     signed_in_browser()
-    change_password(client, )
+    change_password(
+        client,
+    )
     [event] = events_of(user, SecurityEvent.Kind.PASSWORD_CHANGED)
     assert event.detail == {"sessions_ended": 1}
     assert event.ip_address == "127.0.0.1"
@@ -576,7 +599,9 @@ def test_email_change_normalises_a_mixed_case_address(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client, new_email="New.Person@EXAMPLE.Com")
     assert len(mails_to(mailoutbox, NEW_ADDRESS)) == 1
-    assert confirm_in_browser(client, link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")).status_code == 302
+    assert (
+        confirm_in_browser(client, link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")).status_code == 302
+    )
     user.refresh_from_db()
     assert user.email == NEW_ADDRESS
 
@@ -748,7 +773,7 @@ def test_devices_page_describes_each_live_session_and_marks_this_device(user, bo
     with time_machine.travel(START, tick=False) as traveller:
         client, here = signed_in_browser(HTTP_USER_AGENT=FIREFOX_WINDOWS, REMOTE_ADDR="203.0.113.9")
         traveller.shift(60)
-        _, phone_access = api_session(HTTP_USER_AGENT=CHROME_ANDROID, REMOTE_ADDR="198.51.100.4")
+        _, _phone_access = api_session(HTTP_USER_AGENT=CHROME_ANDROID, REMOTE_ADDR="198.51.100.4")
         signed_in_browser(BOB, HTTP_USER_AGENT="BobBrowser/1.0", REMOTE_ADDR="192.0.2.200")
         traveller.shift(60)
         response = client.get(SESSIONS)
@@ -903,7 +928,7 @@ def test_ending_other_sessions_within_five_minutes_of_sign_in_needs_no_password(
 @pytest.mark.parametrize("action", ["end-one", "end-others"])
 def test_ending_other_sessions_six_minutes_after_sign_in_asks_for_the_password(user, action):
     with time_machine.travel(START, tick=False) as traveller:
-        client, here = signed_in_browser()
+        client, _here = signed_in_browser()
         other, other_id = signed_in_browser()
         traveller.shift(PAST_THE_WINDOW)
         response = submit(client, end_url(other_id) if action == "end-one" else END_OTHERS)
@@ -1058,7 +1083,9 @@ def test_account_page_lists_own_security_events_newest_first(user, bob, mailoutb
         traveller.shift(60)
         submit(browser(), LOGIN, {"email": ALICE, "password": WRONG_PASSWORD}, REMOTE_ADDR="203.0.113.66")
         traveller.shift(60)
-        change_password(client, )
+        change_password(
+            client,
+        )
         traveller.shift(60)
         request_email_change(client, password=NEW_PASSWORD)
         traveller.shift(60)
@@ -1125,7 +1152,7 @@ def test_delete_with_a_wrong_password_is_a_form_error_and_deletes_nothing(user, 
 
 
 def test_delete_removes_the_user_their_todos_and_sessions_and_signs_out(user, bob, mailoutbox):
-    client, here = signed_in_browser()
+    client, _here = signed_in_browser()
     other_browser, _ = signed_in_browser()
     _, access = api_session()
     Todo.objects.create(owner=user, title="Mine")

@@ -473,9 +473,7 @@ def test_refresh_just_before_the_idle_lifetime_keeps_the_pages_signed_in(user, c
 # --- 8. Recent authentication is no use to a session that is not live ------------------------------
 
 
-def test_require_recent_authentication_refuses_an_idle_expired_session_authenticated_seconds_ago(
-    user, clock, settings
-):
+def test_require_recent_authentication_refuses_an_idle_expired_session_authenticated_seconds_ago(user, clock, settings):
     settings.ACCOUNTS_REFRESH_IDLE_LIFETIME = int(SHORT_LIFETIME.total_seconds())
     session_id = start_device_session(user=user, ip_address=None, user_agent="pytest").session.pk
     clock.at(SHORT_LIFETIME - 10 * SECOND)

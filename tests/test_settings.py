@@ -158,7 +158,9 @@ def test_production_turns_on_transport_security():
 
 
 def test_site_url_trailing_slash_is_removed():
-    assert load_settings(**{**PRODUCTION_ENV, "SITE_URL": "https://todo.example/"})["SITE_URL"] == "https://todo.example"
+    assert (
+        load_settings(**{**PRODUCTION_ENV, "SITE_URL": "https://todo.example/"})["SITE_URL"] == "https://todo.example"
+    )
 
 
 @pytest.mark.parametrize(

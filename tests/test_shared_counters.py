@@ -123,7 +123,7 @@ def _cookies(headers) -> dict[str, str]:
 
 
 @contextmanager
-def two_servers(server_class: type["Server"] = None, **extra_env: str):
+def two_servers(server_class: type["Server"] | None = None, **extra_env: str):
     """Two app processes on their own ports, sharing this test's database and Redis."""
     server_class = server_class or Server
     env = {

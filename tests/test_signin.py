@@ -70,7 +70,9 @@ def test_login_page_renders_the_form(client):
 # --- Right credentials -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("entered", ["alice@example.com", "ALICE@Example.COM", " Alice@example.com ", "ａｌｉｃｅ@example.com"])
+@pytest.mark.parametrize(
+    "entered", ["alice@example.com", "ALICE@Example.COM", " Alice@example.com ", "ａｌｉｃｅ@example.com"]
+)
 def test_right_credentials_sign_in_and_redirect_to_account(client, user, entered):
     response = sign_in(client, email=entered)
     assert response.status_code == 302
@@ -324,7 +326,9 @@ def test_unsafe_next_in_post_is_ignored(client, user, target):
 
 @pytest.mark.parametrize("target", UNSAFE_NEXT)
 def test_unsafe_next_in_query_is_ignored(client, user, target):
-    response = client.post(LOGIN_URL, {"email": "alice@example.com", "password": STRONG_PASSWORD}, query_params={"next": target})
+    response = client.post(
+        LOGIN_URL, {"email": "alice@example.com", "password": STRONG_PASSWORD}, query_params={"next": target}
+    )
     assert response.status_code == 302
     assert response["Location"] == HOME_URL
 

@@ -215,7 +215,9 @@ def test_existing_address_redirect_is_identical_without_following(client, make_u
 def test_existing_address_creates_no_user_and_changes_nothing(client, make_user, mailoutbox, entered):
     owner = make_user(email="alice@example.com", name="Alice")
     original_hash = owner.password
-    post_signup(client, email=entered, name="Mallory", password1="a whole new passphrase", password2="a whole new passphrase")
+    post_signup(
+        client, email=entered, name="Mallory", password1="a whole new passphrase", password2="a whole new passphrase"
+    )
     assert User.objects.count() == 1
     owner.refresh_from_db()
     assert owner.password == original_hash

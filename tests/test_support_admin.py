@@ -384,7 +384,11 @@ def test_support_marks_an_address_verified(desk, support, alice, bob, mailoutbox
     assert message.to == [bob.email]
     assert message.subject.startswith("Choose a password")
     link = next(link for link in links_in(message) if "/accounts/password/reset/" in link)
-    reset = post_json(Client(), "/api/auth/password/reset/confirm/", {"token": token_from_link(link), "password": "bob's own new passphrase"})
+    reset = post_json(
+        Client(),
+        "/api/auth/password/reset/confirm/",
+        {"token": token_from_link(link), "password": "bob's own new passphrase"},
+    )
     assert reset.status_code == 204
     assert sign_in_api(bob.email, "bob's own new passphrase").access
 

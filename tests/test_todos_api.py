@@ -141,7 +141,9 @@ def test_page_past_the_end_is_404(client, user, auth):
 # --- Filtering and ordering ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "expected"), [("true", ["Done"]), ("false", ["Open"]), ("True", ["Done"]), ("0", ["Open"])])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("true", ["Done"]), ("false", ["Open"]), ("True", ["Done"]), ("0", ["Open"])]
+)
 def test_filter_by_completed(client, user, auth, value, expected):
     make_todo(user, "Done", completed=True)
     make_todo(user, "Open", completed=False)
@@ -396,12 +398,21 @@ def test_another_users_todo_and_a_missing_one_look_the_same(client, auth, bobs_t
 
 @pytest.mark.parametrize(
     ("method", "path_kind"),
-    [("get", "list"), ("post", "list"), ("get", "detail"), ("patch", "detail"), ("put", "detail"), ("delete", "detail")],
+    [
+        ("get", "list"),
+        ("post", "list"),
+        ("get", "detail"),
+        ("patch", "detail"),
+        ("put", "detail"),
+        ("delete", "detail"),
+    ],
 )
 def test_unauthenticated_requests_are_401_and_change_nothing(client, user, method, path_kind):
     todo = make_todo(user, "Untouched")
     path = TODOS_URL if path_kind == "list" else detail_url(todo)
-    response = getattr(client, method)(path, {"title": "x"} if method != "get" else None, content_type="application/json")
+    response = getattr(client, method)(
+        path, {"title": "x"} if method != "get" else None, content_type="application/json"
+    )
     assert_error(response, 401, "not_authenticated")
     assert Todo.objects.count() == 1
     assert_unchanged(todo)

@@ -9,8 +9,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from todos.models import TITLE_MAX_LENGTH, Todo
 from tests.conftest import force_page_login
+from todos.models import TITLE_MAX_LENGTH, Todo
 
 pytestmark = pytest.mark.django_db
 

@@ -79,7 +79,9 @@ def test_create_user_rejects_a_missing_address():
 # --- Lookups ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("typed", ["alice@example.com", "ALICE@EXAMPLE.COM", "  Alice@Example.com\n", "ＡＬＩＣＥ＠example.com"])
+@pytest.mark.parametrize(
+    "typed", ["alice@example.com", "ALICE@EXAMPLE.COM", "  Alice@Example.com\n", "ＡＬＩＣＥ＠example.com"]
+)
 def test_get_by_natural_key_is_case_and_whitespace_insensitive(user, typed):
     assert User.objects.get_by_natural_key(typed) == user
 
@@ -89,7 +91,9 @@ def test_find_by_email_is_case_and_whitespace_insensitive(user, typed):
     assert User.objects.find_by_email(typed) == user
 
 
-@pytest.mark.parametrize("garbage", [None, "", "   ", "alice", "alice@", "al\x00ice@example.com", 42, ["alice@example.com"]])
+@pytest.mark.parametrize(
+    "garbage", [None, "", "   ", "alice", "alice@", "al\x00ice@example.com", 42, ["alice@example.com"]]
+)
 def test_get_by_natural_key_raises_does_not_exist_for_garbage(user, garbage):
     with pytest.raises(User.DoesNotExist):
         User.objects.get_by_natural_key(garbage)

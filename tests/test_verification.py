@@ -347,7 +347,10 @@ def test_resend_answers_identically_for_unknown_verified_and_unverified(client, 
         assert response["Location"] == SENT_URL
     assert len({r.content for r in responses}) == 1
     # Date and the Expires that never_cache derives from it tick with the clock.
-    assert len({tuple(sorted((k, v) for k, v in r.items() if k.lower() not in {"date", "expires"})) for r in responses}) == 1
+    assert (
+        len({tuple(sorted((k, v) for k, v in r.items() if k.lower() not in {"date", "expires"})) for r in responses})
+        == 1
+    )
     assert len(mailoutbox) == 1
     assert mailoutbox[0].to == ["unverified@example.com"]
 

@@ -47,7 +47,9 @@ class TodoSerializer(serializers.ModelSerializer):
 @extend_schema_view(
     list=extend_schema(
         parameters=[
-            OpenApiParameter("completed", OpenApiTypes.BOOL, description="Only completed (true) or open (false) todos."),
+            OpenApiParameter(
+                "completed", OpenApiTypes.BOOL, description="Only completed (true) or open (false) todos."
+            ),
             OpenApiParameter("ordering", OpenApiTypes.STR, enum=list(ORDERINGS), description="Default: -created_at."),
         ]
     )

@@ -6,6 +6,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiParameter
 
+
 class BodyOnDeleteAutoSchema(AutoSchema):
     """Documents the JSON body of DELETE operations too (deleting the account
     needs the password), which drf-spectacular leaves out by default."""
@@ -30,7 +31,9 @@ class AccessTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return build_bearer_security_scheme_object(
-            header_name="HTTP_AUTHORIZATION", token_prefix="Bearer", bearer_format="JWT"  # nosec B106: a scheme name
+            header_name="HTTP_AUTHORIZATION",
+            token_prefix="Bearer",  # noqa: S106 a scheme name
+            bearer_format="JWT",
         )
 
 

@@ -47,7 +47,11 @@ class EmailAddressField(StrictCharField):
 
 def password_field(**kwargs) -> StrictCharField:
     return StrictCharField(
-        trim_whitespace=False, max_length=PASSWORD_INPUT_LIMIT, write_only=True, style={"input_type": "password"}, **kwargs
+        trim_whitespace=False,
+        max_length=PASSWORD_INPUT_LIMIT,
+        write_only=True,
+        style={"input_type": "password"},
+        **kwargs,
     )
 
 
@@ -90,7 +94,9 @@ class EmailVerifySerializer(serializers.Serializer):
 
 
 class EmailChangeCancelSerializer(serializers.Serializer):
-    token = StrictCharField(max_length=TOKEN_INPUT_LIMIT, help_text="The token from the link sent to the current address.")
+    token = StrictCharField(
+        max_length=TOKEN_INPUT_LIMIT, help_text="The token from the link sent to the current address."
+    )
     new_password = password_field()
 
 
@@ -121,7 +127,9 @@ class LoginResponseSerializer(AccessTokenSerializer):
 
 class DeviceSessionSerializer(serializers.ModelSerializer):
     current = serializers.SerializerMethodField(help_text="True for the session making this request.")
-    device = serializers.SerializerMethodField(help_text='Browser and OS read from the user agent, e.g. "Firefox 132 on Linux".')
+    device = serializers.SerializerMethodField(
+        help_text='Browser and OS read from the user agent, e.g. "Firefox 132 on Linux".'
+    )
 
     class Meta:
         model = DeviceSession

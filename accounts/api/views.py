@@ -65,8 +65,8 @@ from accounts.flows.email_change import cancel_email_change, request_email_chang
 from accounts.flows.password_change import change_password
 from accounts.flows.password_reset import request_password_reset, reset_password
 from accounts.flows.profile import update_profile
-from accounts.flows.signin import authenticate_user, start_api_session
 from accounts.flows.security_reset import security_reset
+from accounts.flows.signin import authenticate_user, start_api_session
 from accounts.flows.signup import sign_up
 from accounts.flows.verification import Verifier, resend_verification_email, verify_email
 from accounts.models import User
@@ -168,7 +168,8 @@ class RefreshView(PublicView):
         responses={
             200: AccessTokenSerializer,
             401: OpenApiResponse(
-                ERROR, description="`refresh_token_invalid` (missing, unknown, expired, ended) or `refresh_token_reused`."
+                ERROR,
+                description="`refresh_token_invalid` (missing, unknown, expired, ended) or `refresh_token_reused`.",
             ),
             403: OpenApiResponse(ERROR, description="`csrf_failed`: the X-CSRFToken header is missing or wrong."),
         },
@@ -242,7 +243,9 @@ class SessionListView(APIView):
     )
     def get(self, request: Request) -> Response:
         sessions = live_sessions(user=request.user.id)
-        serializer = DeviceSessionSerializer(sessions, many=True, context={"current_session_id": request.user.session_id})
+        serializer = DeviceSessionSerializer(
+            sessions, many=True, context={"current_session_id": request.user.session_id}
+        )
         return Response(serializer.data)
 
 
@@ -394,9 +397,7 @@ class EmailChangeView(APIView):
             session_id=request.user.session_id,
             client=ClientInfo.from_request(request._request),
         )
-        return Response(
-            {"detail": "Check the new address for a confirmation link."}, status=status.HTTP_202_ACCEPTED
-        )
+        return Response({"detail": "Check the new address for a confirmation link."}, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema(tags=AUTH_TAG)
@@ -469,9 +470,7 @@ class PasswordResetConfirmView(PublicView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(PasswordResetConfirmSerializer, request)
-        reset_password(
-            token=data["token"], password=data["password"], client=ClientInfo.from_request(request._request)
-        )
+        reset_password(token=data["token"], password=data["password"], client=ClientInfo.from_request(request._request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

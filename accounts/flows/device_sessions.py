@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -47,9 +47,7 @@ def _access_token_for(session: DeviceSession, user: User) -> tuple[str, datetime
     return str(token), token.expires_at
 
 
-def start_device_session(
-    *, user: User, ip_address: str | None, user_agent: str, via: str = "api"
-) -> IssuedTokens:
+def start_device_session(*, user: User, ip_address: str | None, user_agent: str, via: str = "api") -> IssuedTokens:
     """Open a device session for a user who has just proven who they are."""
     now = timezone.now()
     refresh = generate_token()
@@ -72,7 +70,9 @@ def start_device_session(
             via=via,
         )
     access, access_expires_at = _access_token_for(session, user)
-    return IssuedTokens(session=session, access_token=access, access_expires_at=access_expires_at, refresh_token=refresh)
+    return IssuedTokens(
+        session=session, access_token=access, access_expires_at=access_expires_at, refresh_token=refresh
+    )
 
 
 def rotate_refresh_token(*, refresh_token: object, ip_address: str | None, user_agent: str) -> IssuedTokens:
@@ -151,7 +151,9 @@ def _rotate(*, presented_hash: str, client: ClientInfo) -> IssuedTokens:
         if rotated.rotated_at == session.rotated_at and now - rotated.rotated_at <= grace:
             _limit_refresh(session)
             access, access_expires_at = _access_token_for(session, session.user)
-            return IssuedTokens(session=session, access_token=access, access_expires_at=access_expires_at, refresh_token=None)
+            return IssuedTokens(
+                session=session, access_token=access, access_expires_at=access_expires_at, refresh_token=None
+            )
         _end_sessions(DeviceSession.objects.filter(pk=session.pk), reason=EndReason.REFRESH_REUSE, now=now)
         record_event(kind=EventKind.REFRESH_REUSE_DETECTED, user=session.user, client=client, session=session.pk)
         reused_session_id = session.pk
@@ -252,9 +254,7 @@ def note_page_use(*, session_id: str) -> None:
     DeviceSession.objects.filter(pk=session_uuid, revoked_at__isnull=True).update(last_used_at=timezone.now())
 
 
-def confirm_password(
-    *, user: User, password: str, field: str = "password", client: ClientInfo | None = None
-) -> None:
+def confirm_password(*, user: User, password: str, field: str = "password", client: ClientInfo | None = None) -> None:
     """Check the current password again before a sensitive action (limited per user)."""
     try:
         hit(PASSWORD_CONFIRM_USER, f"user:{user.pk}", record=False)

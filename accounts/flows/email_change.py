@@ -128,7 +128,7 @@ def check_email_change_cancel_token(*, token: str | None) -> EmailVerificationTo
 
 
 def cancel_email_change(*, token: str | None, new_password: str, client: ClientInfo | None = None) -> User:
-    """"Not me": cancel the pending change, or undo it if it was confirmed, and secure the account.
+    """ "Not me": cancel the pending change, or undo it if it was confirmed, and secure the account.
 
     The account keeps (or gets back) the address the notice went to, takes
     ``new_password`` (the old one is known to whoever asked), and every session
@@ -164,11 +164,13 @@ def cancel_email_change(*, token: str | None, new_password: str, client: ClientI
         # who never proved it chose (the password, the name) goes.
         prove_address(user=user, password_replaced=True)
         set_new_password(user=user, password=new_password)
-        ended = security_reset(
-            user=user, reason=EndReason.ACCOUNT_SECURED, record=False, undo_links_from=row
-        )
+        ended = security_reset(user=user, reason=EndReason.ACCOUNT_SECURED, record=False, undo_links_from=row)
         record_event(
-            kind=EventKind.EMAIL_CHANGE_CANCELLED, user=user, client=client, undone=moved_to is not None, sessions_ended=ended
+            kind=EventKind.EMAIL_CHANGE_CANCELLED,
+            user=user,
+            client=client,
+            undone=moved_to is not None,
+            sessions_ended=ended,
         )
     send_account_email(
         template="password_changed",
@@ -192,7 +194,9 @@ def _reclaim_address(email: str, *, client: ClientInfo | None) -> None:
     account keeps the address, and the undo asks for support instead."""
     squatter = (
         User.objects.select_for_update()
-        .filter(email=email, email_verified_at__isnull=True, last_login__isnull=True, is_staff=False, is_superuser=False)
+        .filter(
+            email=email, email_verified_at__isnull=True, last_login__isnull=True, is_staff=False, is_superuser=False
+        )
         .first()
     )
     if squatter is None:

@@ -1,5 +1,6 @@
 """Sign-in and sign-out: checking credentials and starting or ending a browser session."""
 
+import contextlib
 import time
 
 from django.conf import settings
@@ -90,13 +91,11 @@ def end_browser_session(*, request: HttpRequest, record_as: str = EndReason.LOGO
     """Sign this browser out: its device session ends too."""
     session_id = request.session.get(DEVICE_SESSION_KEY)
     if session_id and request.user.is_authenticated:
-        try:
+        with contextlib.suppress(SessionNotFound):
             end_device_session(
                 user=request.user,
                 session_id=session_id,
                 reason=record_as,
                 client=ClientInfo.from_request(request),
             )
-        except SessionNotFound:
-            pass
     logout(request)

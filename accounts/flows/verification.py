@@ -154,7 +154,9 @@ def _check_change_still_wanted(row: EmailVerificationToken, *, lock: bool) -> No
         asking = asking.select_for_update(of=("self",))
     asked_from_live_session = row.session_id is not None and bool(list(asking.values_list("pk", flat=True)))
     newer_request = EmailVerificationToken.objects.filter(
-        user_id=row.user_id, purpose=Purpose.CHANGE, pk__gt=row.pk  # ids, not clocks, tell which is newer
+        user_id=row.user_id,
+        purpose=Purpose.CHANGE,
+        pk__gt=row.pk,  # ids, not clocks, tell which is newer
     ).exists()
     if not asked_from_live_session or newer_request:
         raise TokenInvalid(
@@ -235,9 +237,7 @@ def verify_email(*, token: str | None, verifier: Verifier | None = None, client:
             prove_address(user=user, password_replaced=replaced)
             if not was_verified:
                 detail = {"sessions_ended": ended} if replaced else {}
-                record_event(
-                    kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by=proved_by, **detail
-                )
+                record_event(kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by=proved_by, **detail)
     if old_email is not None:
         send_account_email(
             template="email_changed",

@@ -7,43 +7,95 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_device_sessions'),
+        ("accounts", "0002_device_sessions"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='user',
-            options={'permissions': [('end_user_sessions', 'Can end all device sessions of a user'), ('send_password_reset', 'Can send a password-reset email to a user'), ('resend_verification', 'Can resend the verification email to a user'), ('mark_email_verified', "Can mark a user's email address verified"), ('change_user_active', 'Can deactivate and reactivate users')], 'verbose_name': 'user', 'verbose_name_plural': 'users'},
+            name="user",
+            options={
+                "permissions": [
+                    ("end_user_sessions", "Can end all device sessions of a user"),
+                    ("send_password_reset", "Can send a password-reset email to a user"),
+                    ("resend_verification", "Can resend the verification email to a user"),
+                    ("mark_email_verified", "Can mark a user's email address verified"),
+                    ("change_user_active", "Can deactivate and reactivate users"),
+                ],
+                "verbose_name": "user",
+                "verbose_name_plural": "users",
+            },
         ),
         migrations.AddField(
-            model_name='devicesession',
-            name='authenticated_at',
+            model_name="devicesession",
+            name="authenticated_at",
             field=models.DateTimeField(default=django.utils.timezone.now),
         ),
         migrations.AddField(
-            model_name='emailverificationtoken',
-            name='purpose',
-            field=models.CharField(choices=[('verify', "Verify the account's address"), ('change', 'Confirm a new address')], default='verify', max_length=16),
+            model_name="emailverificationtoken",
+            name="purpose",
+            field=models.CharField(
+                choices=[("verify", "Verify the account's address"), ("change", "Confirm a new address")],
+                default="verify",
+                max_length=16,
+            ),
         ),
         migrations.CreateModel(
-            name='SecurityEvent',
+            name="SecurityEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('sign_in_succeeded', 'Signed in'), ('sign_in_failed', 'Sign-in failed'), ('sign_out', 'Signed out'), ('refresh_reuse_detected', 'Refresh token reuse detected'), ('session_ended', 'Session ended'), ('password_reset_requested', 'Password reset requested'), ('password_reset_completed', 'Password reset completed'), ('password_changed', 'Password changed'), ('email_change_requested', 'Email change requested'), ('email_change_confirmed', 'Email change confirmed'), ('email_verified', 'Email address verified'), ('account_deleted', 'Account deleted'), ('rate_limited', 'Rate limited'), ('staff_action', 'Staff action')], max_length=32)),
-                ('email_hash', models.CharField(blank=True, max_length=64)),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=512)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('detail', models.JSONField(blank=True, default=dict)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='security_events', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("sign_in_succeeded", "Signed in"),
+                            ("sign_in_failed", "Sign-in failed"),
+                            ("sign_out", "Signed out"),
+                            ("refresh_reuse_detected", "Refresh token reuse detected"),
+                            ("session_ended", "Session ended"),
+                            ("password_reset_requested", "Password reset requested"),
+                            ("password_reset_completed", "Password reset completed"),
+                            ("password_changed", "Password changed"),
+                            ("email_change_requested", "Email change requested"),
+                            ("email_change_confirmed", "Email change confirmed"),
+                            ("email_verified", "Email address verified"),
+                            ("account_deleted", "Account deleted"),
+                            ("rate_limited", "Rate limited"),
+                            ("staff_action", "Staff action"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("email_hash", models.CharField(blank=True, max_length=64)),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=512)),
+                ("created_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("detail", models.JSONField(blank=True, default=dict)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="security_events",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'db_table': 'security_events',
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['user', '-created_at'], name='event_user_created_idx')],
+                "db_table": "security_events",
+                "ordering": ["-created_at", "-id"],
+                "indexes": [models.Index(fields=["user", "-created_at"], name="event_user_created_idx")],
             },
         ),
     ]

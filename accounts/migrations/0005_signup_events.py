@@ -4,15 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_support_group'),
+        ("accounts", "0004_support_group"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='securityevent',
-            name='kind',
-            field=models.CharField(choices=[('sign_up', 'Account created'), ('sign_up_existing', 'Sign-up attempted with this address'), ('sign_in_succeeded', 'Signed in'), ('sign_in_failed', 'Sign-in failed'), ('sign_out', 'Signed out'), ('refresh_reuse_detected', 'Refresh token reuse detected'), ('session_ended', 'Session ended'), ('password_reset_requested', 'Password reset requested'), ('password_reset_completed', 'Password reset completed'), ('password_changed', 'Password changed'), ('email_change_requested', 'Email change requested'), ('email_change_confirmed', 'Email change confirmed'), ('email_verified', 'Email address verified'), ('account_deleted', 'Account deleted'), ('rate_limited', 'Rate limited'), ('staff_action', 'Staff action')], max_length=32),
+            model_name="securityevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("sign_up", "Account created"),
+                    ("sign_up_existing", "Sign-up attempted with this address"),
+                    ("sign_in_succeeded", "Signed in"),
+                    ("sign_in_failed", "Sign-in failed"),
+                    ("sign_out", "Signed out"),
+                    ("refresh_reuse_detected", "Refresh token reuse detected"),
+                    ("session_ended", "Session ended"),
+                    ("password_reset_requested", "Password reset requested"),
+                    ("password_reset_completed", "Password reset completed"),
+                    ("password_changed", "Password changed"),
+                    ("email_change_requested", "Email change requested"),
+                    ("email_change_confirmed", "Email change confirmed"),
+                    ("email_verified", "Email address verified"),
+                    ("account_deleted", "Account deleted"),
+                    ("rate_limited", "Rate limited"),
+                    ("staff_action", "Staff action"),
+                ],
+                max_length=32,
+            ),
         ),
     ]

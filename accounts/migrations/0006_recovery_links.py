@@ -5,35 +5,83 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0005_signup_events'),
+        ("accounts", "0005_signup_events"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='emailverificationtoken',
-            name='session',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.devicesession'),
+            model_name="emailverificationtoken",
+            name="session",
+            field=models.ForeignKey(
+                blank=True,
+                editable=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="accounts.devicesession",
+            ),
         ),
         migrations.AddField(
-            model_name='emailverificationtoken',
-            name='undo_allowed',
+            model_name="emailverificationtoken",
+            name="undo_allowed",
             field=models.BooleanField(default=False, editable=False),
         ),
         migrations.AlterField(
-            model_name='devicesession',
-            name='revoked_reason',
-            field=models.CharField(blank=True, choices=[('logout', 'Signed out'), ('ended_by_user', 'Ended by the user'), ('refresh_reuse', 'Refresh token reuse detected'), ('password_changed', 'Password changed'), ('password_reset', 'Password reset'), ('user_deactivated', 'User deactivated'), ('ended_by_staff', 'Ended by support staff'), ('account_secured', 'Account secured after an unwanted email change')], max_length=32),
+            model_name="devicesession",
+            name="revoked_reason",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("logout", "Signed out"),
+                    ("ended_by_user", "Ended by the user"),
+                    ("refresh_reuse", "Refresh token reuse detected"),
+                    ("password_changed", "Password changed"),
+                    ("password_reset", "Password reset"),
+                    ("user_deactivated", "User deactivated"),
+                    ("ended_by_staff", "Ended by support staff"),
+                    ("account_secured", "Account secured after an unwanted email change"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='emailverificationtoken',
-            name='purpose',
-            field=models.CharField(choices=[('verify', "Verify the account's address"), ('change', 'Confirm a new address'), ('cancel_change', 'Cancel or undo an address change')], default='verify', max_length=16),
+            model_name="emailverificationtoken",
+            name="purpose",
+            field=models.CharField(
+                choices=[
+                    ("verify", "Verify the account's address"),
+                    ("change", "Confirm a new address"),
+                    ("cancel_change", "Cancel or undo an address change"),
+                ],
+                default="verify",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='securityevent',
-            name='kind',
-            field=models.CharField(choices=[('sign_up', 'Account created'), ('sign_up_existing', 'Sign-up attempted with this address'), ('sign_in_succeeded', 'Signed in'), ('sign_in_failed', 'Sign-in failed'), ('sign_out', 'Signed out'), ('refresh_reuse_detected', 'Refresh token reuse detected'), ('session_ended', 'Session ended'), ('password_reset_requested', 'Password reset requested'), ('password_reset_completed', 'Password reset completed'), ('password_changed', 'Password changed'), ('email_change_requested', 'Email change requested'), ('email_change_confirmed', 'Email change confirmed'), ('email_change_cancelled', 'Email change cancelled or undone'), ('email_verified', 'Email address verified'), ('account_deleted', 'Account deleted'), ('rate_limited', 'Rate limited'), ('staff_action', 'Staff action')], max_length=32),
+            model_name="securityevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("sign_up", "Account created"),
+                    ("sign_up_existing", "Sign-up attempted with this address"),
+                    ("sign_in_succeeded", "Signed in"),
+                    ("sign_in_failed", "Sign-in failed"),
+                    ("sign_out", "Signed out"),
+                    ("refresh_reuse_detected", "Refresh token reuse detected"),
+                    ("session_ended", "Session ended"),
+                    ("password_reset_requested", "Password reset requested"),
+                    ("password_reset_completed", "Password reset completed"),
+                    ("password_changed", "Password changed"),
+                    ("email_change_requested", "Email change requested"),
+                    ("email_change_confirmed", "Email change confirmed"),
+                    ("email_change_cancelled", "Email change cancelled or undone"),
+                    ("email_verified", "Email address verified"),
+                    ("account_deleted", "Account deleted"),
+                    ("rate_limited", "Rate limited"),
+                    ("staff_action", "Staff action"),
+                ],
+                max_length=32,
+            ),
         ),
     ]

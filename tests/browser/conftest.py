@@ -147,9 +147,7 @@ def assert_clean(page, *, allow_statuses=()) -> None:
     """
     allowed = {str(status) for status in allow_statuses}
     errors = [
-        text
-        for text in page.console_errors
-        if not ((match := _FAILED_LOAD.search(text)) and match.group(1) in allowed)
+        text for text in page.console_errors if not ((match := _FAILED_LOAD.search(text)) and match.group(1) in allowed)
     ]
     violations = page.evaluate("window.__cspViolations || []")
     page_errors = list(page.page_errors)

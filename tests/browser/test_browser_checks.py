@@ -19,7 +19,9 @@ from tests.browser.conftest import (
 from tests.conftest import STRONG_PASSWORD
 
 EMAIL = "alice@example.com"
-PHONE_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36"
+PHONE_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36"
+)
 LONG_WORD = "Supercalifragilisticexpialidocious" * 4  # no break opportunity: must wrap, not scroll
 
 

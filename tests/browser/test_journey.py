@@ -25,7 +25,9 @@ NEW_EMAIL = "sam.elsewhere@example.com"
 PASSWORD = STRONG_PASSWORD
 RESET_PASSWORD = "a fresh passphrase chosen after a reset"
 CHANGED_PASSWORD = "and a third passphrase for good measure"
-PHONE_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36"
+PHONE_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36"
+)
 WRONG = "The email address or password is not correct."
 
 
@@ -151,9 +153,7 @@ def test_todos_in_the_app_survive_reloads_and_two_tabs(new_context, site, sam):
     expect(todos).to_have_count(0)
     page.get_by_role("radio", name="All").check()
     expect(todos).to_have_count(1)
-    assert list(Todo.objects.filter(owner=sam).values_list("title", "notes", "completed")) == [
-        ("Call mum", "", False)
-    ]
+    assert list(Todo.objects.filter(owner=sam).values_list("title", "notes", "completed")) == [("Call mum", "", False)]
     assert_clean(page)
 
     # --- A reload keeps the session ---------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Delete expired and long-ended device sessions, spent email-link tokens, abandoned unverified accounts and old audit events.
+"""Delete expired and ended device sessions, spent link tokens, abandoned unverified accounts, old audit events.
 
 Safe to run from cron while the site serves: it deletes in small batches, each
 in its own short transaction, and never touches a row that is still usable.

@@ -1,7 +1,6 @@
 """allauth peer URLs: the headless API under /_allauth/ and the todo list."""
 
 from django.urls import include, path
-
 from peer_todos.api import TodoViewSet
 
 urlpatterns = [

@@ -1,9 +1,8 @@
 """simplejwt peer URLs: token obtain/refresh and the todo list."""
 
 from django.urls import path
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
-
 from peer_todos.api import TodoViewSet
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 urlpatterns = [
     path("api/token/", TokenObtainPairView.as_view()),
