@@ -5,6 +5,8 @@ import logging
 from django.apps import AppConfig
 from django.conf import settings
 from django.contrib.admin import apps as admin_apps
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 
 
 class AccountsConfig(AppConfig):
@@ -12,14 +14,22 @@ class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = "Accounts"
 
-    def ready(self):
+    def ready(self) -> None:
+        # First, before anything else reads the settings: outside DEBUG, unsafe production
+        # settings stop every process (gunicorn, manage.py, the WSGI app) from starting.
+        # Importing the module also registers its checks for `manage.py check --deploy`.
+        from accounts import checks
+
+        if not settings.DEBUG:
+            checks.refuse_unsafe_production_settings()
+
         # Registers the OpenAPI description of the access-token authentication.
         # Connects the signals that hold work until each answer has been sent,
         # before the first request starts.
         from accounts import background  # noqa: F401
         from accounts.api import schema  # noqa: F401
 
-        if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+        if isinstance(caches["default"], LocMemCache):
             logging.getLogger("accounts").warning(
                 "Rate limits and session revocation use the local-memory cache: each process counts "
                 "for itself. Set REDIS_URL to share them across processes and hosts."

@@ -21,14 +21,19 @@ import ipaddress
 import logging
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from django.conf import settings
 from django.db import transaction
-from django_ratelimit.core import get_usage
+
+# django-ratelimit ships no type information.
+from django_ratelimit.core import get_usage  # type: ignore[import-untyped]
 
 from accounts.audit import EventKind, email_fingerprint, record_event
 from accounts.client_info import ClientInfo
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -89,18 +94,26 @@ def address_key(email: str) -> str:
     return "email:" + email_fingerprint(email)
 
 
-_UNLIMITED = {"count": 0, "limit": 1, "time_left": 0}
+class Usage(TypedDict):
+    """What django-ratelimit's get_usage() answers, as far as these limits read it."""
+
+    count: int
+    limit: int
+    time_left: int
 
 
-def _usage(limit: Limit, key: str, *, increment: bool) -> dict | None:
+_UNLIMITED: Usage = {"count": 0, "limit": 1, "time_left": 0}
+
+
+def _usage(limit: Limit, key: str, *, increment: bool) -> Usage | None:
     """django-ratelimit's counter, or None if the cache could not be reached."""
     if not getattr(settings, "RATELIMIT_ENABLE", True):
         return _UNLIMITED  # switched off (benchmarks); never in production
     try:
-        usage = get_usage(
+        usage: Usage | None = get_usage(
             None, group=limit.name, key=lambda _group, _request: key, rate=limit.rate, increment=increment
         )
-    except Exception as error:  # the cache backend's own errors (Redis down, timeouts)
+    except Exception as error:  # the cache's own errors (django-redis re-raises redis-py's, e.g. ConnectionError)
         logger.error("Rate-limit counter %s unavailable: %s", limit.name, type(error).__name__)
         return None
     if usage is None or usage.get("time_left") == -1:  # django-ratelimit's "could not count"
@@ -109,13 +122,15 @@ def _usage(limit: Limit, key: str, *, increment: bool) -> dict | None:
     return usage
 
 
-def record_rate_limited(limit: Limit, *, client: ClientInfo | None = None, email: str | None = None, user=None) -> None:
+def record_rate_limited(
+    limit: Limit, *, client: ClientInfo | None = None, email: str | None = None, user: User | None = None
+) -> None:
     """The audit event of a refused attempt, in its own transaction."""
     with transaction.atomic():
         record_event(kind=EventKind.RATE_LIMITED, user=user, client=client, email=email, limit=limit.name)
 
 
-def _refuse(limit: Limit, usage: dict, *, client: ClientInfo | None, email: str | None, record: bool) -> RateLimited:
+def _refuse(limit: Limit, usage: Usage, *, client: ClientInfo | None, email: str | None, record: bool) -> RateLimited:
     if record:
         record_rate_limited(limit, client=client, email=email)
     # django-ratelimit still counts the second at which the window ends as part

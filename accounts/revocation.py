@@ -28,11 +28,14 @@ from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
+# A device session's primary key, or the ``sid`` claim / page-session value that names it.
+SessionId = uuid.UUID | str
+
 _LIVE = "live"
 _ENDED = "ended"
 
 
-def _key(session_id) -> str:
+def _key(session_id: SessionId) -> str:
     return f"auth:session-state:{session_id}"
 
 
@@ -42,7 +45,7 @@ def _ttl() -> int:
     return settings.JWT_ACCESS_TOKEN_LIFETIME + 60
 
 
-def _ends_at_in_database(session_id) -> datetime | None:
+def _ends_at_in_database(session_id: SessionId) -> datetime | None:
     """When the live session ends by itself, or None if it is not live (or never existed)."""
     from accounts.models import DeviceSession
 
@@ -56,7 +59,7 @@ def _ends_at_in_database(session_id) -> datetime | None:
     return DeviceSession(expires_at=row["expires_at"], last_used_at=row["last_used_at"]).ends_at
 
 
-def is_session_live(session_id) -> bool:
+def is_session_live(session_id: SessionId) -> bool:
     """True while the session is live: not ended, within its idle and absolute lifetimes, of an active user."""
     key = _key(session_id)
     try:
@@ -82,7 +85,7 @@ def is_session_live(session_id) -> bool:
     return ends_at is not None
 
 
-def mark_sessions_ended(session_ids: Iterable) -> None:
+def mark_sessions_ended(session_ids: Iterable[SessionId]) -> None:
     """Publish that these sessions ended; call right after the database change,
     inside its transaction (see the module docstring for why that is safe)."""
     entries = {_key(session_id): _ENDED for session_id in session_ids}

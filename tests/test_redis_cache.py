@@ -1,46 +1,76 @@
-"""The Redis cache backend keeps one client per connection pool, and still behaves as Django's cache."""
+"""The Redis cache (django-redis) keeps one client per server, and still behaves as Django's cache."""
+
+import time
 
 import pytest
+import redis
 from django.conf import settings
 from django.core.cache import caches
-
-from accounts.redis_cache import ReusedClientRedisCache
+from django_redis.cache import RedisCache
 
 needs_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis; runs in CI's PostgreSQL + Redis pass")
 
 
 def make_cache(location="redis://127.0.0.1:6379/9", **params):
-    return ReusedClientRedisCache(location, {"KEY_PREFIX": "redis-cache-test", **params})
+    return RedisCache(location, {"KEY_PREFIX": "redis-cache-test", **params})
+
+
+def built_clients(backend: RedisCache) -> list:
+    return [client for client in backend.client._clients if client is not None]
 
 
 def test_every_operation_gets_the_same_client():
     backend = make_cache()
-    first = backend._cache.get_client("a")
-    assert backend._cache.get_client("b") is first
-    assert backend._cache.get_client("c", write=True) is first  # one server: reads and writes share its pool
+    first = backend.client.get_client(write=False)
+    assert backend.client.get_client(write=False) is first
+    assert backend.client.get_client(write=True) is first  # one server: reads and writes share its pool
 
 
 def test_each_server_has_its_own_client():
     backend = make_cache("redis://primary.invalid:6379/0,redis://replica.invalid:6379/0")
-    writer = backend._cache.get_client(write=True)
-    reader = backend._cache.get_client()
+    writer = backend.client.get_client(write=True)
+    reader = backend.client.get_client(write=False)
     assert writer is not reader
     assert writer.connection_pool is not reader.connection_pool
-    assert backend._cache.get_client(write=True) is writer
-    assert backend._cache.get_client() is reader
+    assert backend.client.get_client(write=True) is writer
+    assert backend.client.get_client(write=False) is reader
 
 
 def test_clients_are_built_lazily_and_connect_lazily():
     backend = make_cache("redis://nowhere.invalid:6379/0")
-    assert backend._cache._clients == {}
-    backend._cache.get_client()  # no network yet: redis-py connects on the first command
-    assert len(backend._cache._clients) == 1
+    assert built_clients(backend) == []
+    backend.client.get_client()  # no network yet: redis-py connects on the first command
+    assert len(built_clients(backend)) == 1
+
+
+def test_the_configured_options_reach_the_connections():
+    backend = make_cache("redis://timeouts.invalid:6379/0", OPTIONS={"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1})
+    connection_kwargs = backend.client.get_client().connection_pool.connection_kwargs
+    assert connection_kwargs["socket_connect_timeout"] == 1
+    assert connection_kwargs["socket_timeout"] == 1
+
+
+def test_an_unreachable_server_raises_redis_own_error_quickly():
+    """What the callers' "Redis is down" policies catch: redis-py's error, not django-redis's
+    ConnectionInterrupted wrapper (IGNORE_EXCEPTIONS is off), and within the timeouts."""
+    backend = make_cache("redis://127.0.0.1:1/0", OPTIONS={"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1})
+    started = time.monotonic()
+    for operation in (
+        lambda: backend.get("key"),
+        lambda: backend.add("key", 1),
+        lambda: backend.incr("key"),
+        lambda: backend.set_many({"key": 1}),
+    ):
+        with pytest.raises(redis.exceptions.ConnectionError):
+            operation()
+    assert time.monotonic() - started < 2
 
 
 @needs_redis
 def test_the_configured_cache_round_trips_through_redis():
     cache = caches["default"]
-    assert isinstance(cache, ReusedClientRedisCache)
+    assert isinstance(cache, RedisCache)
+    client = cache.client.get_client(write=True)
     cache.set("answer", {"n": 42}, timeout=30)
     assert cache.get("answer") == {"n": 42}
     assert cache.add("answer", "other") is False
@@ -50,7 +80,16 @@ def test_the_configured_cache_round_trips_through_redis():
     cache.delete_many(["answer", "counter"])
     assert cache.get("answer") is None
     assert cache.get("counter") is None
-    assert len(cache._cache._clients) == 1  # every operation above went through one client
+    assert built_clients(cache) == [client]  # every operation above went through one client
+
+
+@needs_redis
+def test_keys_carry_the_configured_prefix():
+    cache = caches["default"]
+    cache.set("prefixed", 1, timeout=30)
+    client = cache.client.get_client(write=True)
+    assert client.exists(f"{settings.CACHES['default']['KEY_PREFIX']}:1:prefixed") == 1
+    cache.delete("prefixed")
 
 
 @needs_redis
@@ -72,7 +111,7 @@ def test_incr_still_works_after_redis_forgets_its_scripts():
     cache = caches["default"]
     cache.set("hits", 1, timeout=30)
     assert cache.incr("hits") == 2
-    cache._cache.get_client(write=True).script_flush()  # as after a Redis restart or failover
+    cache.client.get_client(write=True).script_flush()  # as after a Redis restart or failover
     assert cache.incr("hits") == 3
     cache.delete("hits")
 
@@ -81,8 +120,8 @@ def test_incr_still_works_after_redis_forgets_its_scripts():
 def test_incr_is_one_round_trip():
     cache = caches["default"]
     cache.set("hits", 1, timeout=30)
-    cache.incr("hits")  # loads the script once
-    client = cache._cache.get_client(write=True)
+    cache.incr("hits")
+    client = cache.client.get_client(write=True)
     commands = []
     original = client.execute_command
 
@@ -95,5 +134,7 @@ def test_incr_is_one_round_trip():
         assert cache.incr("hits") == 3
     finally:
         del client.execute_command
-    assert commands == ["EVALSHA"]
+    # django-redis sends its EXISTS-then-INCRBY Lua script with EVAL: one atomic round trip
+    # (Django's own Redis cache asks EXISTS, then INCRBY: two, with a race between them).
+    assert commands == ["EVAL"]
     cache.delete("hits")

@@ -1,5 +1,7 @@
-"""config/settings.py loaded in subprocesses with controlled environments: safe defaults, fail-closed production."""
+"""config/settings.py loaded in subprocesses with controlled environments: safe defaults, fail-closed production;
+the production checks (accounts/checks.py) as `manage.py check --deploy` reports them."""
 
+import io
 import json
 import os
 import subprocess
@@ -7,6 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from accounts.checks import check_production_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,8 +26,12 @@ PRODUCTION_ENV = {
     "JWT_SIGNING_KEY": "Jw7Kd2pL9xZ4rB8nW1hS6tG3jY5mC0fA7uE2kI9lO4p",
 }
 
+# What a process started in this environment sees. Outside DEBUG the production checks run in
+# AccountsConfig.ready(), so it starts Django (in DEBUG, importing the settings shows the same).
 SUMMARY = """
-import json, config.settings as s
+import django, json, config.settings as s
+if not s.DEBUG:
+    django.setup()
 print(json.dumps({
     "DEBUG": s.DEBUG,
     "ENGINE": s.DATABASES["default"]["ENGINE"],
@@ -30,6 +40,8 @@ print(json.dumps({
     "DB_HOST": s.DATABASES["default"].get("HOST"),
     "CACHE_BACKEND": s.CACHES["default"]["BACKEND"],
     "CACHE_LOCATION": s.CACHES["default"].get("LOCATION"),
+    "CACHE_KEY_PREFIX": s.CACHES["default"].get("KEY_PREFIX"),
+    "CACHE_OPTIONS": s.CACHES["default"].get("OPTIONS"),
     "EMAIL_BACKEND": s.EMAIL_BACKEND,
     "EMAIL_FILE_PATH": s.EMAIL_FILE_PATH,
     "ANYMAIL": s.ANYMAIL,
@@ -47,7 +59,12 @@ print(json.dumps({
 
 
 def minimal_env(**extra: str) -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""), **extra}
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", ""),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        **extra,
+    }
 
 
 def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -67,9 +84,15 @@ def load_settings(**extra: str) -> dict:
     return json.loads(result.stdout)
 
 
+# The start-up of every process (manage.py, gunicorn's workers, the WSGI app): the settings are
+# imported (done first here, so that a malformed value is refused before Django imports the rest),
+# then the apps are made ready, which runs the production checks outside DEBUG.
+START = "import config.settings, django; django.setup()"
+
+
 def settings_error(**extra: str) -> str:
-    """The stderr of a settings import that must fail."""
-    result = run_python("import config.settings", minimal_env(**extra))
+    """The stderr of a start-up that must be refused."""
+    result = run_python(START, minimal_env(**extra))
     assert result.returncode != 0, "settings loaded but should have been refused"
     assert "ImproperlyConfigured" in result.stderr
     return result.stderr
@@ -164,26 +187,35 @@ def test_site_url_trailing_slash_is_removed():
 
 
 @pytest.mark.parametrize(
-    ("override", "named"),
+    ("override", "named", "check_id"),
     [
-        ({"SECRET_KEY": "tooShort123"}, "SECRET_KEY"),
-        ({"SECRET_KEY": "django-insecure-" + "k3Jd8sLq0Wm5Zx7Vb2Nc4Rt6Yh9Gf1Pa3Ue5Io7"}, "SECRET_KEY"),
-        ({"SECRET_KEY": "a" * 60}, "SECRET_KEY"),  # long but not random
-        ({"SECRET_KEY": ""}, "SECRET_KEY"),
-        ({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS"),
-        ({"ALLOWED_HOSTS": "todo.example,*"}, "ALLOWED_HOSTS"),
-        ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS"),
-        ({"SITE_URL": "http://todo.example"}, "SITE_URL"),
-        ({"SITE_URL": ""}, "SITE_URL"),
-        ({"ANYMAIL_ESP": ""}, "ANYMAIL_ESP"),
-        ({"JWT_SIGNING_KEY": ""}, "JWT_SIGNING_KEY"),
-        ({"JWT_SIGNING_KEY": "short-jwt-key"}, "JWT_SIGNING_KEY"),
-        ({"JWT_SIGNING_KEY": PRODUCTION_ENV["SECRET_KEY"]}, "JWT_SIGNING_KEY"),
+        ({"SECRET_KEY": "tooShort123"}, "SECRET_KEY", "accounts.E002"),
+        ({"SECRET_KEY": "django-insecure-" + "k3Jd8sLq0Wm5Zx7Vb2Nc4Rt6Yh9Gf1Pa3Ue5Io7"}, "SECRET_KEY", "accounts.E002"),
+        ({"SECRET_KEY": "a" * 60}, "SECRET_KEY", "accounts.E002"),  # long but not random
+        ({"SECRET_KEY": ""}, "SECRET_KEY", "accounts.E001"),
+        ({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS", "accounts.E003"),
+        ({"ALLOWED_HOSTS": "todo.example,*"}, "ALLOWED_HOSTS", "accounts.E003"),
+        ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS", "accounts.E003"),
+        ({"SITE_URL": "http://todo.example"}, "SITE_URL", "accounts.E004"),
+        ({"SITE_URL": ""}, "SITE_URL", "accounts.E004"),
+        ({"ANYMAIL_ESP": ""}, "ANYMAIL_ESP", "accounts.E007"),
+        ({"JWT_SIGNING_KEY": ""}, "JWT_SIGNING_KEY", "accounts.E005"),
+        ({"JWT_SIGNING_KEY": "short-jwt-key"}, "JWT_SIGNING_KEY", "accounts.E005"),
+        ({"JWT_SIGNING_KEY": PRODUCTION_ENV["SECRET_KEY"]}, "JWT_SIGNING_KEY", "accounts.E005"),
+        ({"JWT_ALGORITHM": "EdDSA", "JWT_SIGNING_KEY": ""}, "JWT_SIGNING_KEY", "accounts.E006"),
     ],
 )
-def test_each_unsafe_production_variant_refuses_to_load(override, named):
+def test_each_unsafe_production_variant_refuses_to_load(override, named, check_id):
     stderr = settings_error(**{**PRODUCTION_ENV, **override})
     assert named in stderr
+    assert "Unsafe production settings" in stderr
+    assert f"({check_id})" in stderr
+
+
+def test_every_unsafe_production_setting_is_listed_at_once():
+    stderr = settings_error(**{**PRODUCTION_ENV, "SECRET_KEY": "", "ALLOWED_HOSTS": "*", "SITE_URL": ""})
+    for check_id in ("accounts.E001", "accounts.E003", "accounts.E004"):
+        assert f"({check_id})" in stderr
 
 
 def test_production_without_any_email_configuration_refuses_to_load():
@@ -224,8 +256,16 @@ def test_unsupported_database_url_scheme_refuses_to_load():
 
 def test_redis_url_selects_the_redis_cache():
     loaded = load_settings(DEBUG="true", REDIS_URL="redis://cache.internal:6379/1")
-    assert loaded["CACHE_BACKEND"] == "accounts.redis_cache.ReusedClientRedisCache"
+    assert loaded["CACHE_BACKEND"] == "django_redis.cache.RedisCache"
     assert loaded["CACHE_LOCATION"] == "redis://cache.internal:6379/1"
+    assert loaded["CACHE_KEY_PREFIX"] == "todo"
+    # An unreachable Redis answers within a second; its errors reach the callers, whose policies decide.
+    assert loaded["CACHE_OPTIONS"] == {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}
+
+
+def test_cache_key_prefix_names_the_redis_keys():
+    loaded = load_settings(DEBUG="true", REDIS_URL="redis://cache.internal:6379/1", CACHE_KEY_PREFIX="staging")
+    assert loaded["CACHE_KEY_PREFIX"] == "staging"
 
 
 def test_file_email_backend_honours_email_file_path(tmp_path):
@@ -250,27 +290,93 @@ def test_explicit_email_backend_wins_over_esp():
 # --- Whole-project check ------------------------------------------------------------
 
 
-def test_manage_py_check_passes_in_debug_mode():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
+def run_manage_py(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
         cwd=PROJECT_ROOT,
-        env=minimal_env(DEBUG="true"),
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_manage_py_check_passes_in_debug_mode():
+    result = run_manage_py(["check"], minimal_env(DEBUG="true"))
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
 
 
 def test_manage_py_check_fails_without_configuration():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=PROJECT_ROOT,
-        env=minimal_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_manage_py(["check"], minimal_env())
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+# --- The production checks as system checks (tagged deploy) ---------------------------------------
+
+UNSAFE_UNDER_DEBUG = {"SECRET_KEY": "tooShort123", "ALLOWED_HOSTS": "*", "SITE_URL": "http://todo.example"}
+
+
+def test_debug_skips_the_production_checks_at_start_up_and_in_a_plain_check():
+    env = minimal_env(DEBUG="true", **UNSAFE_UNDER_DEBUG)
+    started = run_python(START, env)
+    assert started.returncode == 0, started.stderr
+    checked = run_manage_py(["check"], env)
+    assert checked.returncode == 0, checked.stderr
+    assert "no issues" in checked.stdout
+
+
+def test_manage_py_check_deploy_lists_the_production_problems_with_their_ids():
+    result = run_manage_py(["check", "--deploy"], minimal_env(DEBUG="true", **UNSAFE_UNDER_DEBUG))
+    assert result.returncode != 0
+    for check_id, named in (
+        ("accounts.E002", "SECRET_KEY"),
+        ("accounts.E003", "ALLOWED_HOSTS"),
+        ("accounts.E004", "SITE_URL"),
+    ):
+        assert f"({check_id}) {named}" in result.stderr
+
+
+SAFE_PRODUCTION_SETTINGS = {
+    "SECRET_KEY": PRODUCTION_ENV["SECRET_KEY"],
+    "ALLOWED_HOSTS": ["todo.example"],
+    "SITE_URL": "https://todo.example",
+    "JWT_ALGORITHM": "HS256",
+    "JWT_SIGNING_KEY": PRODUCTION_ENV["JWT_SIGNING_KEY"],
+    "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
+}
+
+
+def test_safe_production_settings_pass_the_production_checks(settings):
+    for name, value in SAFE_PRODUCTION_SETTINGS.items():
+        setattr(settings, name, value)
+    assert check_production_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("unsafe", "check_id", "named"),
+    [
+        ({"SECRET_KEY": ""}, "accounts.E001", "SECRET_KEY"),
+        ({"SECRET_KEY": "tooShort123"}, "accounts.E002", "SECRET_KEY"),
+        ({"ALLOWED_HOSTS": ["todo.example", "*"]}, "accounts.E003", "ALLOWED_HOSTS"),
+        ({"SITE_URL": "http://todo.example"}, "accounts.E004", "SITE_URL"),
+        ({"JWT_SIGNING_KEY": PRODUCTION_ENV["SECRET_KEY"]}, "accounts.E005", "JWT_SIGNING_KEY"),
+        ({"JWT_ALGORITHM": "ES256", "JWT_SIGNING_KEY": ""}, "accounts.E006", "JWT_SIGNING_KEY"),
+        ({"EMAIL_BACKEND": ""}, "accounts.E007", "ANYMAIL_ESP"),
+    ],
+)
+def test_check_deploy_reports_each_production_problem_with_its_id(settings, unsafe, check_id, named):
+    for name, value in {**SAFE_PRODUCTION_SETTINGS, **unsafe}.items():
+        setattr(settings, name, value)
+    assert [problem.id for problem in check_production_settings()] == [check_id]
+    with pytest.raises(SystemCheckError) as refused:
+        call_command("check", deploy=True, stdout=io.StringIO(), stderr=io.StringIO())
+    reported = [line for line in str(refused.value).splitlines() if f"({check_id})" in line]
+    assert len(reported) == 1
+    assert named in reported[0]
+
+
+def test_plain_check_leaves_the_production_checks_out(settings):
+    settings.SITE_URL = "http://todo.example"
+    call_command("check", stdout=io.StringIO(), stderr=io.StringIO())  # no SystemCheckError

@@ -1,0 +1,86 @@
+"""Production-safety rules for the settings, as Django system checks tagged ``deploy``.
+
+The one source of these rules: ``manage.py check --deploy`` lists every failing one with its id,
+and outside DEBUG ``AccountsConfig.ready()`` calls ``refuse_unsafe_production_settings()``, so that
+gunicorn, manage.py and the WSGI app all refuse to start while any fails. Under DEBUG the settings
+fill in local defaults and nothing is refused at start-up.
+
+Values that are wrong in every mode (Argon2 minimums, JWT_ALGORITHM, password length limits, the
+email verification mode) are refused earlier, when config/settings.py is imported.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+MIN_SECRET_KEY_LENGTH = 50
+MIN_SECRET_KEY_DISTINCT_CHARACTERS = 5
+# HS256 keys shorter than this are refused here and by accounts.access_tokens when it loads one
+# (which imports it from here: importing simplejwt reads SECRET_KEY, whose absence is reported here).
+MIN_HMAC_KEY_BYTES = 32  # 256 bits
+
+
+def _secret_key() -> str:
+    # Django refuses to hand out an empty SECRET_KEY (ImproperlyConfigured); here that is the problem to report.
+    try:
+        return str(settings.SECRET_KEY)
+    except ImproperlyConfigured:
+        return ""
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_production_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """One error for each way the current settings are unsafe to serve in production."""
+    errors: list[checks.CheckMessage] = []
+    secret_key = _secret_key()
+    if not secret_key:
+        errors.append(
+            checks.Error("SECRET_KEY is required (or set DEBUG=true for local development).", id="accounts.E001")
+        )
+    elif (
+        len(secret_key) < MIN_SECRET_KEY_LENGTH
+        or len(set(secret_key)) < MIN_SECRET_KEY_DISTINCT_CHARACTERS
+        or secret_key.startswith("django-insecure")
+    ):
+        errors.append(checks.Error("SECRET_KEY must be at least 50 random characters.", id="accounts.E002"))
+    if not settings.ALLOWED_HOSTS or "*" in settings.ALLOWED_HOSTS:
+        errors.append(checks.Error("ALLOWED_HOSTS must list this site's host names (no '*').", id="accounts.E003"))
+    if not settings.SITE_URL.startswith("https://"):
+        errors.append(checks.Error("SITE_URL must be the site's https:// origin.", id="accounts.E004"))
+    jwt_algorithm, jwt_signing_key = settings.JWT_ALGORITHM, settings.JWT_SIGNING_KEY
+    if jwt_algorithm == "HS256":
+        if len(jwt_signing_key.encode()) < MIN_HMAC_KEY_BYTES or jwt_signing_key == secret_key:
+            errors.append(
+                checks.Error(
+                    f"JWT_SIGNING_KEY must be a dedicated secret of at least {MIN_HMAC_KEY_BYTES} bytes, "
+                    "not SECRET_KEY.",
+                    id="accounts.E005",
+                )
+            )
+    elif not jwt_signing_key:
+        errors.append(
+            checks.Error(
+                f"JWT_ALGORITHM={jwt_algorithm} needs a PEM private key in JWT_SIGNING_KEY(_FILE).",
+                id="accounts.E006",
+            )
+        )
+    if not settings.EMAIL_BACKEND:  # config/settings.py leaves it empty when neither is configured
+        errors.append(
+            checks.Error("Configure an ESP with ANYMAIL_ESP (or set EMAIL_BACKEND explicitly).", id="accounts.E007")
+        )
+    return errors
+
+
+def refuse_unsafe_production_settings() -> None:
+    """Raise ImproperlyConfigured listing every failing production check, if any fails."""
+    problems = check_production_settings()
+    if problems:
+        raise ImproperlyConfigured(
+            "Unsafe production settings:\n" + "\n".join(f"- ({problem.id}) {problem.msg}" for problem in problems)
+        )
