@@ -1,31 +1,44 @@
 """Admin for support staff: find users, end their sessions, resend mails, read the audit log.
 
 Nothing here shows a password hash, a token or a token hash. Every action goes
-through accounts.flows.support, which records it with the acting staff member.
+through accounts.flows.support, which records it with the acting staff member
+and decides whom support may act on; the classes here only call it and report.
+
+The admin classes are subclassed unparameterised (ModelAdmin[User] is typing-only:
+subscripting at run time needs django_stubs_ext, a development dependency), so each
+method names its model type instead.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.contrib import admin, messages
+from django.contrib.admin.options import InlineModelAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
-from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Model, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
-from django.urls import reverse
+from django.urls import URLPattern, reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.client_info import ClientInfo
 from accounts.email_address import InvalidEmailAddress, normalize_email
 from accounts.exceptions import InvalidName
-from accounts.flows.device_sessions import EndReason, end_device_session
 from accounts.flows.profile import clean_display_name
 from accounts.flows.support import (
+    Outcome,
+    StaffAction,
+    staff_act_on_users,
     staff_deactivate,
     staff_delete_user,
+    staff_end_device_sessions,
     staff_end_sessions,
     staff_mark_email_verified,
     staff_reactivate,
     staff_resend_verification,
+    staff_save_user,
     staff_send_password_reset,
 )
 from accounts.models import DeviceSession, SecurityEvent, User
@@ -39,11 +52,29 @@ RECENT_EVENTS_SHOWN = 20
 SECRET_FIELDS = frozenset({"password", "refresh_token_hash", "token_hash"})
 
 
-class NoSecretLookupsMixin:
+def acting_staff(request: HttpRequest) -> User:
+    """The staff member using the admin (the admin site lets no one else in)."""
+    if not isinstance(request.user, User):
+        raise PermissionDenied
+    return request.user
+
+
+def report_outcome(
+    model_admin: admin.ModelAdmin, request: HttpRequest, outcome: Outcome, *, done: str, skipped: str
+) -> None:
+    """Say what an action did, and what it left alone (``skipped`` names what was counted)."""
+    if outcome.skipped_staff:
+        model_admin.message_user(
+            request, f"Skipped {outcome.skipped_staff} {skipped}: only superusers act on staff.", messages.WARNING
+        )
+    model_admin.message_user(request, done, messages.SUCCESS)
+
+
+class NoSecretLookupsMixin(admin.ModelAdmin):
     """Refuse changelist lookups on a secret field, directly or through a relation
     (the admin answers 400, the same for every value)."""
 
-    def lookup_allowed(self, lookup, value, request=None) -> bool:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         if SECRET_FIELDS.intersection(lookup.split(LOOKUP_SEP)):
             return False
         return super().lookup_allowed(lookup, value, request)
@@ -52,13 +83,13 @@ class NoSecretLookupsMixin:
 class ReadOnlyAdminMixin:
     """Rows that only flows may write: visible to those allowed, editable by no one."""
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -66,10 +97,10 @@ class EmailVerifiedFilter(admin.SimpleListFilter):
     title = "email verified"
     parameter_name = "verified"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [("yes", "Yes"), ("no", "No")]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
         if self.value() == "yes":
             return queryset.filter(email_verified_at__isnull=False)
         if self.value() == "no":
@@ -82,8 +113,15 @@ class DeviceSessionInline(ReadOnlyAdminMixin, admin.TabularInline):
     fk_name = "user"
     extra = 0
     ordering = ["-last_used_at"]
-    fields = ["device", "ip_address", "created_at", "last_used_at", "expires_at", "revoked_at", "revoked_reason"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "device",
+        "ip_address",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+        "revoked_reason",
+    )
     verbose_name_plural = "device sessions"
 
     @admin.display(description="device")
@@ -94,6 +132,8 @@ class DeviceSessionInline(ReadOnlyAdminMixin, admin.TabularInline):
 class DisplayNameCleaningMixin:
     """The admin's user forms take names by the product's one rule (one line of printable text)."""
 
+    cleaned_data: dict[str, Any]
+
     def clean_name(self) -> str:
         try:
             return clean_display_name(self.cleaned_data["name"])
@@ -102,7 +142,7 @@ class DisplayNameCleaningMixin:
 
 
 class UserCreationAdminForm(DisplayNameCleaningMixin, AdminUserCreationForm):
-    class Meta(AdminUserCreationForm.Meta):
+    class Meta:
         model = User
         fields = ("email", "name")
 
@@ -114,7 +154,7 @@ class UserCreationAdminForm(DisplayNameCleaningMixin, AdminUserCreationForm):
 
 
 class UserChangeAdminForm(DisplayNameCleaningMixin, UserChangeForm):
-    class Meta(UserChangeForm.Meta):
+    class Meta:
         model = User
         fields = "__all__"
 
@@ -148,19 +188,20 @@ class UserAdmin(NoSecretLookupsMixin, DjangoUserAdmin):
         "reactivate",
     ]
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         # Passwords are never set in the admin: people reset their own by email.
-        return [url for url in super().get_urls() if getattr(url, "name", None) != "auth_user_password_change"]
+        return [url for url in super().get_urls() if url.name != "auth_user_password_change"]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
         if not request.user.is_superuser:
             # Only superusers may grant staff status, superuser status or permissions.
             fields += ["is_staff", "is_superuser", "groups", "user_permissions"]
         return fields
 
-    def get_inlines(self, request, obj):
-        return self.inlines if obj is not None and request.user.has_perm("accounts.view_devicesession") else []
+    def get_inlines(self, request: HttpRequest, obj: User | None) -> list[type[InlineModelAdmin]]:
+        shows_sessions = obj is not None and request.user.has_perm("accounts.view_devicesession")
+        return list(self.inlines) if shows_sessions else []
 
     @admin.display(boolean=True, description="verified", ordering="email_verified_at")
     def email_verified(self, user: User) -> bool:
@@ -192,93 +233,86 @@ class UserAdmin(NoSecretLookupsMixin, DjangoUserAdmin):
         link = reverse("admin:accounts_securityevent_changelist") + f"?user__id__exact={user.pk}"
         return format_html('<ul class="recent-events">{}</ul><a href="{}">All events of this user</a>', rows, link)
 
-    def save_model(self, request, obj, form, change):
-        was_active = not change or User.objects.filter(pk=obj.pk, is_active=True).exists()
-        super().save_model(request, obj, form, change)
-        if change and was_active and not obj.is_active:
-            # Deactivation must end every device session at once, not at token expiry.
-            staff_deactivate(staff=request.user, user=obj, client=ClientInfo.from_request(request))
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # An edit that clears "active" must end every device session at once, not at token expiry.
+        staff_save_user(staff=acting_staff(request), user=obj, client=ClientInfo.from_request(request))
 
-    def get_deleted_objects(self, objs, request):
+    def get_deleted_objects(
+        self, objs: Sequence[User] | QuerySet[User], request: HttpRequest
+    ) -> tuple[list[str], dict[str, int], set[str], list[str]]:
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         # Sessions, tokens and todos go with their user; no one may delete them on their own.
-        perms_needed.discard(DeviceSession._meta.verbose_name)
+        perms_needed.discard(str(DeviceSession._meta.verbose_name))
         return deleted, model_count, perms_needed, protected
 
-    def delete_model(self, request, obj):
-        staff_delete_user(staff=request.user, user=obj, client=ClientInfo.from_request(request))
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        staff_delete_user(staff=acting_staff(request), user=obj, client=ClientInfo.from_request(request))
 
-    def delete_queryset(self, request, queryset):
-        client = ClientInfo.from_request(request)
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        staff, client = acting_staff(request), ClientInfo.from_request(request)
         for user in queryset:
-            staff_delete_user(staff=request.user, user=user, client=client)
+            staff_delete_user(staff=staff, user=user, client=client)
 
-    def _run(self, request: HttpRequest, queryset: QuerySet[User], action, done: str) -> None:
-        if not request.user.is_superuser:
-            # Support helps users; only superusers act on staff accounts.
-            skipped = (
-                queryset.filter(is_staff=True).count() + queryset.filter(is_staff=False, is_superuser=True).count()
-            )
-            queryset = queryset.filter(is_staff=False, is_superuser=False)
-            if skipped:
-                self.message_user(
-                    request, f"Skipped {skipped} staff account(s): only superusers act on staff.", messages.WARNING
-                )
-        client = ClientInfo.from_request(request)
-        count = sum(1 for user in queryset if action(staff=request.user, user=user, client=client) is not False)
-        self.message_user(request, f"{done}: {count} user(s).", messages.SUCCESS)
+    def _run(self, request: HttpRequest, users: QuerySet[User], action: StaffAction, done: str) -> None:
+        outcome = staff_act_on_users(
+            staff=acting_staff(request), users=users, action=action, client=ClientInfo.from_request(request)
+        )
+        report_outcome(self, request, outcome, done=f"{done}: {outcome.done} user(s).", skipped="staff account(s)")
 
     @admin.action(description="End all sessions", permissions=["end_sessions"])
-    def end_all_sessions(self, request, queryset):
+    def end_all_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         self._run(request, queryset, staff_end_sessions, "Sessions ended")
 
     @admin.action(description="Send a password-reset email", permissions=["send_password_reset"])
-    def send_password_reset(self, request, queryset):
+    def send_password_reset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         self._run(request, queryset, staff_send_password_reset, "Password-reset email sent")
 
     @admin.action(description="Resend the verification email", permissions=["resend_verification"])
-    def resend_verification(self, request, queryset):
+    def resend_verification(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         self._run(request, queryset, staff_resend_verification, "Verification email sent (unverified, active users)")
 
     @admin.action(
         description="Mark email address verified (replaces the password: a link to choose one is emailed)",
         permissions=["mark_email_verified"],
     )
-    def mark_email_verified(self, request, queryset):
+    def mark_email_verified(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         self._run(request, queryset, staff_mark_email_verified, "Marked verified and sent a link to choose a password")
 
     @admin.action(description="Deactivate (ends every session)", permissions=["change_user_active"])
-    def deactivate(self, request, queryset):
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         self._run(request, queryset.filter(is_active=True), staff_deactivate, "Deactivated")
 
     @admin.action(description="Reactivate", permissions=["change_user_active"])
-    def reactivate(self, request, queryset):
+    def reactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         self._run(request, queryset.filter(is_active=False), staff_reactivate, "Reactivated")
 
-    def has_end_sessions_permission(self, request) -> bool:
+    def has_end_sessions_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.end_user_sessions")
 
-    def has_send_password_reset_permission(self, request) -> bool:
+    def has_send_password_reset_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.send_password_reset")
 
-    def has_resend_verification_permission(self, request) -> bool:
+    def has_resend_verification_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.resend_verification")
 
-    def has_mark_email_verified_permission(self, request) -> bool:
+    def has_mark_email_verified_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.mark_email_verified")
 
-    def has_change_user_active_permission(self, request) -> bool:
+    def has_change_user_active_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.change_user_active")
 
 
 @admin.register(DeviceSession)
-class DeviceSessionAdmin(NoSecretLookupsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeviceSessionAdmin(ReadOnlyAdminMixin, NoSecretLookupsMixin):
     list_display = ["user", "device", "ip_address", "created_at", "last_used_at", "expires_at", "revoked_at"]
     list_filter = ["revoked_reason", "created_at", "last_used_at"]
     search_fields = ["user__email", "ip_address"]
     list_select_related = ["user"]
     # The refresh-token hash is deliberately absent.
-    fields = [
+    fields = readonly_fields = (
         "user",
         "device",
         "user_agent",
@@ -289,8 +323,7 @@ class DeviceSessionAdmin(NoSecretLookupsMixin, ReadOnlyAdminMixin, admin.ModelAd
         "expires_at",
         "revoked_at",
         "revoked_reason",
-    ]
-    readonly_fields = fields
+    )
     actions = ["end_sessions"]
 
     @admin.display(description="device")
@@ -298,35 +331,35 @@ class DeviceSessionAdmin(NoSecretLookupsMixin, ReadOnlyAdminMixin, admin.ModelAd
         return describe_user_agent(session.user_agent)
 
     @admin.action(description="End the selected sessions", permissions=["end_sessions"])
-    def end_sessions(self, request, queryset):
-        client = ClientInfo.from_request(request)
-        ended = 0
-        if not request.user.is_superuser:
-            queryset = queryset.filter(user__is_staff=False, user__is_superuser=False)
-        for session in queryset.filter(revoked_at__isnull=True):
-            end_device_session(
-                user=session.user_id,
-                session_id=session.pk,
-                reason=EndReason.ENDED_BY_STAFF,
-                client=client,
-                actor=request.user,
-            )
-            ended += 1
-        self.message_user(request, f"Sessions ended: {ended}.", messages.SUCCESS)
+    def end_sessions(self, request: HttpRequest, queryset: QuerySet[DeviceSession]) -> None:
+        outcome = staff_end_device_sessions(
+            staff=acting_staff(request), sessions=queryset, client=ClientInfo.from_request(request)
+        )
+        report_outcome(
+            self, request, outcome, done=f"Sessions ended: {outcome.done}.", skipped="session(s) of staff accounts"
+        )
 
-    def has_end_sessions_permission(self, request) -> bool:
+    def has_end_sessions_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.end_user_sessions")
 
 
 @admin.register(SecurityEvent)
-class SecurityEventAdmin(NoSecretLookupsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SecurityEventAdmin(ReadOnlyAdminMixin, NoSecretLookupsMixin):
     list_display = ["created_at", "kind", "user", "actor", "ip_address", "device", "detail"]
     list_filter = ["kind", "created_at"]
     search_fields = ["user__email", "actor__email", "ip_address"]
     list_select_related = ["user", "actor"]
     date_hierarchy = "created_at"
-    fields = ["created_at", "kind", "user", "actor", "email_hash", "ip_address", "user_agent", "detail"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "created_at",
+        "kind",
+        "user",
+        "actor",
+        "email_hash",
+        "ip_address",
+        "user_agent",
+        "detail",
+    )
 
     @admin.display(description="device")
     def device(self, event: SecurityEvent) -> str:

@@ -68,6 +68,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     def email_verified(self) -> bool:
         return self.email_verified_at is not None
 
+    def mark_email_verified(self, *, save: bool = True) -> None:
+        """The address counts as proven from now on; ``save=False`` when the caller
+        saves it with other fields (and ``email_verified_at`` among them)."""
+        self.email_verified_at = timezone.now()
+        if save:
+            self.save(update_fields=["email_verified_at"])
+
     def get_full_name(self) -> str:
         return self.name or self.email
 
@@ -89,10 +96,6 @@ class EmailLinkToken(models.Model):
 
     def __str__(self) -> str:
         return f"{type(self).__name__} for user {self.user_id}"
-
-    @property
-    def is_expired(self) -> bool:
-        return timezone.now() >= self.expires_at
 
 
 class PasswordResetToken(EmailLinkToken):

@@ -19,12 +19,15 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
-from accounts.audit import EventKind
-from accounts.flows.device_sessions import start_device_session
+from accounts.audit import EventKind, email_fingerprint
+from accounts.flows import account_deletion, account_status
+from accounts.flows import support as support_flows
+from accounts.flows.device_sessions import end_device_session, end_user_sessions, start_device_session
 from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, SecurityEvent, User
 from accounts.tokens import hash_token
-from tests.api_helpers import REFRESH_URL, bearer, csrf_header, login_response, post_json
-from tests.conftest import STRONG_PASSWORD, force_page_login, links_in, token_from_link
+from tests.support.accounts import STRONG_PASSWORD, force_page_login
+from tests.support.api import REFRESH_URL, bearer, csrf_header, login_response, post_json
+from tests.support.mail import links_in, token_from_link
 from todos.models import Todo
 
 pytestmark = pytest.mark.django_db
@@ -896,3 +899,199 @@ def test_marking_verified_leaves_an_account_its_owner_verified_meanwhile_alone(s
     assert bob.check_password(STRONG_PASSWORD)
     assert mailoutbox == []
     assert staff_actions() == []
+
+
+# --- Support acts on users, not on staff ---------------------------------------------------------------
+
+
+@pytest.fixture
+def colleague(make_user) -> User:
+    return make_user(email="kim@support.example", name="Kim Colleague", is_staff=True)
+
+
+@pytest.fixture
+def owner(make_user) -> User:
+    """A superuser without staff status: still not someone support acts on."""
+    return make_user(email="owner@support.example", name="Owner", is_superuser=True)
+
+
+def shown_messages(client: Client, response) -> list[str]:
+    """The messages the page after an action shows."""
+    assert response.status_code == 302
+    return [str(message) for message in client.get(response["Location"]).context["messages"]]
+
+
+def open_session(user: User) -> DeviceSession:
+    return start_device_session(user=user, ip_address=None, user_agent="").session
+
+
+def test_support_actions_leave_staff_and_superuser_accounts_alone(desk, support, alice, colleague, owner):
+    sessions = {user.pk: open_session(user) for user in (alice, colleague, owner)}
+    response = run_action(desk, "end_all_sessions", [alice, colleague, owner])
+    assert shown_messages(desk, response) == [
+        "Skipped 2 staff account(s): only superusers act on staff.",
+        "Sessions ended: 1 user(s).",
+    ]
+    revoked = {pk: DeviceSession.objects.get(pk=s.pk).revoked_at is not None for pk, s in sessions.items()}
+    assert revoked == {alice.pk: True, colleague.pk: False, owner.pk: False}
+    [event] = staff_actions()
+    assert_staff_action(event, staff=support, user=alice, detail={"action": "end_sessions", "sessions_ended": 1})
+    run_action(desk, "deactivate", [colleague, owner])
+    assert User.objects.filter(pk__in=[colleague.pk, owner.pk], is_active=True).count() == 2
+
+
+def test_a_superuser_acts_on_staff_accounts(root, superuser, colleague):
+    open_session(colleague)
+    response = run_action(root, "deactivate", [colleague])
+    assert shown_messages(root, response) == ["Deactivated: 1 user(s)."]
+    colleague.refresh_from_db()
+    assert colleague.is_active is False
+    [event] = staff_actions()
+    assert_staff_action(event, staff=superuser, user=colleague, detail={"action": "deactivate", "sessions_ended": 1})
+
+
+def test_support_ends_no_session_of_a_staff_account_from_the_session_list(desk, support, alice, colleague, owner):
+    alices, colleagues, owners = open_session(alice), open_session(colleague), open_session(owner)
+    response = run_action(desk, "end_sessions", [alices, colleagues, owners], changelist=SESSIONS)
+    assert shown_messages(desk, response) == [
+        "Skipped 2 session(s) of staff accounts: only superusers act on staff.",
+        "Sessions ended: 1.",
+    ]
+    assert DeviceSession.objects.get(pk=alices.pk).revoked_reason == "ended_by_staff"
+    assert DeviceSession.objects.filter(pk__in=[colleagues.pk, owners.pk], revoked_at__isnull=True).count() == 2
+    [event] = SecurityEvent.objects.filter(kind=EventKind.SESSION_ENDED)
+    assert (event.actor_id, event.user_id) == (support.pk, alice.pk)
+
+
+def test_a_superuser_ends_a_staff_session_from_the_session_list(root, superuser, colleague):
+    session = open_session(colleague)
+    response = run_action(root, "end_sessions", [session], changelist=SESSIONS)
+    assert shown_messages(root, response) == ["Sessions ended: 1."]
+    assert DeviceSession.objects.get(pk=session.pk).revoked_reason == "ended_by_staff"
+    event = SecurityEvent.objects.get(kind=EventKind.SESSION_ENDED)
+    assert (event.actor_id, event.user_id) == (superuser.pk, colleague.pk)
+    assert event.detail == {"session": str(session.pk), "reason": "ended_by_staff"}
+
+
+def test_ending_sessions_already_ended_counts_and_records_nothing(desk, alice):
+    session = open_session(alice)
+    end_user_sessions(user=alice, reason="logout")
+    response = run_action(desk, "end_sessions", [session], changelist=SESSIONS)
+    assert shown_messages(desk, response) == ["Sessions ended: 0."]
+    assert DeviceSession.objects.get(pk=session.pk).revoked_reason == "logout"
+    assert not SecurityEvent.objects.filter(kind=EventKind.SESSION_ENDED, actor__isnull=False).exists()
+
+
+def test_a_session_that_ends_while_support_ends_it_is_not_counted(support, alice, monkeypatch):
+    session = open_session(alice)
+
+    def signed_out_meanwhile(**kwargs):
+        end_user_sessions(user=alice, reason="logout")  # between the selection and the end
+        end_device_session(**kwargs)
+
+    monkeypatch.setattr(support_flows, "end_device_session", signed_out_meanwhile)
+    outcome = support_flows.staff_end_device_sessions(
+        staff=support, sessions=DeviceSession.objects.filter(pk=session.pk)
+    )
+    assert outcome == support_flows.Outcome(done=0, skipped_staff=0)
+    assert DeviceSession.objects.get(pk=session.pk).revoked_reason == "logout"
+    assert not SecurityEvent.objects.filter(kind=EventKind.SESSION_ENDED, actor__isnull=False).exists()
+
+
+# --- Deactivating through the form is one transaction -----------------------------------------------------
+
+
+def failing_security_reset(monkeypatch) -> None:
+    def broken(**kwargs):
+        raise RuntimeError("cache went away")
+
+    monkeypatch.setattr(account_status, "security_reset", broken)
+
+
+def test_a_form_deactivation_that_cannot_end_the_sessions_changes_nothing(root, alice, monkeypatch):
+    phone = sign_in_api(alice.email)
+    data = superuser_form(root, alice)
+    del data["is_active"]
+    data["name"] = "Alice Renamed"
+    failing_security_reset(monkeypatch)
+    with pytest.raises(RuntimeError):
+        root.post(f"{USERS}{alice.pk}/change/", data)
+    fresh = User.objects.get(pk=alice.pk)
+    assert (fresh.is_active, fresh.name) == (True, "Alice Liddell")
+    assert DeviceSession.objects.get(user=alice).revoked_at is None
+    assert get_me(phone.access).status_code == 200
+    assert staff_actions() == []
+
+
+def test_saving_a_deactivating_edit_that_fails_leaves_neither_the_edit_nor_the_deactivation(
+    superuser, alice, monkeypatch
+):
+    session = open_session(alice)
+    alice.is_active, alice.name = False, "Alice Renamed"
+    failing_security_reset(monkeypatch)
+    with pytest.raises(RuntimeError):
+        support_flows.staff_save_user(staff=superuser, user=alice)
+    fresh = User.objects.get(pk=alice.pk)
+    assert (fresh.is_active, fresh.name) == (True, "Alice Liddell")
+    assert DeviceSession.objects.get(pk=session.pk).revoked_at is None
+    assert staff_actions() == []
+
+
+def test_saving_an_already_inactive_user_is_no_deactivation(superuser, make_user):
+    gone = make_user(email="gone@example.com", name="Gone", is_active=False)
+    gone.name = "Gone For Good"
+    support_flows.staff_save_user(staff=superuser, user=gone)
+    assert User.objects.get(pk=gone.pk).name == "Gone For Good"
+    assert staff_actions() == []
+
+
+# --- Deleting a user from the admin ------------------------------------------------------------------------
+
+
+def test_a_superuser_deletes_a_user_recorded_with_the_actor_and_without_the_owners_email(
+    root, superuser, alice, mailoutbox
+):
+    device = sign_in_api(alice.email)
+    user_id, email = alice.pk, alice.email
+    mails_before = len(mailoutbox)
+    path = f"{USERS}{alice.pk}/delete/"
+    response = root.post(path, {"post": "yes", "csrfmiddlewaretoken": page_token(root, path)})
+    assert response.status_code == 302
+    assert not User.objects.filter(pk=user_id).exists()
+    event = SecurityEvent.objects.get(kind=EventKind.ACCOUNT_DELETED)
+    assert (event.actor_id, event.user_id) == (superuser.pk, None)
+    assert event.detail == {"user_id": user_id, "by_staff": True}
+    assert event.email_hash == email_fingerprint(email)
+    assert (event.ip_address, event.user_agent) == (STAFF_IP, STAFF_UA)
+    assert get_me(device.access).status_code == 401
+    assert len(mailoutbox) == mails_before  # "deleted, as you asked" is for owners who asked
+
+
+def test_a_superuser_deletes_several_users_at_once(root, superuser, alice, bob):
+    token = page_token(root, USERS)
+    response = root.post(
+        USERS,
+        {
+            "action": "delete_selected",
+            "_selected_action": [alice.pk, bob.pk],
+            "post": "yes",
+            "csrfmiddlewaretoken": token,
+        },
+    )
+    assert response.status_code == 302
+    assert not User.objects.filter(pk__in=[alice.pk, bob.pk]).exists()
+    events = SecurityEvent.objects.filter(kind=EventKind.ACCOUNT_DELETED)
+    assert sorted(event.detail["user_id"] for event in events) == sorted([alice.pk, bob.pk])
+    assert {event.actor_id for event in events} == {superuser.pk}
+
+
+def test_a_staff_deletion_that_fails_leaves_the_account(superuser, alice, monkeypatch):
+    def broken(ids):
+        raise RuntimeError("cache went away")
+
+    session, user_id = open_session(alice), alice.pk
+    monkeypatch.setattr(account_deletion, "mark_sessions_ended", broken)
+    with pytest.raises(RuntimeError):
+        support_flows.staff_delete_user(staff=superuser, user=alice)
+    assert DeviceSession.objects.filter(pk=session.pk, user_id=user_id, revoked_at__isnull=True).exists()
+    assert not SecurityEvent.objects.filter(kind=EventKind.ACCOUNT_DELETED).exists()

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.email_address import InvalidEmailAddress
 from accounts.models import User
-from tests.conftest import STRONG_PASSWORD
+from tests.support.accounts import STRONG_PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -162,6 +162,25 @@ def test_email_verified_follows_email_verified_at():
     assert user.email_verified
     user.email_verified_at = None
     assert not user.email_verified
+
+
+def test_mark_email_verified_stamps_now_and_saves_only_that_field():
+    user = User.objects.create_user(email="carol@example.com", password=STRONG_PASSWORD, name="Carol")
+    User.objects.filter(pk=user.pk).update(name="Renamed meanwhile")
+    before = timezone.now()
+    user.mark_email_verified()
+    assert user.email_verified
+    assert before <= user.email_verified_at <= timezone.now()
+    fresh = User.objects.get(pk=user.pk)
+    assert fresh.email_verified_at == user.email_verified_at
+    assert fresh.name == "Renamed meanwhile"  # update_fields: the stale name was not written back
+
+
+def test_mark_email_verified_without_saving_leaves_the_row_to_the_caller():
+    user = User.objects.create_user(email="carol@example.com", password=STRONG_PASSWORD)
+    user.mark_email_verified(save=False)
+    assert user.email_verified
+    assert User.objects.get(pk=user.pk).email_verified_at is None
 
 
 def test_full_and_short_name_fall_back_to_the_email():

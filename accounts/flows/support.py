@@ -1,21 +1,84 @@
-"""What support staff do for a user from the admin, each recorded with the acting staff member."""
+"""What support staff do for a user from the admin, each recorded with the acting staff member.
+
+Every admin action comes through here, and so does the one rule about who
+support may act on (``actionable_by``): support helps users; only superusers
+act on staff accounts.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
+from accounts.exceptions import SessionNotFound
+from accounts.flows.account_deletion import erase_account
 from accounts.flows.account_status import deactivate_user, reactivate_user
-from accounts.flows.device_sessions import EndReason
+from accounts.flows.device_sessions import EndReason, end_device_session
 from accounts.flows.password_reset import issue_password_reset_link, request_password_reset
 from accounts.flows.security_reset import lock_account, security_reset
 from accounts.flows.verification import prove_address, send_verification_email
 from accounts.mail import send_account_email
 from accounts.models import DeviceSession, User
-from accounts.revocation import mark_sessions_ended
 
 
-def _record(*, staff: User, user: User, action: str, client: ClientInfo | None, **detail) -> None:
+class StaffAction(Protocol):
+    """A support action on one user; returns False when there was nothing to do for them."""
+
+    def __call__(self, *, staff: User, user: User, client: ClientInfo | None = None) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an action on a selection did: how many it acted on, how many staff accounts (or their sessions) it left."""
+
+    done: int
+    skipped_staff: int
+
+
+def actionable_by(staff: User, users: QuerySet[User]) -> QuerySet[User]:
+    """The users among ``users`` that ``staff`` may act on: support helps users; only superusers act on staff."""
+    if staff.is_superuser:
+        return users
+    return users.filter(is_staff=False, is_superuser=False)
+
+
+def staff_act_on_users(
+    *, staff: User, users: QuerySet[User], action: StaffAction, client: ClientInfo | None = None
+) -> Outcome:
+    """Run ``action`` for each of ``users`` that ``staff`` may act on."""
+    actionable = actionable_by(staff, users)
+    skipped = users.count() - actionable.count()
+    done = sum(1 for user in actionable if action(staff=staff, user=user, client=client) is not False)
+    return Outcome(done=done, skipped_staff=skipped)
+
+
+def staff_end_device_sessions(
+    *, staff: User, sessions: QuerySet[DeviceSession], client: ClientInfo | None = None
+) -> Outcome:
+    """End the selected sessions that are still open, each recorded as ended with ``staff`` as the actor."""
+    actionable = sessions.filter(user__in=actionable_by(staff, User.objects.all()))
+    skipped = sessions.count() - actionable.count()
+    ended = 0
+    for session in actionable.filter(revoked_at__isnull=True):
+        try:
+            end_device_session(
+                user=session.user_id,
+                session_id=session.pk,
+                reason=EndReason.ENDED_BY_STAFF,
+                client=client,
+                actor=staff,
+            )
+        except SessionNotFound:
+            continue  # it ended meanwhile (signed out, expired, ended by someone else)
+        ended += 1
+    return Outcome(done=ended, skipped_staff=skipped)
+
+
+def _record(*, staff: User, user: User, action: str, client: ClientInfo | None, **detail: Any) -> None:
     record_event(kind=EventKind.STAFF_ACTION, user=user, actor=staff, client=client, action=action, **detail)
 
 
@@ -84,12 +147,24 @@ def staff_reactivate(*, staff: User, user: User, client: ClientInfo | None = Non
         _record(staff=staff, user=user, action="reactivate", client=client)
 
 
-def staff_delete_user(*, staff: User, user: User, client: ClientInfo | None = None) -> None:
-    """Delete an account from the admin; its tokens stop working at once."""
+def staff_save_user(*, staff: User, user: User, client: ClientInfo | None = None) -> None:
+    """Save an edit of ``user`` made in the admin's form.
+
+    An edit that clears "active" is a deactivation (every session and emailed
+    link ends, recorded as ``staff``'s action), in the same transaction as the
+    rest of the edit: if ending the sessions fails, nothing of the edit stays.
+    """
     with transaction.atomic():
-        session_ids = list(DeviceSession.objects.filter(user=user).values_list("pk", flat=True))
-        record_event(
-            kind=EventKind.ACCOUNT_DELETED, actor=staff, client=client, email=user.email, user_id=user.pk, by_staff=True
-        )
-        user.delete()
-        mark_sessions_ended(session_ids)
+        lock_account(user)
+        deactivates = not user.is_active and User.objects.filter(pk=user.pk, is_active=True).exists()
+        user.save()
+        if deactivates:
+            staff_deactivate(staff=staff, user=user, client=client)
+
+
+def staff_delete_user(*, staff: User, user: User, client: ClientInfo | None = None) -> None:
+    """Delete an account from the admin; its tokens stop working at once.
+
+    No email: the one the owner gets when they delete it themselves says "as you asked".
+    """
+    erase_account(user=user, client=client, actor=staff, by_staff=True)

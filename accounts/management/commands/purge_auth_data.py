@@ -4,12 +4,13 @@ Safe to run from cron while the site serves: it deletes in small batches, each
 in its own short transaction, and never touches a row that is still usable.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from accounts.audit import EventKind, record_event
@@ -23,7 +24,7 @@ from accounts.models import (
 )
 
 
-def delete_in_batches(queryset, batch_size: int) -> int:
+def delete_in_batches(queryset: QuerySet[Model], batch_size: int) -> int:
     """Delete what ``queryset`` selects, ``batch_size`` primary keys at a time."""
     model = queryset.model
     total = 0
@@ -31,11 +32,11 @@ def delete_in_batches(queryset, batch_size: int) -> int:
         batch = list(queryset.values_list("pk", flat=True)[:batch_size])
         if not batch:
             return total
-        model.objects.filter(pk__in=batch).delete()
+        model._default_manager.filter(pk__in=batch).delete()
         total += len(batch)
 
 
-def delete_abandoned_accounts(*, joined_before, batch_size: int) -> int:
+def delete_abandoned_accounts(*, joined_before: datetime, batch_size: int) -> int:
     """Delete accounts nobody ever verified or signed in to, joined before ``joined_before``.
 
     Such an account may hold an address someone else typed (maybe on purpose,
@@ -69,10 +70,10 @@ class Command(BaseCommand):
         "than ACCOUNTS_AUDIT_RETENTION_DAYS."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch-size", type=int, default=1000)
 
-    def handle(self, *args, batch_size: int, **options):
+    def handle(self, *args: Any, batch_size: int, **options: Any) -> None:
         now = timezone.now()
         keep_ended_since = now - timedelta(seconds=settings.ACCOUNTS_ENDED_SESSION_RETENTION)
         idle_cutoff = now - timedelta(seconds=settings.ACCOUNTS_REFRESH_IDLE_LIFETIME)
@@ -97,7 +98,7 @@ class Command(BaseCommand):
         }
         for model in (PasswordResetToken, EmailVerificationToken):
             spent = model.objects.filter(Q(used_at__isnull=False) | Q(expires_at__lt=now))
-            counts[model._meta.verbose_name_plural] = delete_in_batches(spent, batch_size)
+            counts[str(model._meta.verbose_name_plural)] = delete_in_batches(spent, batch_size)
         audit_cutoff = now - timedelta(days=settings.ACCOUNTS_AUDIT_RETENTION_DAYS)
         counts["security events"] = delete_in_batches(
             SecurityEvent.objects.filter(created_at__lt=audit_cutoff), batch_size
