@@ -1,51 +1,64 @@
 """HTML forms for the account pages: input validation only, no business logic."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from accounts.email_address import MAX_EMAIL_LENGTH, InvalidEmailAddress, normalize_email
 from accounts.exceptions import AccountError, PasswordRejected
 from accounts.flows.profile import NAME_MAX_LENGTH
+from accounts.inputs import (
+    EMAIL_INPUT_LIMIT,
+    PASSWORD_INPUT_LIMIT,
+    InputRejected,
+    check_sign_in_password,
+    clean_email_input,
+)
 
-# Accept far more than any address so the normaliser, not a browser-side
-# maxlength, produces the error message.
-_EMAIL_INPUT_LIMIT = MAX_EMAIL_LENGTH * 2
-# Passwords longer than the policy allows are rejected by the policy with a
-# clear message; this bound only keeps absurd input away from the hasher.
-_PASSWORD_INPUT_LIMIT = 4096
 
-
-def email_field() -> forms.CharField:
-    return forms.CharField(
-        label="Email address",
-        max_length=_EMAIL_INPUT_LIMIT,
-        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
-    )
+def email_field(label: str = "Email address", *, autofocus: bool = True) -> forms.CharField:
+    attrs: dict[str, Any] = {"autocomplete": "email"}
+    if autofocus:
+        attrs["autofocus"] = True
+    return forms.CharField(label=label, max_length=EMAIL_INPUT_LIMIT, widget=forms.EmailInput(attrs=attrs))
 
 
 def password_field(label: str, autocomplete: str) -> forms.CharField:
     return forms.CharField(
         label=label,
         strip=False,
-        max_length=_PASSWORD_INPUT_LIMIT,
+        max_length=PASSWORD_INPUT_LIMIT,
         widget=forms.PasswordInput(attrs={"autocomplete": autocomplete}),
     )
 
 
+def name_field() -> forms.CharField:
+    return forms.CharField(
+        label="Name", max_length=NAME_MAX_LENGTH, widget=forms.TextInput(attrs={"autocomplete": "name"})
+    )
+
+
+def _shared_rule(rule: Callable[[str], str], value: str) -> str:
+    try:
+        return rule(value)
+    except InputRejected as error:
+        raise ValidationError(error.message, code=error.code) from None
+
+
 class EmailCleaningMixin:
+    cleaned_data: dict[str, Any]
+
     def clean_email(self) -> str:
-        try:
-            return normalize_email(self.cleaned_data["email"])
-        except InvalidEmailAddress as error:
-            raise ValidationError(str(error), code="invalid_email") from None
+        return _shared_rule(clean_email_input, self.cleaned_data["email"])
 
 
-class NewPasswordMixin:
+class NewPasswordMixin(forms.Form):
     """Two password inputs that must match."""
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         first, second = cleaned.get("password1"), cleaned.get("password2")
         if first and second and first != second:
             self.add_error("password2", ValidationError("The two passwords do not match.", code="mismatch"))
@@ -54,9 +67,7 @@ class NewPasswordMixin:
 
 class SignUpForm(EmailCleaningMixin, NewPasswordMixin, forms.Form):
     email = email_field()
-    name = forms.CharField(
-        label="Name", max_length=NAME_MAX_LENGTH, widget=forms.TextInput(attrs={"autocomplete": "name"})
-    )
+    name = name_field()
     password1 = password_field("Password", "new-password")
     password2 = password_field("Password again", "new-password")
 
@@ -68,14 +79,7 @@ class SignInForm(EmailCleaningMixin, forms.Form):
     password = password_field("Password", "current-password")
 
     def clean_password(self) -> str:
-        password = self.cleaned_data["password"]
-        if len(password) > settings.ACCOUNTS_PASSWORD_MAX_LENGTH:
-            # No password this long can exist here; say so without asking the database.
-            raise ValidationError(
-                f"Passwords are at most {settings.ACCOUNTS_PASSWORD_MAX_LENGTH} characters.",
-                code="password_too_long",
-            )
-        return password
+        return _shared_rule(check_sign_in_password, self.cleaned_data["password"])
 
 
 class EmailOnlyForm(EmailCleaningMixin, forms.Form):
@@ -101,9 +105,7 @@ def add_flow_error(form: forms.Form, error: AccountError) -> None:
 
 
 class ProfileForm(forms.Form):
-    name = forms.CharField(
-        label="Name", max_length=NAME_MAX_LENGTH, widget=forms.TextInput(attrs={"autocomplete": "name"})
-    )
+    name = name_field()
 
 
 class PasswordChangeForm(NewPasswordMixin, forms.Form):
@@ -115,18 +117,11 @@ class PasswordChangeForm(NewPasswordMixin, forms.Form):
 
 
 class EmailChangeForm(forms.Form):
-    new_email = forms.CharField(
-        label="New email address",
-        max_length=_EMAIL_INPUT_LIMIT,
-        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
-    )
+    new_email = email_field("New email address", autofocus=False)
     password = password_field("Current password", "current-password")
 
     def clean_new_email(self) -> str:
-        try:
-            return normalize_email(self.cleaned_data["new_email"])
-        except InvalidEmailAddress as error:
-            raise ValidationError(str(error), code="invalid_email") from None
+        return _shared_rule(clean_email_input, self.cleaned_data["new_email"])
 
 
 class PasswordConfirmForm(forms.Form):

@@ -7,7 +7,7 @@ from django.utils.functional import lazy
 from django.views.generic import RedirectView, TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from accounts.api.views import jwks
+from accounts.api.views.signin import jwks
 from accounts.health import healthz, readyz
 
 urlpatterns = [

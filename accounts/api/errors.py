@@ -1,13 +1,15 @@
 """One JSON error shape for the whole API: {"code", "detail", "fields"?}; the site's error handlers."""
 
 import sys
+from typing import Any, NotRequired, TypedDict
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError, connection
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.views import defaults
 from rest_framework import exceptions, serializers, status
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -27,12 +29,24 @@ _CODE_OF_DRF_ERROR = {
 }
 
 
+class ErrorBody(TypedDict):
+    code: str
+    detail: str
+    fields: NotRequired[dict[str, list[str]]]
+
+
+# DRF's error detail: a message, or a list or a dict of them, nested as the input was.
+ErrorDetailTree = ErrorDetail | list["ErrorDetailTree"] | dict[str, "ErrorDetailTree"]
+
+
 class ErrorSerializer(serializers.Serializer):
     """Documents the error body in the OpenAPI schema."""
 
     code = serializers.CharField(help_text="Stable, machine-readable error code.")
     detail = serializers.CharField(help_text="A message for people.")
-    fields = serializers.DictField(
+    # DRF's serializer metaclass takes declared fields off the class, so this
+    # names the body's "fields" key and leaves Serializer.fields alone.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="Only for validation errors: the messages for each invalid field.",
@@ -46,7 +60,7 @@ def _status_of(error: account_errors.AccountError) -> int:
     return status.HTTP_400_BAD_REQUEST
 
 
-def _field_messages(detail, name: str = "") -> dict[str, list[str]]:
+def _field_messages(detail: ErrorDetailTree, name: str = "") -> dict[str, list[str]]:
     """DRF's nested error detail as {"field" or "parent.child": [messages]}."""
     if isinstance(detail, dict):
         result: dict[str, list[str]] = {}
@@ -63,32 +77,32 @@ def _field_messages(detail, name: str = "") -> dict[str, list[str]]:
     return {name or "non_field_errors": [str(detail)]}
 
 
-def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = None) -> dict:
-    body = {"code": code, "detail": detail}
+def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = None) -> ErrorBody:
+    body: ErrorBody = {"code": code, "detail": detail}
     if fields:
         body["fields"] = fields
     return body
 
 
-def api_exception_handler(exc, context):
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RateLimited):
-        response = Response(error_body(exc.code, exc.message), status=status.HTTP_429_TOO_MANY_REQUESTS)
-        response["Retry-After"] = str(exc.retry_after)
-        return response
+        limited = Response(error_body(exc.code, exc.message), status=status.HTTP_429_TOO_MANY_REQUESTS)
+        limited["Retry-After"] = str(exc.retry_after)
+        return limited
     if isinstance(exc, account_errors.AccountError):
-        code = _status_of(exc)
+        status_code = _status_of(exc)
         fields = None
-        if code == status.HTTP_400_BAD_REQUEST and exc.field:
+        if status_code == status.HTTP_400_BAD_REQUEST and exc.field:
             messages = exc.messages if isinstance(exc, account_errors.PasswordRejected) else [exc.message]
             fields = {exc.field: messages}
-        return Response(error_body(exc.code, exc.message, fields), status=code)
+        return Response(error_body(exc.code, exc.message, fields), status=status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
-    if response is None:
-        return None
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response  # not an API error (DRF answered None): Django's 500 handler takes it
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body("invalid_input", "Some of the data sent is not valid.", _field_messages(exc.detail))
         return response
@@ -103,7 +117,7 @@ def api_exception_handler(exc, context):
     return response
 
 
-def not_found(request, exception=None):
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """404 for the whole site: JSON under /api/, the HTML page elsewhere."""
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("not_found", "Not found."), status=404)
@@ -124,11 +138,12 @@ def _database_unavailable(error: BaseException | None) -> bool:
     return False
 
 
-def server_error(request):
+def server_error(request: HttpRequest) -> HttpResponse:
     """500 for the whole site (JSON under /api/, the HTML page elsewhere), or 503
     at once while the database is unreachable, so clients retry and load
     balancers see the outage instead of a crash."""
     if _database_unavailable(sys.exc_info()[1]):
+        response: HttpResponse
         if request.path.startswith("/api/"):
             response = JsonResponse(
                 error_body("service_unavailable", "The service is briefly unavailable. Please retry."), status=503
@@ -143,7 +158,7 @@ def server_error(request):
     return defaults.server_error(request)
 
 
-def bad_request(request, exception=None):
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """400 raised outside DRF (for example a request body over the size limit)."""
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)

@@ -1,17 +1,25 @@
 """OpenAPI descriptions (drf-spectacular) of the API's authentication."""
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiParameter
+from rest_framework.request import Request
+
+# An OpenAPI object (an operation, a response, a security scheme, the whole document), as drf-spectacular has them.
+OpenApiObject = dict[str, Any]
 
 
 class BodyOnDeleteAutoSchema(AutoSchema):
     """Documents the JSON body of DELETE operations too (deleting the account
     needs the password), which drf-spectacular leaves out by default."""
 
-    def _get_request_body(self, direction="request"):
+    def _get_request_body(self, direction: str = "request") -> OpenApiObject | None:
         if self.method != "DELETE":
             return super()._get_request_body(direction)
         self.method = "POST"
@@ -21,15 +29,18 @@ class BodyOnDeleteAutoSchema(AutoSchema):
             self.method = "DELETE"
 
 
-# Security requirement of the endpoints that the refresh cookie authenticates.
-REFRESH_COOKIE_AUTH = [{"refreshCookie": [], "csrfHeader": []}]
+# Security requirement of the endpoints that the refresh cookie authenticates
+# (for ``extend_schema(auth=...)``). drf-spectacular annotates ``auth`` as a
+# list of names, but puts it as given into the operation's ``security``: a
+# list of OpenAPI security requirement objects, which this is.
+REFRESH_COOKIE_AUTH: Sequence[str] = [{"refreshCookie": [], "csrfHeader": []}]  # type: ignore[list-item]
 
 
 class AccessTokenScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.api.authentication.AccessTokenAuthentication"
     name = "accessToken"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: AutoSchema) -> OpenApiObject:
         return build_bearer_security_scheme_object(
             header_name="HTTP_AUTHORIZATION",
             token_prefix="Bearer",  # noqa: S106 a scheme name
@@ -58,7 +69,9 @@ def csrf_header_parameter() -> OpenApiParameter:
     )
 
 
-def document_common_errors(result, generator, request, public):
+def document_common_errors(
+    result: OpenApiObject, generator: SchemaGenerator, request: Request | None, public: bool
+) -> OpenApiObject:
     """drf-spectacular post-processing: every operation may also answer any other
     error (a malformed body, an unsupported media type, a rate limit, …) in the
     common error shape, so the schema promises nothing the API does not keep."""

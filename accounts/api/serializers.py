@@ -1,21 +1,34 @@
 """Input validation and output shapes of the accounts API (no business logic here)."""
 
-from django.conf import settings
+from collections.abc import Callable
+from typing import Any
+
 from rest_framework import serializers
 
-from accounts.email_address import MAX_EMAIL_LENGTH, InvalidEmailAddress, normalize_email
 from accounts.flows.profile import NAME_MAX_LENGTH
+from accounts.inputs import (
+    EMAIL_INPUT_LIMIT,
+    PASSWORD_INPUT_LIMIT,
+    TOKEN_INPUT_LIMIT,
+    InputRejected,
+    check_sign_in_password,
+    clean_email_input,
+)
 from accounts.models import DeviceSession
 from accounts.user_agents import describe_user_agent
 
-PASSWORD_INPUT_LIMIT = 4096
-TOKEN_INPUT_LIMIT = 256
+
+def _shared_rule(rule: Callable[[str], str], value: str) -> str:
+    try:
+        return rule(value)
+    except InputRejected as error:
+        raise serializers.ValidationError(error.message, code=error.code) from None
 
 
 class StrictCharField(serializers.CharField):
     """A string field that refuses numbers, booleans and objects instead of converting them."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
@@ -24,7 +37,7 @@ class StrictCharField(serializers.CharField):
 class StrictBooleanField(serializers.BooleanField):
     """JSON true or false, nothing else."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> bool:
         if not isinstance(data, bool):
             self.fail("invalid", input=data)
         return data
@@ -33,19 +46,15 @@ class StrictBooleanField(serializers.BooleanField):
 class EmailAddressField(StrictCharField):
     """An email address, normalised the one way the whole product uses."""
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", MAX_EMAIL_LENGTH * 2)
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", EMAIL_INPUT_LIMIT)
         super().__init__(**kwargs)
 
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        try:
-            return normalize_email(value)
-        except InvalidEmailAddress as error:
-            raise serializers.ValidationError(str(error), code="invalid_email") from None
+    def to_internal_value(self, data: Any) -> str:
+        return _shared_rule(clean_email_input, super().to_internal_value(data))
 
 
-def password_field(**kwargs) -> StrictCharField:
+def password_field(**kwargs: Any) -> StrictCharField:
     return StrictCharField(
         trim_whitespace=False,
         max_length=PASSWORD_INPUT_LIMIT,
@@ -70,11 +79,7 @@ class LoginSerializer(serializers.Serializer):
     password = password_field()
 
     def validate_password(self, value: str) -> str:
-        if len(value) > settings.ACCOUNTS_PASSWORD_MAX_LENGTH:
-            raise serializers.ValidationError(
-                f"Passwords are at most {settings.ACCOUNTS_PASSWORD_MAX_LENGTH} characters.", code="password_too_long"
-            )
-        return value
+        return _shared_rule(check_sign_in_password, value)
 
 
 class EmailSerializer(serializers.Serializer):

@@ -6,9 +6,9 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -16,20 +16,24 @@ from django.utils import timezone
 from accounts.access_tokens import AccessToken
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
-from accounts.exceptions import (
-    InvalidPassword,
-    ReauthenticationRequired,
-    RefreshTokenInvalid,
-    RefreshTokenReused,
-    SessionNotFound,
-)
+from accounts.exceptions import RefreshTokenInvalid, RefreshTokenReused, SessionNotFound
 from accounts.models import USER_AGENT_MAX_LENGTH, DeviceSession, RotatedRefreshToken, User
-from accounts.rate_limits import PASSWORD_CONFIRM_USER, REFRESH_SESSION, RateLimited, hit, record_rate_limited
+from accounts.rate_limits import REFRESH_SESSION, RateLimited, hit, record_rate_limited
 from accounts.revocation import mark_sessions_ended
 from accounts.tokens import generate_token, hash_token, is_well_formed
 
 logger = logging.getLogger(__name__)
 EndReason = DeviceSession.EndReason
+
+
+def as_session_uuid(session_id: uuid.UUID | str | None) -> uuid.UUID | None:
+    """A device session id from a cookie, a token claim or a URL; None when it is not one."""
+    if session_id is None or isinstance(session_id, uuid.UUID):
+        return session_id
+    try:
+        return uuid.UUID(str(session_id))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ def start_device_session(*, user: User, ip_address: str | None, user_agent: str,
     )
 
 
-def rotate_refresh_token(*, refresh_token: object, ip_address: str | None, user_agent: str) -> IssuedTokens:
+def rotate_refresh_token(*, refresh_token: str, ip_address: str | None, user_agent: str) -> IssuedTokens:
     """Exchange a refresh token for a new one and a fresh access token.
 
     A token that was already exchanged ends the whole session (it was copied),
@@ -170,16 +174,18 @@ def _end_sessions(sessions: QuerySet[DeviceSession], *, reason: str, now: dateti
     return ids
 
 
-def _record_ended(*, user_id: int, ids: list, reason: str, client: ClientInfo | None, actor: User | None) -> None:
+def _record_ended(
+    *, user_id: int, ids: list[uuid.UUID], reason: str, client: ClientInfo | None, actor: User | None
+) -> None:
     if not ids:
         return
     kind = EventKind.SIGN_OUT if reason == EndReason.LOGOUT else EventKind.SESSION_ENDED
-    detail = {"session": ids[0]} if len(ids) == 1 else {"sessions": len(ids)}
+    detail: dict[str, Any] = {"session": ids[0]} if len(ids) == 1 else {"sessions": len(ids)}
     record_event(kind=kind, user=User(pk=user_id), actor=actor, client=client, reason=reason, **detail)
 
 
 def end_session_by_refresh_token(
-    *, refresh_token: object, reason: str = EndReason.LOGOUT, client: ClientInfo | None = None
+    *, refresh_token: str, reason: str = EndReason.LOGOUT, client: ClientInfo | None = None
 ) -> DeviceSession | None:
     """End the session this refresh token belongs to, if any (sign-out)."""
     if not is_well_formed(refresh_token):
@@ -196,16 +202,15 @@ def end_session_by_refresh_token(
 def end_device_session(
     *,
     user: User | int,
-    session_id: object,
+    session_id: uuid.UUID | str,
     reason: str,
     client: ClientInfo | None = None,
     actor: User | None = None,
 ) -> None:
     """End one of ``user``'s live sessions; SessionNotFound if it is not theirs or already ended."""
-    try:
-        session_uuid = uuid.UUID(str(session_id))
-    except ValueError:
-        raise SessionNotFound from None
+    session_uuid = as_session_uuid(session_id)
+    if session_uuid is None:
+        raise SessionNotFound
     user_id = user if isinstance(user, int) else user.pk
     sessions = DeviceSession.objects.filter(pk=session_uuid, user_id=user_id, revoked_at__isnull=True)
     if not sessions.exists():
@@ -219,7 +224,7 @@ def end_user_sessions(
     *,
     user: User | int,
     reason: str,
-    keep_session_id: object = None,
+    keep_session_id: uuid.UUID | str | None = None,
     client: ClientInfo | None = None,
     actor: User | None = None,
     record: bool = True,
@@ -230,8 +235,9 @@ def end_user_sessions(
     """
     user_id = user if isinstance(user, int) else user.pk
     sessions = DeviceSession.objects.filter(user_id=user_id)
-    if keep_session_id is not None:
-        sessions = sessions.exclude(pk=keep_session_id)
+    keep = as_session_uuid(keep_session_id)
+    if keep is not None:
+        sessions = sessions.exclude(pk=keep)
     with transaction.atomic():
         ids = _end_sessions(sessions, reason=reason)
         if record:
@@ -247,46 +253,7 @@ def live_sessions(*, user: User | int) -> QuerySet[DeviceSession]:
 
 def note_page_use(*, session_id: str) -> None:
     """Using the pages counts as using the device session: its idle lifetime starts again."""
-    try:
-        session_uuid = uuid.UUID(str(session_id))
-    except ValueError:
+    session_uuid = as_session_uuid(session_id)
+    if session_uuid is None:
         return
     DeviceSession.objects.filter(pk=session_uuid, revoked_at__isnull=True).update(last_used_at=timezone.now())
-
-
-def confirm_password(*, user: User, password: str, field: str = "password", client: ClientInfo | None = None) -> None:
-    """Check the current password again before a sensitive action (limited per user)."""
-    try:
-        hit(PASSWORD_CONFIRM_USER, f"user:{user.pk}", record=False)
-    except RateLimited:
-        record_rate_limited(PASSWORD_CONFIRM_USER, client=client, user=user)
-        raise
-    if not isinstance(password, str) or not user.check_password(password):
-        raise InvalidPassword(field=field)
-
-
-def mark_reauthenticated(*, session_id: object) -> None:
-    """Record that the person just proved who they are on this device."""
-    if session_id is not None:
-        DeviceSession.objects.filter(pk=session_id).update(authenticated_at=timezone.now())
-
-
-def reauthenticate(*, user: User, session_id: object, password: str, client: ClientInfo | None = None) -> None:
-    """Password entry that opens the window for sensitive actions on this device."""
-    confirm_password(user=user, password=password, client=client)
-    mark_reauthenticated(session_id=session_id)
-
-
-def require_recent_authentication(*, session_id: object) -> None:
-    """ReauthenticationRequired unless this device signed in or confirmed the
-    password within ACCOUNTS_REAUTHENTICATION_WINDOW seconds."""
-    cutoff = timezone.now() - timedelta(seconds=settings.ACCOUNTS_REAUTHENTICATION_WINDOW)
-    try:
-        recent = (
-            session_id is not None
-            and DeviceSession.objects.live().filter(pk=session_id, authenticated_at__gte=cutoff).exists()
-        )
-    except (ValueError, DjangoValidationError):
-        recent = False
-    if not recent:
-        raise ReauthenticationRequired

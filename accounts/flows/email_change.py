@@ -8,6 +8,7 @@ and every security reset retires the pending change link.
 """
 
 import logging
+import uuid
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -17,14 +18,15 @@ from accounts.background import after_answer
 from accounts.client_info import ClientInfo
 from accounts.email_address import InvalidEmailAddress, mask_email, normalize_email
 from accounts.exceptions import EmailUnchanged, InvalidEmail, TokenInvalid
-from accounts.flows.device_sessions import EndReason, confirm_password, mark_reauthenticated
+from accounts.flows.account_deletion import erase_account
+from accounts.flows.device_sessions import EndReason
 from accounts.flows.email_tokens import find_redeemable_token, mark_token_used
-from accounts.flows.passwords import set_new_password, validate_new_password
+from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
+from accounts.flows.reauthentication import confirm_password, record_authentication
 from accounts.flows.security_reset import lock_account, security_reset
 from accounts.flows.verification import Purpose, issue_verification_link, prove_address
 from accounts.mail import send_account_email, site_link
-from accounts.models import DeviceSession, EmailVerificationToken, User
-from accounts.revocation import mark_sessions_ended
+from accounts.models import EmailVerificationToken, User
 from accounts.user_agents import describe_user_agent
 
 logger = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ def request_email_change(
     user: User,
     password: str,
     new_email: str,
-    session_id: str | None = None,
+    session_id: uuid.UUID | str | None = None,
     client: ClientInfo | None = None,
 ) -> None:
     """Send a confirmation link to ``new_email`` and a notice with a cancel link
@@ -54,7 +56,7 @@ def request_email_change(
     if canonical == user.email:
         raise EmailUnchanged
     with transaction.atomic():
-        mark_reauthenticated(session_id=session_id)
+        record_authentication(session_id=session_id)
         record_event(kind=EventKind.EMAIL_CHANGE_REQUESTED, user=user, client=client)
     after_answer(
         lambda: _send_change_links(user_id=user.pk, new_email=canonical, session_id=session_id, client=client),
@@ -62,7 +64,7 @@ def request_email_change(
     )
 
 
-def _send_change_links(*, user_id: int, new_email: str, session_id: str | None, client: ClientInfo) -> None:
+def _send_change_links(*, user_id: int, new_email: str, session_id: uuid.UUID | str | None, client: ClientInfo) -> None:
     user = User.objects.get(pk=user_id)
     owner = User.objects.find_by_email(new_email)
     with transaction.atomic():
@@ -172,12 +174,7 @@ def cancel_email_change(*, token: str | None, new_password: str, client: ClientI
             undone=moved_to is not None,
             sessions_ended=ended,
         )
-    send_account_email(
-        template="password_changed",
-        to=user.email,
-        context={"reset_link": site_link("accounts:password_reset"), "all_devices_signed_out": True},
-        greet=user,
-    )
+    send_password_changed_notice(user=user, all_devices_signed_out=True)
     if moved_to is not None:
         send_account_email(
             template="email_change_undone",
@@ -199,11 +196,5 @@ def _reclaim_address(email: str, *, client: ClientInfo | None) -> None:
         )
         .first()
     )
-    if squatter is None:
-        return
-    session_ids = list(DeviceSession.objects.filter(user=squatter).values_list("pk", flat=True))
-    record_event(
-        kind=EventKind.ACCOUNT_DELETED, client=client, email=email, user_id=squatter.pk, reason="address_reclaimed"
-    )
-    squatter.delete()
-    mark_sessions_ended(session_ids)
+    if squatter is not None:
+        erase_account(user=squatter, client=client, reason="address_reclaimed")

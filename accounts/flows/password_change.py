@@ -1,13 +1,15 @@
 """Changing the password while signed in."""
 
+import uuid
+
 from django.db import transaction
 
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
-from accounts.flows.device_sessions import EndReason, confirm_password, mark_reauthenticated
-from accounts.flows.passwords import set_new_password, validate_new_password
+from accounts.flows.device_sessions import EndReason
+from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
+from accounts.flows.reauthentication import confirm_password, record_authentication
 from accounts.flows.security_reset import security_reset
-from accounts.mail import send_account_email, site_link
 from accounts.models import User
 
 
@@ -16,7 +18,7 @@ def change_password(
     user: User,
     current_password: str,
     new_password: str,
-    session_id: str | None = None,
+    session_id: uuid.UUID | str | None = None,
     client: ClientInfo | None = None,
 ) -> int:
     """Replace the password; every other device session and every unused emailed
@@ -29,12 +31,7 @@ def change_password(
     with transaction.atomic():
         set_new_password(user=user, password=new_password)
         ended = security_reset(user=user, reason=EndReason.PASSWORD_CHANGED, keep_session_id=session_id, record=False)
-        mark_reauthenticated(session_id=session_id)
+        record_authentication(session_id=session_id)
         record_event(kind=EventKind.PASSWORD_CHANGED, user=user, client=client, sessions_ended=ended)
-    send_account_email(
-        template="password_changed",
-        to=user.email,
-        context={"user": user, "reset_link": site_link("accounts:password_reset"), "all_devices_signed_out": False},
-        greet=user,
-    )
+    send_password_changed_notice(user=user, all_devices_signed_out=False)
     return ended

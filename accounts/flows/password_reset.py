@@ -8,7 +8,7 @@ from accounts.background import after_answer
 from accounts.client_info import ClientInfo
 from accounts.flows.device_sessions import EndReason
 from accounts.flows.email_tokens import find_redeemable_token, issue_token, mark_token_used
-from accounts.flows.passwords import set_new_password, validate_new_password
+from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
 from accounts.flows.security_reset import lock_account, security_reset
 from accounts.flows.verification import prove_address
 from accounts.mail import send_account_email, site_link
@@ -85,10 +85,5 @@ def reset_password(*, token: str | None, password: str, client: ClientInfo | Non
         ended = security_reset(user=user, reason=EndReason.PASSWORD_RESET, record=False)
         prove_address(user=user, password_replaced=True)
         record_event(kind=EventKind.PASSWORD_RESET_COMPLETED, user=user, client=client, sessions_ended=ended)
-    send_account_email(
-        template="password_changed",
-        to=user.email,
-        context={"reset_link": site_link("accounts:password_reset"), "all_devices_signed_out": True},
-        greet=user,
-    )
+    send_password_changed_notice(user=user, all_devices_signed_out=True)
     return user

@@ -4,6 +4,7 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 
 from accounts.exceptions import PasswordRejected
+from accounts.mail import send_account_email, site_link
 from accounts.models import User
 
 
@@ -29,3 +30,13 @@ def set_new_password(*, user: User, password: str) -> None:
     """
     user.set_password(password)
     user.save(update_fields=["password"])
+
+
+def send_password_changed_notice(*, user: User, all_devices_signed_out: bool) -> None:
+    """Tell the account's address that its password changed, with the way back if it was not them."""
+    send_account_email(
+        template="password_changed",
+        to=user.email,
+        context={"reset_link": site_link("accounts:password_reset"), "all_devices_signed_out": all_devices_signed_out},
+        greet=user,
+    )

@@ -1,5 +1,7 @@
 """What every security reset does: end the account's device sessions and retire its unused emailed links."""
 
+import uuid
+
 from django.db import transaction
 
 from accounts.client_info import ClientInfo
@@ -20,7 +22,7 @@ def security_reset(
     *,
     user: User,
     reason: str,
-    keep_session_id: str | None = None,
+    keep_session_id: uuid.UUID | str | None = None,
     client: ClientInfo | None = None,
     actor: User | None = None,
     record: bool = True,

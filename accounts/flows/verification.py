@@ -18,11 +18,11 @@ account: whoever reads the new mailbox must not confirm a move they did not
 ask for (an intruder's own account moved onto a victim's address).
 """
 
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts.audit import EventKind, record_event
@@ -30,9 +30,10 @@ from accounts.background import after_answer
 from accounts.client_info import ClientInfo
 from accounts.email_address import mask_email
 from accounts.exceptions import PasswordProofRequired, TokenInvalid
-from accounts.flows.device_sessions import EndReason, confirm_password
+from accounts.flows.device_sessions import EndReason
 from accounts.flows.email_tokens import find_redeemable_token, issue_token, mark_token_used, retire_emailed_links
-from accounts.flows.passwords import set_new_password, validate_new_password
+from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
+from accounts.flows.reauthentication import confirm_password
 from accounts.flows.security_reset import lock_account, security_reset
 from accounts.mail import send_account_email, site_link
 from accounts.models import DeviceSession, EmailVerificationToken, User
@@ -59,7 +60,9 @@ def signup_proof(password_hash: str) -> str:
 
 
 def _holds_signup_proof(user: User, proof: str | None) -> bool:
-    return bool(proof) and user.has_usable_password() and constant_time_compare(signup_proof(user.password), proof)
+    if not proof:
+        return False
+    return user.has_usable_password() and constant_time_compare(signup_proof(user.password), proof)
 
 
 def issue_verification_link(
@@ -67,7 +70,7 @@ def issue_verification_link(
     user: User,
     email: str,
     purpose: str,
-    session_id: str | None = None,
+    session_id: uuid.UUID | str | None = None,
     lifetime_seconds: int | None = None,
     replace_older: bool = True,
     viewname: str = "accounts:verify_email",
@@ -149,10 +152,12 @@ def _check_change_still_wanted(row: EmailVerificationToken, *, lock: bool) -> No
     ending the sessions ends the request too (the owner's recovery wins)."""
     if row.email == row.user.email:
         raise TokenInvalid
-    asking = DeviceSession.objects.live().filter(pk=row.session_id, user_id=row.user_id)
-    if lock:
-        asking = asking.select_for_update(of=("self",))
-    asked_from_live_session = row.session_id is not None and bool(list(asking.values_list("pk", flat=True)))
+    asked_from_live_session = False
+    if row.session_id is not None:
+        asking = DeviceSession.objects.live().filter(pk=row.session_id, user_id=row.user_id)
+        if lock:
+            asking = asking.select_for_update(of=("self",))
+        asked_from_live_session = bool(list(asking.values_list("pk", flat=True)))
     newer_request = EmailVerificationToken.objects.filter(
         user_id=row.user_id,
         purpose=Purpose.CHANGE,
@@ -198,7 +203,7 @@ def prove_address(*, user: User, password_replaced: bool) -> None:
     """
     if user.email_verified_at is not None:
         return
-    user.email_verified_at = timezone.now()
+    user.mark_email_verified(save=False)
     fields = ["email_verified_at"]
     if password_replaced and user.name:
         user.name = ""
@@ -235,9 +240,12 @@ def verify_email(*, token: str | None, verifier: Verifier | None = None, client:
                 ended = security_reset(user=user, reason=EndReason.PASSWORD_RESET, record=False)
             was_verified = user.email_verified
             prove_address(user=user, password_replaced=replaced)
-            if not was_verified:
-                detail = {"sessions_ended": ended} if replaced else {}
-                record_event(kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by=proved_by, **detail)
+            if not was_verified and replaced:
+                record_event(
+                    kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by=proved_by, sessions_ended=ended
+                )
+            elif not was_verified:  # no sessions ended: the event says nothing about them
+                record_event(kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by=proved_by)
     if old_email is not None:
         send_account_email(
             template="email_changed",
@@ -248,12 +256,7 @@ def verify_email(*, token: str | None, verifier: Verifier | None = None, client:
             },
         )
     elif replaced:
-        send_account_email(
-            template="password_changed",
-            to=user.email,
-            context={"reset_link": site_link("accounts:password_reset"), "all_devices_signed_out": True},
-            greet=user,
-        )
+        send_password_changed_notice(user=user, all_devices_signed_out=True)
     return user
 
 
@@ -279,7 +282,7 @@ def _confirm_new_address(row: EmailVerificationToken, client: ClientInfo | None)
     mark_token_used(row)
     old_email = user.email
     user.email = row.email
-    user.email_verified_at = timezone.now()
+    user.mark_email_verified(save=False)
     try:
         with transaction.atomic():
             user.save(update_fields=["email", "email_verified_at"])

@@ -1,0 +1,170 @@
+"""Signing up, in and out, and keeping an access token fresh with the refresh cookie."""
+
+from django.http import Http404, HttpRequest, JsonResponse
+from django.middleware.csrf import get_token
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import ensure_csrf_cookie
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.access_tokens import key_ring
+from accounts.api.authentication import enforce_csrf
+from accounts.api.errors import error_body
+from accounts.api.schema import REFRESH_COOKIE_AUTH, csrf_header_parameter, refresh_cookie_parameter
+from accounts.api.serializers import (
+    AccessTokenSerializer,
+    LoginResponseSerializer,
+    LoginSerializer,
+    MessageSerializer,
+    RegisterSerializer,
+)
+from accounts.api.views.common import (
+    AUTH_TAG,
+    ERROR,
+    INVALID_INPUT,
+    PublicView,
+    client_of,
+    profile_body,
+    signed_out,
+    token_body,
+    validated,
+)
+from accounts.cookies import clear_refresh_cookie, read_refresh_cookie, set_refresh_cookie, set_signup_proof_cookie
+from accounts.exceptions import RefreshTokenInvalid
+from accounts.flows.device_sessions import EndReason, end_session_by_refresh_token, rotate_refresh_token
+from accounts.flows.signin import authenticate_user, start_api_session
+from accounts.flows.signup import sign_up
+
+
+@extend_schema(tags=AUTH_TAG)
+class RegisterView(PublicView):
+    @extend_schema(
+        summary="Create an account",
+        description=(
+            "Always 202, for new and existing addresses alike; the mailbox owner learns the rest. Sets the "
+            "HttpOnly sign-up proof cookie: verifying from this client then needs only the emailed token."
+        ),
+        request=RegisterSerializer,
+        responses={202: MessageSerializer, 400: INVALID_INPUT},
+    )
+    def post(self, request: Request) -> Response:
+        proof = sign_up(**validated(RegisterSerializer, request), client=client_of(request))
+        response = Response(
+            {"detail": "Check your inbox to verify your email address."}, status=status.HTTP_202_ACCEPTED
+        )
+        # Verifying from this client then needs only the emailed token.
+        set_signup_proof_cookie(response, proof)
+        return response
+
+
+@extend_schema(tags=AUTH_TAG)
+class LoginView(PublicView):
+    @extend_schema(
+        summary="Sign in",
+        description=(
+            "Returns a short-lived access token and sets the refresh cookie "
+            "(HttpOnly, Secure, SameSite=Strict, Path=/api/auth/). The refresh token never appears in a body."
+        ),
+        request=LoginSerializer,
+        responses={
+            200: LoginResponseSerializer,
+            400: INVALID_INPUT,
+            401: OpenApiResponse(ERROR, description="`invalid_credentials`, the same for every wrong combination."),
+            403: OpenApiResponse(ERROR, description="`email_not_verified` (right password, address not verified)."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(LoginSerializer, request)
+        user = authenticate_user(request=request._request, email=data["email"], password=data["password"])
+        issued = start_api_session(request=request._request, user=user)
+        response = Response({**token_body(issued), "user": profile_body(user)})
+        if issued.refresh_token is not None:  # always, for a new session
+            set_refresh_cookie(response, issued.refresh_token)
+        return response
+
+
+@extend_schema(tags=AUTH_TAG)
+class RefreshView(PublicView):
+    @extend_schema(
+        summary="Exchange the refresh cookie for a new access token",
+        description=(
+            "Rotates the refresh cookie on every use. Presenting an already rotated token ends the device "
+            "session (`refresh_token_reused`), except the one just replaced, within a few seconds, by a "
+            "concurrent tab: that gets an access token and no new cookie."
+        ),
+        request=None,
+        parameters=[refresh_cookie_parameter(), csrf_header_parameter()],
+        auth=REFRESH_COOKIE_AUTH,
+        responses={
+            200: AccessTokenSerializer,
+            401: OpenApiResponse(
+                ERROR,
+                description="`refresh_token_invalid` (missing, unknown, expired, ended) or `refresh_token_reused`.",
+            ),
+            403: OpenApiResponse(ERROR, description="`csrf_failed`: the X-CSRFToken header is missing or wrong."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        enforce_csrf(request)
+        try:
+            refresh_token = read_refresh_cookie(request)
+            if refresh_token is None:
+                raise RefreshTokenInvalid
+            client = client_of(request)
+            issued = rotate_refresh_token(
+                refresh_token=refresh_token, ip_address=client.ip_address, user_agent=client.user_agent
+            )
+        except RefreshTokenInvalid as error:
+            response = Response(error_body(error.code, error.message), status=status.HTTP_401_UNAUTHORIZED)
+            clear_refresh_cookie(response)
+            return response
+        response = Response(token_body(issued))
+        if issued.refresh_token is not None:
+            set_refresh_cookie(response, issued.refresh_token)
+        return response
+
+
+@extend_schema(tags=AUTH_TAG)
+class LogoutView(PublicView):
+    @extend_schema(
+        summary="Sign out this device",
+        description="Ends the device session of the refresh cookie and clears the cookie. Idempotent.",
+        request=None,
+        parameters=[refresh_cookie_parameter(), csrf_header_parameter()],
+        auth=REFRESH_COOKIE_AUTH,
+        responses={
+            204: OpenApiResponse(description="Signed out."),
+            403: OpenApiResponse(ERROR, description="`csrf_failed`."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        enforce_csrf(request)
+        refresh_token = read_refresh_cookie(request)
+        if refresh_token is not None:
+            end_session_by_refresh_token(
+                refresh_token=refresh_token, reason=EndReason.LOGOUT, client=client_of(request)
+            )
+        return signed_out(Response(status=status.HTTP_204_NO_CONTENT))
+
+
+@extend_schema(tags=AUTH_TAG)
+class CsrfView(PublicView):
+    @extend_schema(
+        summary="Set the CSRF cookie",
+        description="Sets Django's `csrftoken` cookie; send its value as `X-CSRFToken` on refresh and logout.",
+        responses={200: MessageSerializer},
+    )
+    @method_decorator(ensure_csrf_cookie)
+    def get(self, request: Request) -> Response:
+        get_token(request._request)
+        return Response({"detail": "CSRF cookie set."})
+
+
+def jwks(request: HttpRequest) -> JsonResponse:
+    """The public keys that verify access tokens (asymmetric algorithms only)."""
+    keys = key_ring().public_jwks
+    if not keys:
+        raise Http404
+    return JsonResponse({"keys": keys})

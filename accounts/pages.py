@@ -1,0 +1,181 @@
+"""What every account page shares: the page decorator, the form-page shape, signing out, and emailed-link handling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
+
+from accounts.cookies import CLEAR_SITE_DATA_KEEP_COOKIES, clear_refresh_cookie
+from accounts.exceptions import AccountError, ReauthenticationRequired, TokenInvalid
+from accounts.forms import add_flow_error
+from accounts.models import User
+
+# Never a path (which held the token) in a Referer, yet still an Origin on form
+# posts: with "no-referrer" browsers send "Origin: null", which CSRF refuses.
+TOKEN_PAGE_REFERRER_POLICY = "strict-origin"  # noqa: S105 a header value
+
+Data = dict[str, Any]
+
+
+class SignedInRequest(HttpRequest):
+    """A request to a page behind ``login_required``."""
+
+    user: User
+
+
+def account_page(
+    *, signed_in: bool = False, methods: tuple[str, ...] = ("GET", "POST"), secrets: tuple[str, ...] = ()
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """What every account page is: never cached, limited to ``methods``, its password
+    fields (``secrets``) kept out of error reports, and maybe only for the signed in."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        view = require_http_methods(list(methods))(view)
+        if secrets:
+            view = sensitive_post_parameters(*secrets)(view)
+        if signed_in:
+            view = login_required(view)
+        return never_cache(view)
+
+    return decorate
+
+
+def form_page(
+    request: HttpRequest,
+    *,
+    form: forms.Form,
+    template: str,
+    on_valid: Callable[[Data], HttpResponse],
+    context: Data | None = None,
+    not_on_form: tuple[type[AccountError], ...] = (),
+) -> HttpResponse:
+    """The shape of every form page: show the form; on a valid POST run the flow
+    through ``on_valid``. A flow's AccountError shows on the form (on the field it
+    names), except the ``not_on_form`` kinds, which the caller answers itself; a
+    missing re-authentication sends the person to enter the password and back."""
+    if request.method == "POST" and form.is_valid():
+        try:
+            return on_valid(form.cleaned_data)
+        except not_on_form:
+            raise
+        except ReauthenticationRequired:
+            return reauthenticate_first(request, next_path=request.get_full_path())
+        except AccountError as error:
+            add_flow_error(form, error)
+    return render(request, template, {"form": form, **(context or {})})
+
+
+def reauthenticate_first(request: HttpRequest, *, next_path: str) -> HttpResponse:
+    messages.info(request, ReauthenticationRequired.message)
+    return redirect(f"{reverse('accounts:reauthenticate')}?{urlencode({'next': next_path})}")
+
+
+def signed_out(request: HttpRequest, *, to: str, message: str, level: int = messages.SUCCESS) -> HttpResponse:
+    """This browser is signed out (its device session already ended): start clean."""
+    logout(request)
+    messages.add_message(request, level, message)
+    response = redirect(to)
+    clear_refresh_cookie(response)
+    response["Clear-Site-Data"] = CLEAR_SITE_DATA_KEEP_COOKIES
+    return response
+
+
+def safe_next_url(request: HttpRequest) -> str | None:
+    """The ``next`` target if it stays on this site, else None."""
+    candidate = request.POST.get("next") or request.GET.get("next")
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return None
+
+
+@method_decorator(never_cache, name="dispatch")
+class EmailedLinkView(View):
+    """An emailed link, in two steps as in Django's PasswordResetConfirmView.
+
+    The link (with ``token`` in the URL) checks its token without using it up,
+    moves it into the session and sends the browser on to the same view without
+    it, so the token leaves the address bar, history, Referer headers and access
+    logs. That step shows the page with the button; only its POST uses the token,
+    so link scanners cannot. Both steps answer an invalid token alike.
+    """
+
+    http_method_names = ["get", "post"]
+    session_key: ClassVar[str]
+    confirm_url_name: ClassVar[str]
+    invalid_template: ClassVar[str]
+
+    def check(self, token: str | None) -> Any:
+        """The token's row if it can still be used; TokenInvalid otherwise."""
+        raise NotImplementedError
+
+    def confirm(self, request: HttpRequest, token: str, row: Any) -> HttpResponse:
+        """The page behind the link, GET and POST; a TokenInvalid it raises ends the link."""
+        raise NotImplementedError
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response = super().dispatch(request, *args, **kwargs)
+        response["Referrer-Policy"] = TOKEN_PAGE_REFERRER_POLICY
+        return response
+
+    def get(self, request: HttpRequest, token: str | None = None) -> HttpResponse:
+        if token is None:
+            return self._confirm(request)
+        try:
+            self.check(token)
+        except TokenInvalid as error:
+            return self.failed(request, error)
+        request.session[self.session_key] = token
+        return redirect(self.confirm_url_name)
+
+    def post(self, request: HttpRequest, token: str | None = None) -> HttpResponse:
+        if token is not None:
+            return HttpResponseNotAllowed(["GET"])
+        return self._confirm(request)
+
+    def _confirm(self, request: HttpRequest) -> HttpResponse:
+        token = request.session.get(self.session_key)
+        try:
+            row = self.check(token)
+            return self.confirm(request, str(token), row)  # a well-formed string, once checked
+        except TokenInvalid as error:
+            return self.failed(request, error)
+
+    def link_form_page(
+        self,
+        request: HttpRequest,
+        *,
+        form: forms.Form,
+        template: str,
+        on_valid: Callable[[Data], HttpResponse],
+        context: Data | None = None,
+    ) -> HttpResponse:
+        """form_page for the page behind the link: a token that stopped working meanwhile ends the link."""
+        return form_page(
+            request, form=form, template=template, on_valid=on_valid, context=context, not_on_form=(TokenInvalid,)
+        )
+
+    def used(self, request: HttpRequest) -> None:
+        request.session.pop(self.session_key, None)
+
+    def failed(self, request: HttpRequest, error: AccountError) -> HttpResponse:
+        self.used(request)
+        return render(request, self.invalid_template, {"error": error, **self.invalid_context()}, status=400)
+
+    def invalid_context(self) -> Data:
+        return {}
