@@ -1,10 +1,16 @@
-"""JWT access tokens: the signing key ring, issuing and verifying them on top of simplejwt."""
+"""JWT access tokens: the signing key ring, issuing and verifying them on top of simplejwt.
+
+simplejwt (on PyJWT) signs and checks the claims; what it lacks is written here: a
+key ring with ``kid`` headers, verifying-only fallback keys during a rotation, the
+published JWKS, and a per-process cache of tokens already verified.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
@@ -13,6 +19,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
@@ -23,16 +30,22 @@ from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
+from accounts.checks import MIN_HMAC_KEY_BYTES
+
 # RFC 9068: the media type of OAuth 2.0 JWT access tokens.
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 a media type, not a secret
 REQUIRED_CLAIMS = ["sub", "sid", "jti", "iat", "exp", "iss", "aud"]
-MIN_HMAC_KEY_BYTES = 32  # 256 bits
+
+
+# The keys each JWT_ALGORITHM uses: the HMAC secret's bytes, or an Ed25519 / P-256 key pair.
+PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 
 
 @dataclass(frozen=True)
 class VerifyingKey:
     kid: str
-    key: Any
+    key: bytes | PublicKey
     jwk: dict[str, str] | None  # the public JWK, for asymmetric keys only
 
 
@@ -42,7 +55,7 @@ class KeyRing:
 
     algorithm: str
     signing_kid: str
-    signing_key: Any
+    signing_key: bytes | PrivateKey
     verifying_keys: dict[str, VerifyingKey] = field(default_factory=dict)
 
     @property
@@ -70,8 +83,8 @@ def _load_hmac_key(secret: str) -> tuple[str, bytes, VerifyingKey]:
     return kid, material, VerifyingKey(kid=kid, key=material, jwk=None)
 
 
-def _public_jwk(algorithm: str, public_key: Any, kid: str) -> dict[str, str]:
-    if algorithm == "EdDSA":
+def _public_jwk(algorithm: str, public_key: PublicKey, kid: str) -> dict[str, str]:
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
         raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw), "kid": kid, "alg": algorithm, "use": "sig"}
     numbers = public_key.public_numbers()
@@ -86,49 +99,59 @@ def _public_jwk(algorithm: str, public_key: Any, kid: str) -> dict[str, str]:
     }
 
 
-def _check_key_type(algorithm: str, public_key: Any) -> None:
+def _checked_public_key(algorithm: str, public_key: PublicKeyTypes) -> PublicKey:
     if algorithm == "EdDSA" and isinstance(public_key, ed25519.Ed25519PublicKey):
-        return
+        return public_key
     if (
         algorithm == "ES256"
         and isinstance(public_key, ec.EllipticCurvePublicKey)
         and public_key.curve.name == "secp256r1"
     ):
-        return
+        return public_key
     raise ImproperlyConfigured(f"The JWT key is not a key for {algorithm}.")
 
 
-def _load_asymmetric_key(algorithm: str, pem: str, *, private: bool) -> tuple[str, Any, VerifyingKey]:
+def _load_pem_key(algorithm: str, pem: str, *, private: bool) -> tuple[PrivateKey | None, VerifyingKey]:
+    """The key pair of a PEM private key, or the public key of a PEM public key."""
     data = pem.encode()
+    loaded_private: PrivateKeyTypes | None
     try:
         if private or b"PRIVATE KEY" in data:
-            private_key = serialization.load_pem_private_key(data, password=None)
-            public_key = private_key.public_key()
+            loaded_private = serialization.load_pem_private_key(data, password=None)
+            loaded_public = loaded_private.public_key()
         else:
-            private_key = None
-            public_key = serialization.load_pem_public_key(data)
+            loaded_private = None
+            loaded_public = serialization.load_pem_public_key(data)
     except ValueError as error:
         raise ImproperlyConfigured(f"A JWT key is not a valid PEM key: {error}") from None
-    if private and private_key is None:
-        raise ImproperlyConfigured("JWT_SIGNING_KEY must be a private key.")
-    _check_key_type(algorithm, public_key)
+    public_key = _checked_public_key(algorithm, loaded_public)
+    # A checked public key's private key is of the matching kind: this narrows the type only.
+    private_key = (
+        loaded_private if isinstance(loaded_private, (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey)) else None
+    )
     der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     kid = _kid(der)
-    return kid, private_key, VerifyingKey(kid=kid, key=public_key, jwk=_public_jwk(algorithm, public_key, kid))
+    return private_key, VerifyingKey(kid=kid, key=public_key, jwk=_public_jwk(algorithm, public_key, kid))
+
+
+def _load_asymmetric_signing_key(algorithm: str, pem: str) -> tuple[str, PrivateKey, VerifyingKey]:
+    private_key, verifying_key = _load_pem_key(algorithm, pem, private=True)
+    if private_key is None:
+        raise ImproperlyConfigured("JWT_SIGNING_KEY must be a private key.")
+    return verifying_key.kid, private_key, verifying_key
 
 
 @cache
 def key_ring() -> KeyRing:
     """Load (once per process) the keys that the settings name."""
     algorithm = settings.JWT_ALGORITHM
+    signing_key: bytes | PrivateKey
     if algorithm == "HS256":
         signing_kid, signing_key, current = _load_hmac_key(settings.JWT_SIGNING_KEY)
         fallbacks = [_load_hmac_key(secret)[2] for secret in settings.JWT_VERIFYING_KEY_FALLBACKS]
     elif algorithm in {"EdDSA", "ES256"}:
-        signing_kid, signing_key, current = _load_asymmetric_key(algorithm, settings.JWT_SIGNING_KEY, private=True)
-        fallbacks = [
-            _load_asymmetric_key(algorithm, pem, private=False)[2] for pem in settings.JWT_VERIFYING_KEY_FALLBACKS
-        ]
+        signing_kid, signing_key, current = _load_asymmetric_signing_key(algorithm, settings.JWT_SIGNING_KEY)
+        fallbacks = [_load_pem_key(algorithm, pem, private=False)[1] for pem in settings.JWT_VERIFYING_KEY_FALLBACKS]
     else:
         raise ImproperlyConfigured(f"Unsupported JWT_ALGORITHM {algorithm!r}.")
     verifying = {key.kid: key for key in [current, *fallbacks]}
@@ -136,7 +159,7 @@ def key_ring() -> KeyRing:
 
 
 @receiver(setting_changed)
-def _reload_keys_when_settings_change(*, setting, **kwargs):
+def _reload_keys_when_settings_change(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith("JWT_") or setting in {"SECRET_KEY", "SITE_URL"}:
         key_ring.cache_clear()
         token_backend.cache_clear()
@@ -160,7 +183,8 @@ class KeyRingTokenBackend(TokenBackend):
         headers = {"kid": self.ring.signing_kid, "typ": ACCESS_TOKEN_TYPE}
         return jwt.encode(claims, self.ring.signing_key, algorithm=self.algorithm, headers=headers)
 
-    def decode(self, token: Any, verify: bool = True) -> dict[str, Any]:
+    # simplejwt annotates the encoded JWT as ``Token``; it is the header's bytes (or text).
+    def decode(self, token: bytes | str, verify: bool = True) -> dict[str, Any]:  # type: ignore[override]
         if not verify:
             raise TokenBackendError("Unverified decoding is not allowed.")
         try:
@@ -171,7 +195,8 @@ class KeyRingTokenBackend(TokenBackend):
             raise TokenBackendError("Token has the wrong type")
         if header.get("alg") != self.algorithm:
             raise TokenBackendError("Token uses the wrong algorithm")
-        verifying_key = self.ring.verifying_keys.get(header.get("kid"))
+        kid = header.get("kid")  # PyJWT has checked that a kid, if present, is a string
+        verifying_key = self.ring.verifying_keys.get(kid) if isinstance(kid, str) else None
         if verifying_key is None:
             raise TokenBackendError("Token was signed with an unknown key")
         try:
@@ -199,12 +224,13 @@ class AccessToken(Token):
 
     token_type = "access"  # noqa: S105 the token kind, not a secret
 
+    # A property rather than simplejwt's class attribute: the lifetime setting is read at issue time.
     @property
     def lifetime(self) -> timedelta:  # type: ignore[override]
         return timedelta(seconds=settings.JWT_ACCESS_TOKEN_LIFETIME)
 
     @property
-    def token_backend(self) -> KeyRingTokenBackend:  # type: ignore[override]
+    def token_backend(self) -> KeyRingTokenBackend:
         return token_backend()
 
     def verify_token_type(self) -> None:
@@ -212,7 +238,7 @@ class AccessToken(Token):
         return None
 
     @classmethod
-    def for_session(cls, *, user_id: int, session_id: Any, email_verified: bool) -> AccessToken:
+    def for_session(cls, *, user_id: int, session_id: uuid.UUID | str, email_verified: bool) -> AccessToken:
         token = cls()
         token.payload.pop("token_type", None)
         token["sub"] = str(user_id)
@@ -234,7 +260,8 @@ VERIFIED_TOKENS_PER_PROCESS = 2048
 
 @lru_cache(maxsize=VERIFIED_TOKENS_PER_PROCESS)
 def _verify_once(raw_token: bytes | str) -> AccessToken:
-    return AccessToken(raw_token)
+    # simplejwt annotates the encoded token it decodes as ``Token``; it is the JWT's bytes or text.
+    return AccessToken(raw_token)  # type: ignore[arg-type]
 
 
 def verified_access_token(raw_token: bytes | str) -> AccessToken:
@@ -251,8 +278,14 @@ def verified_access_token(raw_token: bytes | str) -> AccessToken:
 
 
 class AccessTokenUser(TokenUser):
-    """The user behind a verified access token, without a database query."""
+    """The user behind a verified access token, without a database query.
 
+    What the API views read of it: ``id`` (the account's primary key),
+    ``session_id`` (the device session's id, as the ``sid`` claim has it),
+    ``email_verified`` and ``is_authenticated`` (always True).
+    """
+
+    # simplejwt's TokenUser gives the ``sub`` claim as text; this app's user ids are integers.
     @property
     def id(self) -> int:  # type: ignore[override]
         return int(self.token["sub"])

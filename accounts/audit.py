@@ -1,4 +1,12 @@
-"""The security audit log: recording events without secrets, and reading them back."""
+"""The security audit log: recording events without secrets, and reading them back.
+
+Not django-auditlog or django-simple-history: they record changes to model rows,
+while this log records security events (a failed sign-in, a reuse of a refresh
+token, a staff action), many of which change no row, keyed by a hash of the
+address rather than the address itself.
+"""
+
+import uuid
 
 from django.db.models import QuerySet
 from django.utils.crypto import salted_hmac
@@ -11,6 +19,9 @@ EventKind = SecurityEvent.Kind
 _DETAIL_STRING_LIMIT = 200
 # Detail keys that must never be written, whatever a caller passes.
 _FORBIDDEN_DETAIL_WORDS = ("password", "token", "hash", "secret")
+# What callers may put in an event's detail; everything but a number, a flag
+# or None is stored as (at most _DETAIL_STRING_LIMIT characters of) text.
+DetailValue = str | int | bool | uuid.UUID | None
 
 
 def email_fingerprint(email: str) -> str:
@@ -23,8 +34,8 @@ def email_fingerprint(email: str) -> str:
     return salted_hmac("accounts.audit.email", canonical, algorithm="sha256").hexdigest()
 
 
-def _clean_detail(detail: dict) -> dict:
-    cleaned = {}
+def _clean_detail(detail: dict[str, DetailValue]) -> dict[str, str | int | bool | None]:
+    cleaned: dict[str, str | int | bool | None] = {}
     for key, value in detail.items():
         if any(word in key.lower() for word in _FORBIDDEN_DETAIL_WORDS):
             raise ValueError(f"Refusing to write {key!r} to the audit log.")
@@ -42,7 +53,7 @@ def record_event(
     actor: User | None = None,
     client: ClientInfo | None = None,
     email: str | None = None,
-    **detail,
+    **detail: DetailValue,
 ) -> SecurityEvent:
     """Write one event. Call it inside the transaction of the change it records.
 

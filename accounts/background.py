@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.signals import request_finished, request_started
@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
-_pending: set[Future] = set()
+_pending: set[Future[None]] = set()
 _pending_lock = threading.Lock()
 _worker = threading.local()
 # The jobs a request handed over, held until its answer has been sent.
@@ -88,18 +88,18 @@ def _submit(job: Callable[[], object], name: str) -> None:
 
 
 @receiver(request_started, dispatch_uid="accounts.background.hold")
-def _hold_jobs_during_the_request(**kwargs) -> None:
+def _hold_jobs_during_the_request(**kwargs: Any) -> None:
     _request.held = []
 
 
 @receiver(request_finished, dispatch_uid="accounts.background.release")
-def _release_jobs_after_the_answer(**kwargs) -> None:
+def _release_jobs_after_the_answer(**kwargs: Any) -> None:
     held, _request.held = getattr(_request, "held", None) or [], None
     for job, name in held:
         _submit(job, name)
 
 
-def _forget(future: Future) -> None:
+def _forget(future: Future[None]) -> None:
     with _pending_lock:
         _pending.discard(future)
 

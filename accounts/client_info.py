@@ -1,4 +1,11 @@
-"""What a request says about the client: its IP address and user agent."""
+"""What a request says about the client: its IP address and user agent.
+
+Not django-ipware: by default it trusts a list of headers (X-Real-IP,
+CF-Connecting-IP, ...) that any client can send when no such proxy is in front;
+the one rule wanted here (REMOTE_ADDR, or the entry of X-Forwarded-For that the
+configured number of trusted proxies appended) is a few lines that a reviewer
+reads in one place.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ class ConfiguredArgon2PasswordHasher(Argon2PasswordHasher):
     still verify and ``must_update`` re-hashes them on the next sign-in.
     """
 
+    # Properties in place of Django's class attributes (hence the ignores): the
+    # settings are read when a password is hashed, so overriding them works.
     @property
     def time_cost(self) -> int:  # type: ignore[override]
         return settings.ARGON2_TIME_COST

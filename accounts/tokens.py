@@ -1,9 +1,16 @@
-"""Opaque one-time tokens: generation, SHA-256 hashing for storage, constant-time checks."""
+"""Opaque one-time tokens: generation, SHA-256 hashing for storage, constant-time checks.
+
+Not Django's PasswordResetTokenGenerator: its tokens are stateless HMACs that stay
+valid until they expire or the password changes, while these are stored (as hashes)
+so that each is used once, a newer one replaces older ones, and a security reset
+retires them all. The standard library's secrets and hashlib do the cryptography.
+"""
 
 import hashlib
 import hmac
 import re
 import secrets
+from typing import TypeGuard
 
 # 32 random bytes = 256 bits, URL-safe base64 without padding: 43 characters.
 TOKEN_BYTES = 32
@@ -19,8 +26,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
-def is_well_formed(token: object) -> bool:
-    """Cheap shape check, so garbage never reaches the database."""
+def is_well_formed(token: str | None) -> TypeGuard[str]:
+    """Cheap shape check, so garbage never reaches the database.
+
+    None (no token in the page session or cookie) is not well formed. The type
+    check stays at run time too: a page session or a JSON body can hold anything.
+    True tells the type checker that ``token`` is a string.
+    """
     return isinstance(token, str) and _TOKEN_SHAPE.fullmatch(token) is not None
 
 

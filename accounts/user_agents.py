@@ -1,4 +1,10 @@
-"""A short, human description of a user agent string ("Firefox 132 on Windows")."""
+"""A short, human description of a user agent string ("Firefox 132 on Windows").
+
+Not ua-parser: its thousand-odd regular expressions (and their yearly updates)
+name every device and bot, while the devices list and the sign-in emails need a
+browser family, its major version and an operating system, for which the few
+checks below suffice; a wrong guess here only words a label, it decides nothing.
+"""
 
 import re
 
@@ -34,6 +40,8 @@ def describe_user_agent(user_agent: str, *, raw_fallback: bool = True) -> str:
     system = next((name for name, pattern in _SYSTEMS if pattern.search(user_agent)), None)
     if browser and system:
         return f"{browser} on {system}"
-    if browser or system:
-        return browser or system
+    if browser:
+        return browser
+    if system:
+        return system
     return user_agent[:60] if user_agent and raw_fallback else "Unknown device"

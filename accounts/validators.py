@@ -1,5 +1,6 @@
 """Password validators that Django does not ship."""
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.utils.translation import ngettext
 
@@ -10,7 +11,7 @@ class MaximumLengthValidator:
     def __init__(self, max_length: int = 128):
         self.max_length = max_length
 
-    def validate(self, password: str, user=None) -> None:
+    def validate(self, password: str, user: AbstractBaseUser | None = None) -> None:
         if len(password) > self.max_length:
             raise ValidationError(
                 ngettext(

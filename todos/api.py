@@ -1,11 +1,14 @@
 """The todo API: each person's own todos, and nobody else's."""
 
 from django.conf import settings
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from accounts.api.serializers import StrictBooleanField, StrictCharField
 from todos.models import TITLE_MAX_LENGTH, Todo
@@ -27,7 +30,7 @@ class HasVerifiedEmail(BasePermission):
     message = "Verify your email address first."
     code = "email_not_verified"
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         if settings.ACCOUNTS_EMAIL_VERIFICATION != "mandatory":
             return True
         return bool(getattr(request.user, "email_verified", False))
@@ -61,7 +64,7 @@ class TodoViewSet(viewsets.ModelViewSet):
     pagination_class = TodoPagination
     permission_classes = [IsAuthenticated, HasVerifiedEmail]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Todo]:
         todos = Todo.objects.filter(owner_id=self.request.user.id)
         if self.action != "list":
             return todos
@@ -76,5 +79,5 @@ class TodoViewSet(viewsets.ModelViewSet):
             raise serializers.ValidationError({"ordering": [f"Use one of: {', '.join(ORDERINGS)}."]})
         return todos.order_by(ordering, "-id")
 
-    def perform_create(self, serializer):
+    def perform_create(self, serializer: serializers.BaseSerializer[Todo]) -> None:
         serializer.save(owner_id=self.request.user.id)

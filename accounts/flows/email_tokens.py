@@ -1,5 +1,6 @@
 """Issuing and redeeming the single-use tokens sent in email links."""
 
+import uuid
 from datetime import timedelta
 from typing import TypeVar
 
@@ -9,11 +10,15 @@ from accounts.exceptions import TokenExpired, TokenInvalid, TokenUsed
 from accounts.models import EmailLinkToken, EmailVerificationToken, PasswordResetToken, User
 from accounts.tokens import generate_token, hash_token, is_well_formed, token_matches
 
+# The token models are reached through ``_default_manager`` (their ``objects``):
+# the abstract EmailLinkToken declares no manager for the type checker to see.
 TokenModel = TypeVar("TokenModel", bound=EmailLinkToken)
+# A value of a column that only some kinds of token have (an EmailVerificationToken's purpose, email, session…).
+TokenField = str | bool | uuid.UUID | None
 
 
 def issue_token(
-    *, model: type[EmailLinkToken], user: User, lifetime_seconds: int, replace_older: bool = True, **fields
+    *, model: type[EmailLinkToken], user: User, lifetime_seconds: int, replace_older: bool = True, **fields: TokenField
 ) -> str:
     """Create a token for ``user``, replacing that user's unused ones of this kind
     (unless ``replace_older`` is false), so only the newest link works.
@@ -22,9 +27,9 @@ def issue_token(
     """
     if replace_older:
         same_kind = {"purpose": fields["purpose"]} if "purpose" in fields else {}
-        model.objects.filter(user=user, used_at__isnull=True, **same_kind).delete()
+        model._default_manager.filter(user=user, used_at__isnull=True, **same_kind).delete()
     raw = generate_token()
-    model.objects.create(
+    model._default_manager.create(
         user=user,
         token_hash=hash_token(raw),
         expires_at=timezone.now() + timedelta(seconds=lifetime_seconds),
@@ -33,7 +38,7 @@ def issue_token(
     return raw
 
 
-def find_redeemable_token(*, model: type[TokenModel], raw_token: object, inactive_too: bool = False) -> TokenModel:
+def find_redeemable_token(*, model: type[TokenModel], raw_token: str | None, inactive_too: bool = False) -> TokenModel:
     """The token row for ``raw_token`` if it can still be used, else raise.
 
     Unknown, malformed and foreign-kind tokens are all TokenInvalid, as are
@@ -41,7 +46,7 @@ def find_redeemable_token(*, model: type[TokenModel], raw_token: object, inactiv
     """
     if not is_well_formed(raw_token):
         raise TokenInvalid
-    row = model.objects.select_related("user").filter(token_hash=hash_token(raw_token)).first()
+    row = model._default_manager.select_related("user").filter(token_hash=hash_token(raw_token)).first()
     if row is None or not token_matches(raw_token, row.token_hash):
         raise TokenInvalid
     if row.used_at is not None:
@@ -56,7 +61,7 @@ def find_redeemable_token(*, model: type[TokenModel], raw_token: object, inactiv
 def mark_token_used(token: EmailLinkToken) -> None:
     """Consume ``token``; of two concurrent redemptions exactly one succeeds."""
     now = timezone.now()
-    claimed = type(token).objects.filter(pk=token.pk, used_at__isnull=True).update(used_at=now)
+    claimed = type(token)._default_manager.filter(pk=token.pk, used_at__isnull=True).update(used_at=now)
     if claimed != 1:
         raise TokenUsed
     token.used_at = now
