@@ -22,20 +22,16 @@ function notify(state) {
   for (const listener of listeners) listener(state);
 }
 
-export function csrfToken() {
+function csrfToken() {
   const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
   return match ? decodeURIComponent(match[1]) : "";
 }
 
-export async function ensureCsrfCookie() {
+async function ensureCsrfCookie() {
   if (!csrfToken()) {
     await fetch("/api/auth/csrf/", { credentials: "same-origin" });
   }
   return csrfToken();
-}
-
-export function currentToken() {
-  return accessToken;
 }
 
 /** The server sets a script-visible hint next to the HttpOnly refresh cookie. */
@@ -102,7 +98,7 @@ export async function freshToken() {
   return (await refresh()) ? accessToken : null;
 }
 
-/** Sign in with email and password; returns the API's JSON (or throws its error). */
+/** Sign in with email and password, or throw an Error carrying the API's error code. */
 export async function signIn(email, password) {
   const response = await fetch("/api/auth/login/", {
     method: "POST",
@@ -114,13 +110,11 @@ export async function signIn(email, password) {
   if (!response.ok) {
     const error = new Error(body.detail || "Sign-in failed.");
     error.code = body.code;
-    error.status = response.status;
     throw error;
   }
   store(body);
   channel?.postMessage({ type: "signed-in" });
   notify("signed-in");
-  return body;
 }
 
 /** End this device session everywhere: server, this tab, and every other tab. */

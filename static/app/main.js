@@ -16,7 +16,7 @@ function showNav(visible) {
 
 const routes = {
   todos: () => renderTodos(),
-  devices: () => renderDevices({ onSignedOut: doSignOut }),
+  devices: () => renderDevices({ onSignedOut: signOut }),
 };
 
 function currentRoute() {
@@ -40,10 +40,6 @@ async function render() {
   await routes[route]();
 }
 
-async function doSignOut() {
-  await signOut();
-}
-
 onAuthChange((state) => {
   const now = state === "signed-in";
   if (now === signedIn) return;
@@ -60,7 +56,7 @@ onAuthChange((state) => {
   }
 });
 
-document.getElementById("sign-out").addEventListener("click", doSignOut);
+document.getElementById("sign-out").addEventListener("click", signOut);
 window.addEventListener("hashchange", () => { if (signedIn) render(); });
 
 // A browser that signed in on the HTML pages already holds the refresh cookie.
