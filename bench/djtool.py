@@ -1,4 +1,4 @@
-"""In-process helper, run with each server's own Python: prepare its database, count SQL per request, count live refresh tokens.
+"""In-process helper, run with each server's own Python: prepare its database, count SQL, count live tokens.
 
     python bench/djtool.py setup KIND | queries KIND OWNER_ID | live KIND EMAIL (token in BENCH_TOKEN)
 

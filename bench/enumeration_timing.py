@@ -1,4 +1,4 @@
-"""Timing benchmark: do sign-in, sign-up, password reset and resend verification answer as fast for a known address as for an unknown one?
+"""Timing benchmark: do sign-in, sign-up, reset and resend verification answer as fast for known as unknown addresses?
 
 Run from the project root:
 
@@ -19,7 +19,6 @@ import os
 import random
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ from django.utils import timezone
 from accounts.models import User
 User.objects.create_user(email={KNOWN_EMAIL!r}, password={PASSWORD!r}, name="Known", email_verified_at=timezone.now())
 User.objects.create_user(email={UNVERIFIED_EMAIL!r}, password={PASSWORD!r}, name="Pending")
-"""
+"""  # the in-process run's accounts; the gunicorn run seeds the same two through bench/harness.py
 
 
 @dataclass
@@ -144,24 +143,15 @@ def print_table(results: list[Result], target_ms: float) -> bool:
 # --- Against gunicorn on PostgreSQL + Redis ---------------------------------------
 
 
-def psql(sql: str) -> None:
-    subprocess.run(
-        ["psql", f"{POSTGRES_URL}/postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
 def run_against_gunicorn(args) -> tuple[list[Result], str]:
     sys.path.insert(0, str(PROJECT_ROOT / "bench"))
-    from faults import App, http, manage, production_env
+    from harness import Gunicorn, drop_redis_keys, http, manage, production_env, seed_accounts, throwaway_database
 
     run_id = f"enum_{int(time.time())}_{os.getpid()}"
-    database_url = f"{POSTGRES_URL}/{run_id}"
-    app = None
-    with tempfile.TemporaryDirectory(prefix="enumeration-bench-") as scratch:
-        psql(f"CREATE DATABASE {run_id}")
+    with (
+        tempfile.TemporaryDirectory(prefix="enumeration-bench-") as scratch,
+        throwaway_database(run_id, POSTGRES_URL) as database_url,
+    ):
         try:
             env = production_env(
                 database_url=database_url,
@@ -171,29 +161,19 @@ def run_against_gunicorn(args) -> tuple[list[Result], str]:
                 EMAIL_FILE_PATH=str(Path(scratch) / "mail"),
             )
             manage(env, "migrate", "--noinput")
-            manage(env, "shell", "-c", SEED)
-            app = App(env, Path(scratch) / "gunicorn.log", workers=args.workers, extra_args=("--max-requests", "0"))
+            seed_accounts(env, verified=[KNOWN_EMAIL], unverified=[UNVERIFIED_EMAIL], password=PASSWORD)
+            with Gunicorn(
+                env, Path(scratch) / "gunicorn.log", workers=args.workers, extra_args=("--max-requests", "0")
+            ) as app:
 
-            def post(path: str, body: dict) -> int:
-                return http(app.port, "POST", path, body).status
+                def post(path: str, body: dict) -> int:
+                    return http(app.port, "POST", path, body).status
 
-            results = [measure(flow, args.requests, args.warm_up, args.pause) for flow in flows(post)]
+                results = [measure(flow, args.requests, args.warm_up, args.pause) for flow in flows(post)]
             sent = len(list((Path(scratch) / "mail").glob("*")))
             return results, f"gunicorn ({args.workers} workers) on PostgreSQL + Redis; {sent} email files written"
         finally:
-            if app is not None:
-                app.stop()
-            psql(f"DROP DATABASE IF EXISTS {run_id} WITH (FORCE)")
-            _drop_redis_keys(run_id)
-
-
-def _drop_redis_keys(prefix: str) -> None:
-    import redis
-
-    connection = redis.Redis.from_url(REDIS_URL)
-    keys = list(connection.scan_iter(match=f"{prefix}:*", count=1000))
-    for start in range(0, len(keys), 500):
-        connection.delete(*keys[start : start + 500])
+            drop_redis_keys(REDIS_URL, run_id)
 
 
 # --- In process, with Django's test client on SQLite -------------------------------

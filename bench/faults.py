@@ -15,358 +15,49 @@ migrates the app into it, seeds two users and serves the app with gunicorn
 
 One PASS/FAIL line per check with the measured numbers; exit status 1 on any
 FAIL. Everything is bounded (a watchdog ends the run after MAX_RUN_SECONDS)
-and cleaned up in finally blocks. bench/soak.py reuses the helpers below.
+and cleaned up in finally blocks. The servers come from bench/harness.py, the
+harness bench/soak.py, bench/enumeration_timing.py and bench/run.py share.
 """
 
-import json
 import os
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from http.client import HTTPConnection, HTTPException
-from http.cookies import SimpleCookie
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# Debian's PostgreSQL binaries (15 here; the newest installed version if there are several).
-PG_BIN = max(
-    Path("/usr/lib/postgresql").glob("*/bin"),
-    key=lambda bin_dir: int(bin_dir.parent.name),
-    default=Path("/usr/lib/postgresql/15/bin"),
+from harness import (
+    PASSWORD,
+    PROJECT_ROOT,
+    Checks,
+    Client,
+    Gunicorn,
+    PrivatePostgres,
+    PrivateRedis,
+    Reply,
+    http,
+    manage,
+    production_env,
+    seed_accounts,
+    start_watchdog,
+    stop_all,
+    stop_watchdog,
+    wait_until,
 )
+
 EMAIL = "faults@example.com"
 UNVERIFIED_EMAIL = "pending@example.com"
-PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a different passphrase entirely"
 FAIL_FAST_SECONDS = 5.0  # the longest any answer may take during an outage, and the recovery bound
 HEALTHZ_SECONDS = 1.0  # /healthz/ must stay this quick while the database is down
 OUTAGE_SECONDS = 5.0  # how long PostgreSQL stays down in (a)
 MAIL_SETTLE_SECONDS = 2.0  # emails are sent on a background thread: wait this long before counting
-REQUEST_TIMEOUT = 15.0
 MAX_RUN_SECONDS = 170
-RATE_LIMITS_OFF = dict.fromkeys(("RATE_LIMIT_SIGN_IN_PER_ACCOUNT", "RATE_LIMIT_SIGN_IN_PER_IP", "RATE_LIMIT_SIGN_UP_PER_IP", "RATE_LIMIT_MAILS_PER_ADDRESS", "RATE_LIMIT_MAILS_PER_IP", "RATE_LIMIT_REFRESH_PER_SESSION", "RATE_LIMIT_PASSWORD_CHANGE_PER_USER"), "1000000/m")
-SEED = f"""
-from django.utils import timezone
-from accounts.models import User
-User.objects.create_user(email={EMAIL!r}, password={PASSWORD!r}, name="Faults", email_verified_at=timezone.now())
-User.objects.create_user(email={UNVERIFIED_EMAIL!r}, password={PASSWORD!r}, name="Pending")
-"""
 
-_results: list[bool] = []
-
-
-def report(name: str, ok: bool, detail: str = "") -> bool:
-    _results.append(bool(ok))
-    print(f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  [{detail}]" if detail else ""), flush=True)
-    return ok
-
-
-def info(name: str, detail: str) -> None:
-    print(f"INFO  {name}  [{detail}]", flush=True)
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / interval) + 1):
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(interval)
-    return bool(predicate())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-# --- HTTP ---------------------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    status: int  # 0: no answer (refused, reset or timed out)
-    body: object
-    headers: dict
-    cookies: dict
-    started: float
-    seconds: float
-
-    @property
-    def ended(self) -> float:
-        return self.started + self.seconds
-
-    @property
-    def code(self):
-        return self.body.get("code") if isinstance(self.body, dict) else None
-
-
-def http(port: int, method: str, path: str, body=None, headers=None, timeout: float = REQUEST_TIMEOUT) -> Reply:
-    """One request on a fresh connection (gunicorn's sync workers close it anyway)."""
-    data = json.dumps(body).encode() if body is not None else None
-    headers = dict(headers or {})
-    if data is not None:
-        headers["Content-Type"] = "application/json"
-    started = time.monotonic()
-    connection = HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request(method, path, body=data, headers=headers)
-        response = connection.getresponse()
-        raw = response.read()
-        jar = SimpleCookie()
-        for header in response.headers.get_all("Set-Cookie") or []:
-            jar.load(header)
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw[:200].decode(errors="replace")
-        return Reply(
-            response.status,
-            parsed,
-            {name.lower(): value for name, value in response.headers.items()},
-            {name: morsel.value for name, morsel in jar.items()},
-            started,
-            time.monotonic() - started,
-        )
-    except (OSError, HTTPException) as error:
-        return Reply(0, f"{type(error).__name__}: {error}", {}, {}, started, time.monotonic() - started)
-    finally:
-        connection.close()
-
-
-class Client:
-    """One browser tab: the access token in memory, cookies by hand (they are Secure; we speak http)."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.access: str | None = None
-        self.cookies: dict[str, str] = {}
-
-    def call(self, method: str, path: str, body=None, *, csrf: bool = False) -> Reply:
-        headers = {}
-        if self.access:
-            headers["Authorization"] = f"Bearer {self.access}"
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-        if csrf:
-            headers["X-CSRFToken"] = self.cookies.get("csrftoken", "")
-        reply = http(self.port, method, path, body, headers)
-        for name, value in reply.cookies.items():
-            if value:
-                self.cookies[name] = value
-            else:
-                self.cookies.pop(name, None)
-        return reply
-
-    def login(self, email: str = EMAIL, password: str = PASSWORD) -> Reply:
-        reply = self.call("POST", "/api/auth/login/", {"email": email, "password": password})
-        if reply.status == 200:
-            self.access = reply.body["access"]
-        return reply
-
-    def refresh(self) -> Reply:
-        if "csrftoken" not in self.cookies:
-            self.call("GET", "/api/auth/csrf/")
-        reply = self.call("POST", "/api/auth/refresh/", csrf=True)
-        if reply.status == 200:
-            self.access = reply.body["access"]
-        return reply
-
-
-# --- Processes ------------------------------------------------------------------
-
-
-def production_env(*, database_url: str, redis_url: str, key_prefix: str, email_backend: str, **extra) -> dict:
-    """A DEBUG-off environment that passes the app's production checks, with rate limits out of the way."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("RATE_LIMIT_", "DJANGO_"))}
-    env.update(
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(64),
-        JWT_SIGNING_KEY=secrets.token_urlsafe(48),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SITE_URL="https://faults.example",
-        SECURE_SSL_REDIRECT="false",
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        CACHE_KEY_PREFIX=key_prefix,
-        EMAIL_BACKEND=email_backend,
-        PYTHONUNBUFFERED="1",
-        **RATE_LIMITS_OFF,
-    )
-    env.update(extra)
-    return env
-
-
-def manage(env: dict, *args: str, timeout: float = 120) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    return done.stdout
-
-
-class App:
-    """gunicorn with config/gunicorn.conf.py on a free port; stdout and stderr go to one log file."""
-
-    def __init__(self, env: dict, log_path: Path, workers: int = 2, extra_args: tuple[str, ...] = ()):
-        self.port = free_port()
-        self.log_path = log_path
-        self._log = open(log_path, "ab")
-        self.process = subprocess.Popen(
-            # No control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared by every gunicorn on the machine.
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "config/gunicorn.conf.py",
-                "--no-control-socket",
-                *extra_args,
-                "config.wsgi",
-            ],
-            cwd=PROJECT_ROOT,
-            env={**env, "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        ready = wait_until(
-            lambda: self.process.poll() is not None or http(self.port, "GET", "/healthz/", timeout=2).status == 200,
-            timeout=30,
-            interval=0.2,
-        )
-        if not ready or self.process.poll() is not None:
-            self.stop()
-            raise RuntimeError(f"gunicorn did not start:\n{self.output()[-4000:]}")
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def workers(self) -> list[int]:
-        """PIDs of the worker processes (children of the gunicorn master)."""
-        children = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.process.pid:
-                children.append(int(stat.parent.name))
-        return sorted(children)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=35)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
-
-
-class PrivatePostgres:
-    """A throwaway cluster run by the postgres user: own port, own socket directory, fsync off."""
-
-    def __init__(self, root: Path):
-        self.dir = root / "pg"
-        self.dir.mkdir()
-        shutil.chown(self.dir, "postgres", "postgres")
-        self.data = self.dir / "data"
-        self.port = free_port()
-        self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
-        self._tool("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync")
-        with open(self.data / "postgresql.conf", "a") as conf:
-            conf.write(
-                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.dir}'\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-            )
-
-    def _tool(self, name: str, *args, check: bool = True) -> int:
-        with open(self.dir / "tools.log", "ab") as log:
-            return subprocess.run(
-                ["runuser", "-u", "postgres", "--", str(PG_BIN / name), *map(str, args)],
-                cwd=self.dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                timeout=60,
-                check=check,
-            ).returncode
-
-    def start(self) -> None:
-        self._tool("pg_ctl", "-D", self.data, "-l", self.dir / "server.log", "-w", "-t", "30", "start")
-
-    def stop(self, mode: str = "fast", check: bool = True) -> None:
-        self._tool("pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "30", "stop", check=check)
-
-    def query(self, sql: str, *params) -> list[tuple]:
-        import psycopg
-
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres") as db:
-            return db.execute(sql, params).fetchall()
-
-
-class PrivateRedis:
-    """A throwaway redis-server on its own port, without persistence."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def ping(self) -> bool:
-        import redis
-
-        try:
-            return bool(redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5).ping())
-        except redis.RedisError:
-            return False
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.root),
-                "--logfile",
-                str(self.root / "redis.log"),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if not wait_until(self.ping, timeout=10):
-            raise RuntimeError("the private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+checks = Checks()
+report, info = checks.report, checks.info
 
 
 def mails_sent(mail_dir: Path) -> int:
@@ -383,9 +74,9 @@ def ok_or_unavailable(reply: Reply) -> bool:
     )
 
 
-def scenario_database_down(app: App, pg: PrivatePostgres) -> None:
+def scenario_database_down(app: Gunicorn, pg: PrivatePostgres) -> None:
     print("\n(a) PostgreSQL stopped under load", flush=True)
-    writer, reader = Client(app.port), Client(app.port)
+    writer, reader = Client(app.port, EMAIL), Client(app.port, EMAIL)
     for client in (writer, reader):
         assert client.login().status == 200, "sign-in before the outage failed"
     records: list[tuple[str, Reply]] = []  # (what, reply); list.append is atomic
@@ -514,7 +205,7 @@ def scenario_database_down(app: App, pg: PrivatePostgres) -> None:
             ("create", lambda: writer.call("POST", "/api/todos/", {"title": "after the outage"})),
             ("list", lambda: reader.call("GET", "/api/todos/")),
             ("refresh", reader.refresh),
-            ("login", Client(app.port).login),
+            ("login", Client(app.port, EMAIL).login),
         ]
     }
     report("a7 afterwards every kind of request succeeds", all(200 <= s < 300 for s in after.values()), str(after))
@@ -538,9 +229,9 @@ def scenario_database_down(app: App, pg: PrivatePostgres) -> None:
     )
 
 
-def scenario_redis_down(app: App, redis: PrivateRedis, mail_dir: Path) -> dict:
+def scenario_redis_down(app: Gunicorn, redis: PrivateRedis, mail_dir: Path) -> dict:
     print("\n(b) Redis stopped", flush=True)
-    user = Client(app.port)
+    user = Client(app.port, EMAIL)
     assert user.login().status == 200
     assert user.call("GET", "/api/todos/").status == 200  # the session is now "live" in Redis
     before = mails_sent(mail_dir)
@@ -564,7 +255,7 @@ def scenario_redis_down(app: App, redis: PrivateRedis, mail_dir: Path) -> dict:
             "create": user.call("POST", "/api/todos/", {"title": "while redis is down"}),
             "list": user.call("GET", "/api/todos/"),
         }
-        other = Client(app.port)
+        other = Client(app.port, EMAIL)
         replies["login"] = other.login()
         replies["refresh"] = other.refresh()
         replies["todos with the refreshed token"] = other.call("GET", "/api/todos/")
@@ -653,7 +344,7 @@ def scenario_redis_down(app: App, redis: PrivateRedis, mail_dir: Path) -> dict:
     return {k: r.body for k, r in baseline.items()}
 
 
-def scenario_email_down(app: App, baseline_bodies: dict) -> None:
+def scenario_email_down(app: Gunicorn, baseline_bodies: dict) -> None:
     print("\n(c) the email backend always fails", flush=True)
     replies = {
         "reset": http(app.port, "POST", "/api/auth/password/reset/", {"email": EMAIL}),
@@ -682,7 +373,7 @@ def scenario_email_down(app: App, baseline_bodies: dict) -> None:
         len(logged) >= 3,
         f"{len(logged)} log lines, templates {templates}",
     )
-    client = Client(app.port)
+    client = Client(app.port, EMAIL)
     todo = {
         "login": client.login().status,
         "create": client.call("POST", "/api/todos/", {"title": "mail down"}).status,
@@ -691,13 +382,8 @@ def scenario_email_down(app: App, baseline_bodies: dict) -> None:
     report("c3 the todo API is unaffected", todo == {"login": 200, "create": 201, "list": 200}, str(todo))
 
 
-def _watchdog(signum, frame):
-    raise TimeoutError(f"faults.py ran longer than {MAX_RUN_SECONDS} s")
-
-
 def main() -> int:
-    signal.signal(signal.SIGALRM, _watchdog)
-    signal.alarm(MAX_RUN_SECONDS)
+    start_watchdog(MAX_RUN_SECONDS, f"faults.py ran longer than {MAX_RUN_SECONDS} s")
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="faults-"))
     root.chmod(0o755)  # the postgres user must reach its directory inside
@@ -717,10 +403,10 @@ def main() -> int:
             EMAIL_FILE_PATH=str(mail_dir),
         )
         manage(env, "migrate", "--noinput")
-        manage(env, "shell", "-c", SEED)
+        seed_accounts(env, verified=[EMAIL], unverified=[UNVERIFIED_EMAIL])
         print(f"private PostgreSQL :{pg.port}, Redis :{redis.port}; setup {time.monotonic() - started:.1f} s")
         # Worker recycling off: a recycled worker must not look like a hung one.
-        app = App(env, root / "gunicorn.log", extra_args=("--max-requests", "0"))
+        app = Gunicorn(env, root / "gunicorn.log", extra_args=("--max-requests", "0"))
         scenario_database_down(app, pg)
         bodies = scenario_redis_down(app, redis, mail_dir)
         app.stop()
@@ -729,24 +415,15 @@ def main() -> int:
             "EMAIL_BACKEND": "failing_email_backend.FailingEmailBackend",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "bench"), env.get("PYTHONPATH")])),
         }
-        app = App(failing, root / "gunicorn-failing-email.log")
+        app = Gunicorn(failing, root / "gunicorn-failing-email.log")
         scenario_email_down(app, bodies)
     except Exception as error:
-        report("the run completed", False, f"{type(error).__name__}: {error}")
-        if app is not None:
-            print(app.output()[-3000:])
+        checks.crashed(error, app)
     finally:
-        signal.alarm(0)
-        for stop in (app and app.stop, redis and redis.stop, pg and (lambda: pg.stop("immediate", check=False))):
-            if stop:
-                try:
-                    stop()
-                except Exception as error:  # keep cleaning up
-                    print(f"cleanup: {type(error).__name__}: {error}")
+        stop_watchdog()
+        stop_all(app and app.stop, redis and redis.stop, pg and (lambda: pg.stop("immediate", check=False)))
         shutil.rmtree(root, ignore_errors=True)
-    failed = _results.count(False)
-    print(f"\n{len(_results) - failed} passed, {failed} failed in {time.monotonic() - started:.1f} s")
-    return 1 if failed or not _results else 0
+    return checks.finish(started)
 
 
 if __name__ == "__main__":

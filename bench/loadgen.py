@@ -1,5 +1,6 @@
-"""Closed-loop HTTP load from this machine: one http.client connection per thread, every loop bounded in time and count."""
+"""Closed-loop HTTP load from this machine: one http.client connection per thread, every loop bounded."""
 
+import functools
 import http.client
 import json
 import statistics
@@ -7,6 +8,7 @@ import threading
 import time
 
 from djtool import PASSWORD
+from harness import at_once
 
 MAX_REQUESTS_PER_THREAD = 100_000
 JSON = {"Content-Type": "application/json"}
@@ -193,28 +195,22 @@ def tabs(port: int, proto, email: str, rounds: int, tabs_count: int = 8) -> tupl
     session = proto.login(h, email)
     h.close()
     latencies, errors, forks, relogins, elapsed = [], 0, 0, 0, 0.0
+
+    def fire(conn: Http, tokens: dict) -> tuple:
+        began = time.perf_counter()
+        ok, new = proto.refresh(conn, tokens)
+        ended = time.perf_counter()
+        conn.close()
+        return ok, new, ended - began, ended
+
     for _ in range(rounds):
-        outcomes = [None] * tabs_count
-        barrier = threading.Barrier(tabs_count, timeout=30)
-
-        def fire(index: int) -> None:
-            conn = Http(port)
-            conn.conn.connect()
-            barrier.wait()
-            began = time.perf_counter()
-            ok, new = proto.refresh(conn, dict(session))
-            ended = time.perf_counter()
-            conn.close()
-            outcomes[index] = (ok, new, ended - began, ended)
-
         round_began = time.perf_counter()
-        threads = [threading.Thread(target=fire, args=(i,), daemon=True) for i in range(tabs_count)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        connections = [Http(port) for _ in range(tabs_count)]
+        for conn in connections:  # connected before the barrier: the race is the refresh alone
+            conn.conn.connect()
+        raced = at_once([functools.partial(fire, conn, dict(session)) for conn in connections])
         elapsed += time.perf_counter() - round_began
-        done = [o for o in outcomes if o is not None]
+        done = [outcome.value for outcome in raced if outcome.error is None]  # a failed call is an error
         errors += tabs_count - sum(1 for ok, *_ in done if ok)
         latencies += [o[2] for o in done]
         fresh = sorted((o for o in done if o[0] and o[1]), key=lambda o: o[3])

@@ -1,4 +1,4 @@
-"""Benchmark: the app against the stock simplejwt stack and allauth headless (JWT), under gunicorn on PostgreSQL and Redis.
+"""Benchmark: the app against stock simplejwt and allauth headless (JWT), under gunicorn on PostgreSQL and Redis.
 
     uv run python bench/run.py [--quick]
 
@@ -6,6 +6,7 @@ Prints one table per workload, the ratios and the targets; writes bench/.work/re
 """
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import loadgen
 from djtool import PASSWORD, TABS_EMAIL, USERS, email_of
+from harness import Gunicorn, ensure_databases, rate_limits_at, worker_pids
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -60,21 +62,10 @@ def ensure_peer_environments() -> None:
         subprocess.run(["uv", "pip", "install", "-q", "--python", python_of(peer), *packages], check=True, timeout=600)
 
 
-def ensure_databases() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True, connect_timeout=3) as conn:
-        existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
-        for name in DATABASES.values():
-            if name not in existing:
-                conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def env_of(kind: str, port: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "VIRTUAL_ENV"))}
     env.update(KEYS, PORT=str(port), HOST="127.0.0.1", WEB_CONCURRENCY=str(WORKERS), PYTHONDONTWRITEBYTECODE="1")
     if kind == "ours":
-        limit = "100000/m"
         env.update(
             DJANGO_SETTINGS_MODULE="bench.ours_settings",
             DEBUG="false",
@@ -88,18 +79,7 @@ def env_of(kind: str, port: int) -> dict:
             ARGON2_TIME_COST="2",
             ARGON2_MEMORY_COST_KIB="19456",
             ARGON2_PARALLELISM="1",
-            **{
-                f"RATE_LIMIT_{name}": limit
-                for name in (
-                    "SIGN_IN_PER_ACCOUNT",
-                    "SIGN_IN_PER_IP",
-                    "SIGN_UP_PER_IP",
-                    "MAILS_PER_ADDRESS",
-                    "MAILS_PER_IP",
-                    "REFRESH_PER_SESSION",
-                    "PASSWORD_CHANGE_PER_USER",
-                )
-            },
+            **rate_limits_at("100000/m"),
         )
     else:
         env.update(DJANGO_SETTINGS_MODULE=f"{kind}_peer.settings", PEER_DB_NAME=DATABASES[kind])
@@ -152,10 +132,8 @@ def _tree_cpu(pid: int) -> float:
     except OSError:
         return 0.0
     for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
+        with contextlib.suppress(OSError):
             total += sum(_tree_cpu(int(child)) for child in (task / "children").read_text().split())
-        except OSError:
-            pass
     return total
 
 
@@ -172,13 +150,6 @@ def cpu_accounting() -> tuple[float, float, float]:
         except OSError:
             pass
     return time.monotonic(), busy, ours
-
-
-def worker_pids(master: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def _cpu_seconds(pid: int, children: bool = False) -> float:
@@ -203,10 +174,8 @@ class Workers(threading.Thread):
     def worker_cpu(self) -> float:
         total = _cpu_seconds(self.master, children=True)
         for pid in worker_pids(self.master):
-            try:
+            with contextlib.suppress(OSError):  # a worker that just exited
                 total += _cpu_seconds(pid)
-            except OSError:
-                pass
         return total
 
     def sample(self) -> None:
@@ -237,40 +206,30 @@ def server(kind: str):
     with socket.socket() as probe:  # never benchmark (or stop) someone else's server on our port
         if probe.connect_ex(("127.0.0.1", port)) == 0:
             raise RuntimeError(f"port {port} is already in use; stop what listens there first")
-    # No control socket: gunicorn's default path is shared by every gunicorn on the machine. No worker
-    # recycling (max_requests): a worker rebooting mid-slice would charge ~1 s of imports to whichever
-    # server and workload it happens in (ours serves the floor too, so it would be hit most).
-    if kind == "ours":
-        command, cwd = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py"], ROOT
-    else:
-        command, cwd = [python_of(kind), "-m", "gunicorn", "-c", "gunicorn.conf.py"], BENCH / "peers"
-    command += ["--no-control-socket", "--max-requests", "0", "config.wsgi" if kind == "ours" else f"{kind}_peer.wsgi"]
-    log = open(WORK / f"{kind}.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(command, cwd=cwd, env=env_of(kind, port), stdout=log, stderr=subprocess.STDOUT)
-    sampler = Workers(kind, process)
-    try:
-        deadline = time.monotonic() + 30
-        for _ in range(150):
-            if time.monotonic() >= deadline:
-                raise RuntimeError(f"{kind} server did not answer within 30 s")
-            if process.poll() is not None:
-                raise RuntimeError(f"{kind} server exited; see {WORK / (kind + '.log')}")
-            if loadgen.Http(port).call("GET", "/api/todos/")[0] and len(worker_pids(process.pid)) >= WORKERS:
-                break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError(f"{kind} server did not answer within 30 s")
-        sampler.start()
-        yield port, sampler
-    finally:
-        sampler.done.set()
-        process.terminate()
+    # No worker recycling (max_requests): a worker rebooting mid-slice would charge ~1 s of imports to
+    # whichever server and workload it happens in (ours serves the floor too, so it would be hit most).
+    # Ready once GET /api/todos/ answers at all (401 without a token) and every worker is up.
+    peer = {"cwd": BENCH / "peers", "config": "gunicorn.conf.py", "wsgi": f"{kind}_peer.wsgi"}
+    with Gunicorn(
+        env_of(kind, port),
+        WORK / f"{kind}.log",
+        WORKERS,
+        ("--max-requests", "0"),
+        name=f"{kind} server",
+        port=port,
+        python=python_of(kind),
+        log_mode="w",
+        ready_path="/api/todos/",
+        ready_status=None,
+        ready_workers=WORKERS,
+        **({} if kind == "ours" else peer),
+    ) as app:
+        sampler = Workers(kind, app.process)
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.close()
+            sampler.start()
+            yield port, sampler
+        finally:
+            sampler.done.set()
 
 
 def _verify_loop(args) -> tuple[int, float, list[float], float]:
@@ -432,7 +391,10 @@ def print_report(res: dict, sql: dict, ratios: dict, verdicts: list, meta: dict)
     if max(meta["busy_before"], meta["others_during"]) > 0.1:
         print("WARNING: the machine was not quiet: the numbers are unreliable; run again on a quiet machine.")
     print()
-    head = f"{'server':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'SQL/req':>9}{'CPU ms/req':>12}{'peak RSS MB':>13}"
+    head = (
+        f"{'server':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'SQL/req':>9}"
+        f"{'CPU ms/req':>12}{'peak RSS MB':>13}"
+    )
     labels = {"floor": "floor (ours, no auth)", "argon2": "argon2 verify only"}
     for w, title in WORKLOADS.items():
         print(title)
@@ -449,7 +411,8 @@ def print_report(res: dict, sql: dict, ratios: dict, verdicts: list, meta: dict)
                 where = f" in {live['sessions']} session(s)" if "sessions" in live else ""
                 held = "is" if live["client_token_live"] else "is NOT"
                 print(
-                    f"  {k}: {live['live']} live refresh token(s){where} afterwards ({live['meaning']}), the client's {held} one of them; "
+                    f"  {k}: {live['live']} live refresh token(s){where} afterwards ({live['meaning']}), "
+                    f"the client's {held} one of them; "
                     f"{d['extra_new_tokens']} extra new tokens minted, {d['relogins']} re-sign-ins after a broken chain"
                 )
         by_cpu = ratios[w]["by CPU/req"]
@@ -459,7 +422,8 @@ def print_report(res: dict, sql: dict, ratios: dict, verdicts: list, meta: dict)
     print("\ntargets")
     for v in verdicts:
         print(
-            f"  {'PASS' if v['pass'] else 'MISS'}  {v['target']:<36} {v['value']!s:>6}  (goal {v['goal']}, margin {v['margin']})"
+            f"  {'PASS' if v['pass'] else 'MISS'}  {v['target']:<36} {v['value']!s:>6}  "
+            f"(goal {v['goal']}, margin {v['margin']})"
         )
 
 
@@ -473,7 +437,7 @@ def main() -> int:
     began = time.monotonic()
     WORK.mkdir(exist_ok=True)
     ensure_peer_environments()
-    ensure_databases()
+    ensure_databases(list(DATABASES.values()))
     print(f"preparing databases (migrate, {USERS} users + 1, 10 todos each) and counting SQL ...", flush=True)
     owners = {kind: djtool(kind, "setup")["owner_id"] for kind in SERVERS}
     sql = {kind: djtool(kind, "queries", str(owners[kind])) for kind in SERVERS}

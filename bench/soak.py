@@ -5,10 +5,11 @@ Run from the project root:
     uv run python bench/soak.py --duration 600      # CI: --duration 45
 
 It creates a throwaway database (soak_<time>_<pid>) on the main PostgreSQL
-(psql -U postgres -h 127.0.0.1) and uses Redis database 6 under a unique key
-prefix, migrates, seeds one verified account per client thread and serves the
-app with gunicorn (DEBUG off; worker recycling off with --max-requests 0, so a
-leak cannot hide behind restarts). Then:
+(postgres://postgres@127.0.0.1:5432; bench/harness.py starts and stops
+everything) and uses Redis database 6 under a unique key prefix, migrates,
+seeds one verified account per client thread and serves the app with gunicorn
+(DEBUG off; worker recycling off with --max-requests 0, so a leak cannot hide
+behind restarts). Then:
 
 1. capacity: 8 clients in a closed loop for 10 s on the mixed workload;
 2. soak: the same workload, open loop at 70% of that rate for --duration
@@ -30,19 +31,29 @@ with the same worker PIDs. Everything it created is removed in finally blocks.
 """
 
 import argparse
+import contextlib
 import math
 import os
 import random
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faults import PASSWORD, App, Client, _results, info, manage, production_env, report
+from harness import (
+    PASSWORD,
+    Checks,
+    Client,
+    Gunicorn,
+    drop_redis_keys,
+    manage,
+    production_env,
+    seed_accounts,
+    start_watchdog,
+    stop_watchdog,
+    throwaway_database,
+)
 
 CAPACITY_CLIENTS = 8
 CAPACITY_SECONDS = 10
@@ -65,6 +76,9 @@ WORKLOAD = [
     ("delete", 15, 204),
 ]
 EXPECTED = {op: status for op, _, status in WORKLOAD}
+
+checks = Checks()
+report, info = checks.report, checks.info
 
 
 @dataclass
@@ -200,12 +214,10 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def sample_memory(app: App, stop: threading.Event, out: list) -> None:
+def sample_memory(app: Gunicorn, stop: threading.Event, out: list) -> None:
     for _ in range(100_000):
-        try:
+        with contextlib.suppress(OSError):  # a worker went away between listing and reading
             out.append((time.monotonic(), {pid: rss_kib(pid) for pid in app.workers()}))
-        except OSError:
-            pass  # a worker went away between listing and reading
         if stop.wait(MEMORY_INTERVAL):
             break
 
@@ -221,28 +233,9 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f}"
 
 
-def psql(sql: str) -> None:
-    subprocess.run(
-        ["psql", "-U", "postgres", "-h", "127.0.0.1", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
 def seed_users(env: dict, count: int) -> list[str]:
     emails = [f"soak{n}@example.com" for n in range(count)]
-    manage(
-        env,
-        "shell",
-        "-c",
-        (
-            "from django.utils import timezone\nfrom accounts.models import User\n"
-            f"for email in {emails!r}:\n"
-            f"    User.objects.create_user(email=email, password={PASSWORD!r}, name='Soak',\n"
-            "                             email_verified_at=timezone.now())\n"
-        ),
-    )
+    seed_accounts(env, verified=emails)
     return emails
 
 
@@ -340,10 +333,6 @@ def check_memory(samples: list) -> None:
     )
 
 
-def _watchdog(signum, frame):
-    raise TimeoutError("soak.py ran past its time limit")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=600, help="soak seconds (default 600; CI: 45)")
@@ -354,111 +343,93 @@ def main() -> int:
         help="gunicorn workers (default: the config's 2 x cores + 1)",
     )
     args = parser.parse_args()
-    signal.signal(signal.SIGALRM, _watchdog)
-    signal.alarm(int(args.duration) + 300)
+    start_watchdog(int(args.duration) + 300, "soak.py ran past its time limit")
 
     started = time.monotonic()
     run_id = f"soak_{int(time.time())}_{os.getpid()}"
-    database_url = f"postgres://postgres@127.0.0.1:5432/{run_id}"
-    log = Path(tempfile.mkstemp(prefix=f"{run_id}-", suffix=".log")[1])
-    created = False
     app = None
     stop_memory = threading.Event()
-    try:
-        psql(f"CREATE DATABASE {run_id}")
-        created = True
-        env = production_env(
-            database_url=database_url,
-            redis_url=REDIS_URL,
-            key_prefix=run_id,
-            email_backend="django.core.mail.backends.locmem.EmailBackend",
-            CONN_MAX_AGE="60",
-        )
-        manage(env, "migrate", "--noinput")
-        emails = seed_users(env, max(CAPACITY_CLIENTS, SOAK_THREADS))
-        app = App(env, log, workers=args.workers, extra_args=("--max-requests", "0"))
-        users = [VirtualUser(Client(app.port), email, random.Random(n)) for n, email in enumerate(emails)]
-        for user in users:
-            assert user.client.login(user.email, PASSWORD).status == 200, "sign-in before the run failed"
-        print(
-            f"database {run_id}, Redis {REDIS_URL} prefix {run_id}, gunicorn {args.workers} workers on "
-            f":{app.port}; setup {time.monotonic() - started:.1f} s",
-            flush=True,
-        )
-
-        capacity_samples: list[Sample] = []
-        capacity = run_closed_loop(users[:CAPACITY_CLIENTS], CAPACITY_SECONDS, capacity_samples)
-        rate = LOAD_FACTOR * capacity
-        info(
-            "capacity",
-            f"{capacity:.1f} req/s with {CAPACITY_CLIENTS} closed-loop clients for {CAPACITY_SECONDS} s; "
-            f"soak at {rate:.1f} req/s ({LOAD_FACTOR:.0%}) with {SOAK_THREADS} threads for {args.duration:.0f} s",
-        )
-
-        memory: list = []
-        sampler = threading.Thread(target=sample_memory, args=(app, stop_memory, memory), daemon=True)
-        sampler.start()
-        soak_samples: list[Sample] = []
-        run_open_loop(users[:SOAK_THREADS], rate, args.duration, soak_samples)
-        missed = max(0, math.ceil(args.duration * rate) - len(soak_samples))
-        stop_memory.set()
-        sampler.join(timeout=10)
-        memory.append((time.monotonic(), {pid: rss_kib(pid) for pid in app.workers()}))
-        span = max(s.done for s in soak_samples) - min(s.due for s in soak_samples)
-        info(
-            "soak",
-            f"{len(soak_samples)} requests in {span:.1f} s: {len(soak_samples) / span:.1f} req/s of {rate:.1f} planned",
-        )
-        capacity_samples_after: list[Sample] = []
-        after = run_closed_loop(users[:CAPACITY_CLIENTS], CAPACITY_SECONDS, capacity_samples_after)
-        info(
-            "capacity after the soak",
-            f"{after:.1f} req/s (before: {capacity:.1f}); much lower means the app "
-            "slowed down, or the machine is busier",
-        )
-        lag = percentile([s.sent - s.due for s in soak_samples], 99)
-        report(
-            "the app sustained the offered load (the client kept to its schedule)",
-            missed == 0 and lag < LAG_LIMIT_SECONDS,
-            f"p99 send lag {lag * 1000:.1f} ms (limit {LAG_LIMIT_SECONDS * 1000:.0f}), {missed} requests missed; "
-            "if this fails, the machine was busier than while capacity was measured, or the app slowed down",
-        )
-        summarize(capacity_samples + capacity_samples_after, soak_samples, args.duration, memory)
-        check_memory(memory)
-        check_database(database_url, users)
-        output = app.output()
-        report(
-            "no worker timeouts or crashes in gunicorn's log",
-            "WORKER TIMEOUT" not in output and "Traceback" not in output,
-            f"{output.count('WORKER TIMEOUT')} timeouts, {output.count('Traceback')} tracebacks",
-        )
-    except Exception as error:
-        report("the run completed", False, f"{type(error).__name__}: {error}")
-        if app is not None:
-            print(app.output()[-3000:])
-    finally:
-        signal.alarm(0)
-        stop_memory.set()
-        if app is not None:
-            app.stop()
-        if created:
-            try:
-                psql(f"DROP DATABASE IF EXISTS {run_id} WITH (FORCE)")
-            except Exception as error:
-                print(f"cleanup: could not drop {run_id}: {error}")
+    # Unwound last in, first out once the run is over: gunicorn stops, the database and the Redis keys go.
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(drop_redis_keys, REDIS_URL, run_id)
         try:
-            import redis
-
-            connection = redis.Redis.from_url(REDIS_URL)
-            keys = list(connection.scan_iter(match=f"{run_id}:*", count=1000))
-            for start in range(0, len(keys), 500):
-                connection.delete(*keys[start : start + 500])
+            database_url = cleanup.enter_context(throwaway_database(run_id))
+            env = production_env(
+                database_url=database_url,
+                redis_url=REDIS_URL,
+                key_prefix=run_id,
+                email_backend="django.core.mail.backends.locmem.EmailBackend",
+                CONN_MAX_AGE="60",
+            )
+            manage(env, "migrate", "--noinput")
+            emails = seed_users(env, max(CAPACITY_CLIENTS, SOAK_THREADS))
+            app = cleanup.enter_context(
+                Gunicorn(env, workers=args.workers, extra_args=("--max-requests", "0"), name=run_id)
+            )
+            users = [VirtualUser(Client(app.port), email, random.Random(n)) for n, email in enumerate(emails)]
+            for user in users:
+                assert user.client.login(user.email, PASSWORD).status == 200, "sign-in before the run failed"
+            print(
+                f"database {run_id}, Redis {REDIS_URL} prefix {run_id}, gunicorn {args.workers} workers on "
+                f":{app.port}; setup {time.monotonic() - started:.1f} s",
+                flush=True,
+            )
+            soak(app, users, args.duration, stop_memory)
+            check_database(database_url, users)
+            output = app.output()
+            report(
+                "no worker timeouts or crashes in gunicorn's log",
+                "WORKER TIMEOUT" not in output and "Traceback" not in output,
+                f"{output.count('WORKER TIMEOUT')} timeouts, {output.count('Traceback')} tracebacks",
+            )
         except Exception as error:
-            print(f"cleanup: Redis keys under {run_id}: {error}")
-        log.unlink(missing_ok=True)
-    failed = _results.count(False)
-    print(f"\n{len(_results) - failed} passed, {failed} failed in {time.monotonic() - started:.1f} s")
-    return 1 if failed or not _results else 0
+            checks.crashed(error, app)
+        finally:
+            stop_watchdog()
+            stop_memory.set()
+    return checks.finish(started)
+
+
+def soak(app: Gunicorn, users: list[VirtualUser], duration: float, stop_memory: threading.Event) -> None:
+    """Capacity, the soak at LOAD_FACTOR of it, capacity again; then the checks of latency and memory."""
+    capacity_samples: list[Sample] = []
+    capacity = run_closed_loop(users[:CAPACITY_CLIENTS], CAPACITY_SECONDS, capacity_samples)
+    rate = LOAD_FACTOR * capacity
+    info(
+        "capacity",
+        f"{capacity:.1f} req/s with {CAPACITY_CLIENTS} closed-loop clients for {CAPACITY_SECONDS} s; "
+        f"soak at {rate:.1f} req/s ({LOAD_FACTOR:.0%}) with {SOAK_THREADS} threads for {duration:.0f} s",
+    )
+
+    memory: list = []
+    sampler = threading.Thread(target=sample_memory, args=(app, stop_memory, memory), daemon=True)
+    sampler.start()
+    soak_samples: list[Sample] = []
+    run_open_loop(users[:SOAK_THREADS], rate, duration, soak_samples)
+    missed = max(0, math.ceil(duration * rate) - len(soak_samples))
+    stop_memory.set()
+    sampler.join(timeout=10)
+    memory.append((time.monotonic(), {pid: rss_kib(pid) for pid in app.workers()}))
+    span = max(s.done for s in soak_samples) - min(s.due for s in soak_samples)
+    info(
+        "soak",
+        f"{len(soak_samples)} requests in {span:.1f} s: {len(soak_samples) / span:.1f} req/s of {rate:.1f} planned",
+    )
+    capacity_samples_after: list[Sample] = []
+    after = run_closed_loop(users[:CAPACITY_CLIENTS], CAPACITY_SECONDS, capacity_samples_after)
+    info(
+        "capacity after the soak",
+        f"{after:.1f} req/s (before: {capacity:.1f}); much lower means the app slowed down, or the machine is busier",
+    )
+    lag = percentile([s.sent - s.due for s in soak_samples], 99)
+    report(
+        "the app sustained the offered load (the client kept to its schedule)",
+        missed == 0 and lag < LAG_LIMIT_SECONDS,
+        f"p99 send lag {lag * 1000:.1f} ms (limit {LAG_LIMIT_SECONDS * 1000:.0f}), {missed} requests missed; "
+        "if this fails, the machine was busier than while capacity was measured, or the app slowed down",
+    )
+    summarize(capacity_samples + capacity_samples_after, soak_samples, duration, memory)
+    check_memory(memory)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
-"""Test-run environment and the fixtures shared by the whole suite."""
+"""Test-run environment, hooks and the fixtures shared by the whole suite (helpers live in tests/support/)."""
 
 import os
-import re
 
 import pytest
 
@@ -17,12 +16,33 @@ def pytest_configure(config):
     settings.INSTALLED_APPS  # noqa: B018  (load settings so pytest-django sets Django up)
     django.setup()
 
+    # pytest-xdist runs the suite in workers gw0, gw1, ...: each keeps its Redis keys under its own
+    # prefix, as pytest-django gives each its own test database. A worker has set Django up before
+    # this hook (it inherits DJANGO_SETTINGS_MODULE), so the prefix is an override: its signal
+    # rebuilds the cache handler that AccountsConfig.ready() already used.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and "KEY_PREFIX" in settings.CACHES["default"]:
+        from django.test.utils import override_settings
+
+        prefix = f"{settings.CACHES['default']['KEY_PREFIX']}-{worker}"
+        os.environ["CACHE_KEY_PREFIX"] = prefix
+        override_settings(
+            CACHES={**settings.CACHES, "default": {**settings.CACHES["default"], "KEY_PREFIX": prefix}}
+        ).enable()
+
+    from tests.support.hashers import use_fast_argon2
+
+    # The product's Argon2id hasher at Argon2's lowest cost; tests marked real_argon2 get the real one.
+    use_fast_argon2()
+
 
 def pytest_sessionfinish(session, exitstatus):
     """In CI's PostgreSQL + Redis pass every test must run: a skip there means a test that only
     that pass can run (row locks, shared counters, two servers) silently did not."""
     if not (os.environ.get("CI") and os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
         return
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: its reports reach the controller, which checks them all
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []
     if skipped and exitstatus == pytest.ExitCode.OK:
@@ -32,7 +52,16 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-STRONG_PASSWORD = "correct horse battery staple"
+@pytest.fixture(autouse=True)
+def _argon2_cost(request):
+    """The real Argon2id cost for tests marked ``real_argon2`` (the rest of the suite runs it cheaply)."""
+    if request.node.get_closest_marker("real_argon2") is None:
+        yield
+        return
+    from tests.support.hashers import real_argon2
+
+    with real_argon2():
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -40,13 +69,18 @@ def _clear_cache():
     """Rate-limit counters and revocation state must not leak between tests."""
     from django.core.cache import cache
 
-    cache.clear()
+    # On Redis, only this run's keys (its prefix): clear() is FLUSHDB, which would also empty the
+    # other xdist workers' keys, and anyone else's on the same database.
+    clear = (lambda: cache.delete_pattern("*")) if hasattr(cache, "delete_pattern") else cache.clear
+    clear()
     yield
-    cache.clear()
+    clear()
 
 
 @pytest.fixture
 def password() -> str:
+    from tests.support.accounts import STRONG_PASSWORD
+
     return STRONG_PASSWORD
 
 
@@ -56,6 +90,7 @@ def make_user(db):
     from django.utils import timezone
 
     from accounts.models import User
+    from tests.support.accounts import STRONG_PASSWORD
 
     def make(email="alice@example.com", password=STRONG_PASSWORD, name="Alice", verified=True, **extra):
         user = User.objects.create_user(email=email, password=password, name=name, **extra)
@@ -72,41 +107,30 @@ def user(make_user):
     return make_user()
 
 
-_LINK = re.compile(r"https?://[^\s\"'<>]+")
-
-
-def links_in(message) -> list[str]:
-    """Every absolute link in an email's text body."""
-    return _LINK.findall(message.body)
-
-
-def token_from_link(link: str) -> str:
-    return link.rstrip("/").rsplit("/", 1)[-1]
-
-
-def force_page_login(client, user, *, user_agent: str = "pytest"):
-    """Sign ``client`` in to the pages as ``user`` without the form, the way a real
-    sign-in does: a Django session tied to a new device session (a page session
-    without one is signed out). Returns the device session."""
-    import time
-
-    from accounts.flows.device_sessions import start_device_session
-    from accounts.flows.signin import DEVICE_SESSION_KEY, PAGE_USE_KEY
-
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
-    issued = start_device_session(user=user, ip_address="127.0.0.1", user_agent=user_agent, via="page")
-    session = client.session
-    session[DEVICE_SESSION_KEY] = str(issued.session.pk)
-    session[PAGE_USE_KEY] = int(time.time())
-    session.save()
-    return issued.session
-
-
 @pytest.fixture
 def admin_client(db, admin_user):
     """pytest-django's admin_client, signed in the way the product signs people in (a device session)."""
     from django.test import Client
 
+    from tests.support.accounts import force_page_login
+
     client = Client()
     force_page_login(client, admin_user)
     return client
+
+
+@pytest.fixture
+def hash_counter(settings):
+    """The configured password hasher, counting its work: ``hash_counter.calls`` (set it to 0 to start over)."""
+    from tests.support.hashers import install_counting_hasher
+
+    return install_counting_hasher(settings)
+
+
+@pytest.fixture
+def clock(request):
+    """A stopped clock at the test module's START, moved only forward (tests/support/clocks.py)."""
+    from tests.support.clocks import stopped_clock
+
+    with stopped_clock(request.module.START) as stopped:
+        yield stopped

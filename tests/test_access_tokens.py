@@ -10,7 +10,6 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 
 import jwt
 import pytest
@@ -29,14 +28,13 @@ from accounts.flows.email_tokens import issue_token
 from accounts.flows.password_reset import reset_password
 from accounts.models import DeviceSession, PasswordResetToken
 from accounts.revocation import is_session_live
-from tests.conftest import STRONG_PASSWORD, force_page_login, links_in, token_from_link
+from tests.support.accounts import force_page_login
+from tests.support.api import LOGOUT_URL, ME_URL, api_client, fetch_csrf_token, get_me, login
+from tests.support.html import parse_page
+from tests.support.mail import link_in, token_from_link
 
 pytestmark = pytest.mark.django_db
 
-ME_URL = "/api/auth/me/"
-LOGIN_URL = "/api/auth/login/"
-CSRF_URL = "/api/auth/csrf/"
-LOGOUT_URL = "/api/auth/logout/"
 SESSIONS_URL = "/api/auth/sessions/"
 JWKS_URL = "/.well-known/jwks.json"
 NEW_PASSWORD = "a completely different passphrase"
@@ -97,11 +95,6 @@ def forge(claims: dict, header: dict | None = None, secret: bytes | None = None)
     return hmac_token(header or valid_header(), claims, secret or settings.JWT_SIGNING_KEY.encode())
 
 
-def get_me(token: str, client: Client | None = None):
-    client = client or Client(enforce_csrf_checks=True)
-    return client.get(ME_URL, HTTP_AUTHORIZATION=f"Bearer {token}")
-
-
 def assert_refused(response, code: str = "access_token_invalid") -> None:
     assert response.status_code == 401, response.content
     assert response.json()["code"] == code
@@ -131,17 +124,6 @@ def use_keys(settings, algorithm: str, signing_key, fallbacks=()) -> None:
     settings.JWT_ALGORITHM = algorithm
     settings.JWT_SIGNING_KEY = pem_private(signing_key) if algorithm != "HS256" else signing_key
     settings.JWT_VERIFYING_KEY_FALLBACKS = list(fallbacks)
-
-
-def api_login(client: Client, email: str = "alice@example.com") -> dict:
-    response = client.post(LOGIN_URL, {"email": email, "password": STRONG_PASSWORD}, content_type="application/json")
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
-def csrf_token(client: Client) -> str:
-    assert client.get(CSRF_URL).status_code == 200
-    return client.cookies["csrftoken"].value
 
 
 @pytest.fixture
@@ -209,7 +191,7 @@ def test_issued_token_opens_the_api(user, issued):
 
 
 def test_request_without_token_is_not_authenticated(user):
-    response = Client(enforce_csrf_checks=True).get(ME_URL)
+    response = api_client().get(ME_URL)
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
 
@@ -482,14 +464,12 @@ def test_header_that_is_not_json_is_refused(issued):
 
 
 def test_bearer_with_two_tokens_is_refused(issued):
-    response = Client(enforce_csrf_checks=True).get(
-        ME_URL, HTTP_AUTHORIZATION=f"Bearer {issued.access_token} {issued.access_token}"
-    )
+    response = api_client().get(ME_URL, HTTP_AUTHORIZATION=f"Bearer {issued.access_token} {issued.access_token}")
     assert_refused(response)
 
 
 def test_bearer_with_two_garbage_words_is_refused(user):
-    response = Client(enforce_csrf_checks=True).get(ME_URL, HTTP_AUTHORIZATION="Bearer a b")
+    response = api_client().get(ME_URL, HTTP_AUTHORIZATION="Bearer a b")
     assert_refused(response)
 
 
@@ -738,18 +718,18 @@ def test_fallback_of_the_wrong_key_type_is_refused(settings):
 
 
 def test_logout_endpoint_refuses_the_access_token_at_once(user):
-    client = Client(enforce_csrf_checks=True)
-    access = api_login(client)["access"]
+    client = api_client()
+    access = login(client)
     assert get_me(access).status_code == 200  # the cache now says "live"
-    response = client.post(LOGOUT_URL, HTTP_X_CSRFTOKEN=csrf_token(client))
+    response = client.post(LOGOUT_URL, HTTP_X_CSRFTOKEN=fetch_csrf_token(client))
     assert response.status_code == 204
     assert_refused(get_me(access), code="session_ended")
 
 
 def test_logout_without_csrf_header_leaves_the_session_live(user):
-    client = Client(enforce_csrf_checks=True)
-    access = api_login(client)["access"]
-    csrf_token(client)
+    client = api_client()
+    access = login(client)
+    fetch_csrf_token(client)
     response = client.post(LOGOUT_URL)
     assert response.status_code == 403
     assert response.json()["code"] == "csrf_failed"
@@ -759,7 +739,7 @@ def test_logout_without_csrf_header_leaves_the_session_live(user):
 def test_deleting_a_session_through_the_api_refuses_its_token_at_once(user):
     laptop, phone = open_session(user), open_session(user)
     assert get_me(laptop.access_token).status_code == 200
-    response = Client(enforce_csrf_checks=True).delete(
+    response = api_client().delete(
         f"{SESSIONS_URL}{laptop.session.pk}/", HTTP_AUTHORIZATION=f"Bearer {phone.access_token}"
     )
     assert response.status_code == 204
@@ -769,7 +749,7 @@ def test_deleting_a_session_through_the_api_refuses_its_token_at_once(user):
 
 def test_deleting_ones_own_session_refuses_the_token_that_asked(user):
     issued = open_session(user)
-    response = Client(enforce_csrf_checks=True).delete(
+    response = api_client().delete(
         f"{SESSIONS_URL}{issued.session.pk}/", HTTP_AUTHORIZATION=f"Bearer {issued.access_token}"
     )
     assert response.status_code == 204
@@ -779,7 +759,7 @@ def test_deleting_ones_own_session_refuses_the_token_that_asked(user):
 def test_deleting_another_users_session_is_not_found_and_changes_nothing(make_user, user):
     victim = open_session(make_user(email="bob@example.com"))
     attacker = open_session(user)
-    response = Client(enforce_csrf_checks=True).delete(
+    response = api_client().delete(
         f"{SESSIONS_URL}{victim.session.pk}/", HTTP_AUTHORIZATION=f"Bearer {attacker.access_token}"
     )
     assert response.status_code == 404
@@ -791,9 +771,7 @@ def test_revoke_others_refuses_every_other_token_at_once(user):
     keep, other1, other2 = open_session(user), open_session(user), open_session(user)
     for issued in (keep, other1, other2):
         assert get_me(issued.access_token).status_code == 200
-    response = Client(enforce_csrf_checks=True).post(
-        f"{SESSIONS_URL}revoke-others/", HTTP_AUTHORIZATION=f"Bearer {keep.access_token}"
-    )
+    response = api_client().post(f"{SESSIONS_URL}revoke-others/", HTTP_AUTHORIZATION=f"Bearer {keep.access_token}")
     assert response.status_code == 204
     assert get_me(keep.access_token).status_code == 200
     assert_refused(get_me(other1.access_token), code="session_ended")
@@ -814,10 +792,10 @@ def test_end_user_sessions_refuses_every_token_at_once(make_user, user):
 def test_password_reset_through_the_api_refuses_the_token_at_once(user, mailoutbox):
     issued = open_session(user)
     assert get_me(issued.access_token).status_code == 200
-    client = Client(enforce_csrf_checks=True)
+    client = api_client()
     response = client.post("/api/auth/password/reset/", {"email": user.email}, content_type="application/json")
     assert response.status_code == 202
-    link = next(link for link in links_in(mailoutbox[-1]) if "/password/reset/" in link)
+    link = link_in(mailoutbox[-1], "/password/reset/")
     response = client.post(
         "/api/auth/password/reset/confirm/",
         {"token": token_from_link(link), "password": NEW_PASSWORD},
@@ -829,7 +807,7 @@ def test_password_reset_through_the_api_refuses_the_token_at_once(user, mailoutb
 
 def test_failed_password_reset_leaves_the_token_working(user):
     issued = open_session(user)
-    response = Client(enforce_csrf_checks=True).post(
+    response = api_client().post(
         "/api/auth/password/reset/confirm/",
         {"token": "A" * 43, "password": NEW_PASSWORD},
         content_type="application/json",
@@ -853,68 +831,17 @@ def test_deactivate_user_refuses_the_token_at_once(user):
     assert_refused(get_me(issued.access_token), code="session_ended")
 
 
-class _FormFields(HTMLParser):
-    """What a browser would submit from the form with the given id (submit button excluded)."""
-
-    def __init__(self, form_id: str):
-        super().__init__()
-        self.form_id = form_id
-        self.inside = False
-        self.select: str | None = None
-        self.textarea: str | None = None
-        self.fields: list[tuple[str, str]] = []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "form":
-            self.inside = attrs.get("id") == self.form_id
-        if not self.inside:
-            return
-        name = attrs.get("name")
-        if tag == "input" and name and "disabled" not in attrs:
-            kind = attrs.get("type", "text")
-            if kind in ("submit", "button", "file", "image", "reset"):
-                return
-            if kind in ("checkbox", "radio") and "checked" not in attrs:
-                return
-            self.fields.append((name, attrs.get("value", "on" if kind == "checkbox" else "")))
-        elif tag == "select" and name:
-            self.select = name
-        elif tag == "option" and self.select and "selected" in attrs:
-            self.fields.append((self.select, attrs.get("value", "")))
-        elif tag == "textarea" and name:
-            self.textarea = name
-            self.fields.append((name, ""))
-
-    def handle_data(self, data):
-        if self.inside and self.textarea:
-            name, value = self.fields[-1]
-            self.fields[-1] = (name, value + data)
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self.inside = False
-        elif tag == "select":
-            self.select = None
-        elif tag == "textarea":
-            self.textarea = None
-
-
 def admin_change_form(client: Client, user) -> dict:
     page = client.get(f"/admin/accounts/user/{user.pk}/change/")
     assert page.status_code == 200
-    parser = _FormFields("user_form")
-    parser.feed(page.content.decode())
-    data: dict = {}
-    for name, value in parser.fields:
-        data.setdefault(name, []).append(value)
+    data = parse_page(page).form("user_form").data()
     assert "csrfmiddlewaretoken" in data and "email" in data
     return data
 
 
 @pytest.fixture
 def staff_client(admin_user):
-    client = Client(enforce_csrf_checks=True)
+    client = api_client()
     force_page_login(client, admin_user)
     return client
 

@@ -9,7 +9,7 @@ from django.test import Client
 from accounts.admin import SECRET_FIELDS
 from accounts.flows.device_sessions import EndReason, end_device_session, start_device_session
 from accounts.models import DeviceSession, User
-from tests.conftest import force_page_login
+from tests.support.accounts import force_page_login
 from todos.models import Todo
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,5 @@
-"""The accounts JSON API: registration, sign-in, refresh cookies, CSRF, sessions, reset, verification, errors and schema."""
+"""The accounts JSON API: registration, sign-in, refresh cookies, CSRF, sessions, reset, verification, errors,
+schema."""
 
 import json
 import re
@@ -15,7 +16,8 @@ from django.utils import timezone
 
 from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, User
 from accounts.tokens import hash_token
-from tests.api_helpers import (
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.api import (
     CSRF_URL,
     LOGIN_URL,
     LOGOUT_URL,
@@ -26,13 +28,17 @@ from tests.api_helpers import (
     bearer,
     csrf_header,
     fetch_csrf_token,
+    get_me,
     login,
     login_response,
     patch_json,
     post_json,
     refresh_cookie_value,
+    session_id_of,
+    session_of,
 )
-from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
+from tests.support.api import assert_api_error as assert_error
+from tests.support.mail import link_in, token_in
 
 pytestmark = pytest.mark.django_db
 
@@ -66,34 +72,8 @@ def cookie_name() -> str:
     return django_settings.ACCOUNTS_REFRESH_COOKIE_NAME
 
 
-def session_of(access_token: str) -> DeviceSession:
-    claims = jwt.decode(access_token, options={"verify_signature": False})
-    return DeviceSession.objects.get(pk=claims["sid"])
-
-
-def session_id_of(access_token: str) -> str:
-    return jwt.decode(access_token, options={"verify_signature": False})["sid"]
-
-
 def session_of_cookie(refresh_token):
     return DeviceSession.objects.filter(refresh_token_hash=hash_token(refresh_token)).first()
-
-
-def assert_error(response, status: int, code: str, *, fields: set[str] | None = None) -> dict:
-    """The response is the API's error shape with this status and code (and these field names)."""
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert body["code"] == code, body
-    assert isinstance(body["detail"], str) and body["detail"]
-    if fields is None:
-        assert set(body) == {"code", "detail"}, body
-    else:
-        assert set(body) == {"code", "detail", "fields"}, body
-        assert fields <= set(body["fields"]), body
-        for messages in body["fields"].values():
-            assert messages and all(isinstance(message, str) and message for message in messages)
-    return body
 
 
 def assert_cookie_cleared(response) -> None:
@@ -103,10 +83,6 @@ def assert_cookie_cleared(response) -> None:
     assert morsel["path"] == "/api/auth/"
 
 
-def mail_link(message, fragment: str) -> str:
-    return next(link for link in links_in(message) if fragment in link)
-
-
 def register(client, email="new@example.com", password=STRONG_PASSWORD, name="Newton"):
     return post_json(client, REGISTER_URL, {"email": email, "password": password, "name": name})
 
@@ -114,15 +90,11 @@ def register(client, email="new@example.com", password=STRONG_PASSWORD, name="Ne
 def reset_token_for(client, email, mailoutbox) -> str:
     response = post_json(client, RESET_URL, {"email": email})
     assert response.status_code == 202
-    return token_from_link(mail_link(mailoutbox[-1], "/password/reset/"))
+    return token_in(mailoutbox[-1], "/password/reset/")
 
 
 def refresh(client, **extra):
     return post_json(client, REFRESH_URL, **extra)
-
-
-def me(client, access_token):
-    return client.get(ME_URL, **bearer(access_token))
 
 
 # --- Registration -------------------------------------------------------------------
@@ -139,7 +111,7 @@ def test_register_new_address_creates_unverified_user_and_sends_verification_ema
     assert len(mailoutbox) == 1
     assert mailoutbox[0].to == ["new@example.com"]
     assert "Verify your email address" in mailoutbox[0].subject
-    assert "/accounts/verify-email/" in mail_link(mailoutbox[0], "/verify-email/")
+    assert "/accounts/verify-email/" in link_in(mailoutbox[0], "/verify-email/")
 
 
 def test_register_does_not_sign_the_person_in(client, mailoutbox):
@@ -249,7 +221,7 @@ def test_login_returns_access_token_expiry_and_profile(client, user):
 
 def test_login_access_token_authenticates_api_requests(client, user):
     access = login(client)
-    response = me(client, access)
+    response = get_me(access, client)
     assert response.status_code == 200
     assert response.json()["email"] == "alice@example.com"
 
@@ -428,7 +400,7 @@ def test_refreshed_access_token_works_and_names_the_same_session(client, user):
     first_access = login(client)
     response = refresh(client, **csrf_header(client))
     new_access = response.json()["access"]
-    assert me(client, new_access).status_code == 200
+    assert get_me(new_access, client).status_code == 200
     assert session_id_of(new_access) == session_id_of(first_access)
 
 
@@ -505,7 +477,7 @@ def test_reused_refresh_token_within_the_grace_window_gets_access_but_no_new_coo
     client.cookies[cookie_name()] = old_refresh  # a concurrent tab still holding the previous token
     response = refresh(client, **header)
     assert response.status_code == 200
-    assert me(client, response.json()["access"]).status_code == 200
+    assert get_me(response.json()["access"], client).status_code == 200
     assert cookie_name() not in response.cookies
 
 
@@ -522,8 +494,8 @@ def test_reused_refresh_token_after_the_grace_window_ends_the_session(client, us
         response = refresh(client, **header)
         assert_error(response, 401, "refresh_token_reused")
         assert_cookie_cleared(response)
-        assert_error(me(client, access), 401, "session_ended")
-        assert_error(me(client, rotated.json()["access"]), 401, "session_ended")
+        assert_error(get_me(access, client), 401, "session_ended")
+        assert_error(get_me(rotated.json()["access"], client), 401, "session_ended")
         client.cookies[cookie_name()] = current_refresh  # even the legitimate holder is signed out
         assert_error(refresh(client, **header), 401, "refresh_token_invalid")
 
@@ -551,9 +523,9 @@ def test_logout_is_204_and_clears_the_cookie(client, user):
 
 def test_logout_ends_the_session_so_its_access_token_is_refused_at_once(client, user):
     access = login(client)
-    assert me(client, access).status_code == 200  # warms the session-state cache with "live"
+    assert get_me(access, client).status_code == 200  # warms the session-state cache with "live"
     assert post_json(client, LOGOUT_URL, **csrf_header(client)).status_code == 204
-    assert_error(me(client, access), 401, "session_ended")
+    assert_error(get_me(access, client), 401, "session_ended")
     session = session_of(access)
     assert session.revoked_at is not None
     assert session.revoked_reason == "logout"
@@ -574,8 +546,8 @@ def test_logout_ends_only_this_device(client, user):
     other_device = api_client()
     access_there = login(other_device)
     assert post_json(client, LOGOUT_URL, **csrf_header(client)).status_code == 204
-    assert me(client, access_here).status_code == 401
-    assert me(other_device, access_there).status_code == 200
+    assert get_me(access_here, client).status_code == 401
+    assert get_me(access_there, other_device).status_code == 200
     assert refresh(other_device, **csrf_header(other_device)).status_code == 200
 
 
@@ -597,7 +569,7 @@ def test_logout_without_csrf_is_403_and_the_session_stays_live(client, user):
     response = post_json(client, LOGOUT_URL)
     assert_error(response, 403, "csrf_failed")
     assert cookie_name() not in response.cookies
-    assert me(client, access).status_code == 200
+    assert get_me(access, client).status_code == 200
     assert session_of(access).revoked_at is None
 
 
@@ -613,7 +585,7 @@ def test_logout_with_a_wrong_csrf_header_is_403(client, user):
 
 
 def test_me_returns_the_profile(client, user):
-    response = me(client, access_token_for(user))
+    response = get_me(access_token_for(user), client)
     assert response.status_code == 200
     assert response.json() == {"id": user.pk, "email": "alice@example.com", "name": "Alice", "email_verified": True}
 
@@ -625,7 +597,7 @@ def test_patch_me_changes_the_name_stripped(client, user):
     assert response.json()["name"] == "Alice Smith"
     user.refresh_from_db()
     assert user.name == "Alice Smith"
-    assert me(client, access).json()["name"] == "Alice Smith"
+    assert get_me(access, client).json()["name"] == "Alice Smith"
 
 
 def test_patch_me_accepts_a_name_of_exactly_150_characters(client, user):
@@ -680,16 +652,16 @@ def test_me_with_a_token_signed_by_another_key_is_401(client, user):
     claims = jwt.decode(genuine, options={"verify_signature": False})
     header = jwt.get_unverified_header(genuine)
     forged = jwt.encode(claims, "an attacker's own key of more than 32 bytes", algorithm="HS256", headers=header)
-    response = me(client, forged)
+    response = get_me(forged, client)
     assert_error(response, 401, "access_token_invalid")
 
 
 def test_me_with_an_expired_token_is_401(client, user, settings):
     with time_machine.travel(START, tick=False) as traveller:
         access = access_token_for(user)
-        assert me(client, access).status_code == 200
+        assert get_me(access, client).status_code == 200
         traveller.shift(settings.JWT_ACCESS_TOKEN_LIFETIME + 1)
-        assert_error(me(client, access), 401, "access_token_invalid")
+        assert_error(get_me(access, client), 401, "access_token_invalid")
 
 
 # --- Device sessions -----------------------------------------------------------------
@@ -739,11 +711,11 @@ def test_sessions_list_needs_a_token(client):
 def test_delete_session_ends_it_and_its_access_token_is_refused_at_once(client, user):
     access = access_token_for(user)
     other = access_token_for(user)
-    assert me(client, other).status_code == 200  # "live" is cached now
+    assert get_me(other, client).status_code == 200  # "live" is cached now
     response = client.delete(f"{SESSIONS_URL}{session_id_of(other)}/", **bearer(access))
     assert response.status_code == 204
-    assert_error(me(client, other), 401, "session_ended")
-    assert me(client, access).status_code == 200
+    assert_error(get_me(other, client), 401, "session_ended")
+    assert get_me(access, client).status_code == 200
     listed = client.get(SESSIONS_URL, **bearer(access)).json()
     assert [item["id"] for item in listed] == [session_id_of(access)]
     assert session_of(other).revoked_reason == "ended_by_user"
@@ -765,15 +737,18 @@ def test_delete_another_users_session_is_404_and_leaves_it_live(client, user, ma
     response = client.delete(f"{SESSIONS_URL}{session_id_of(bobs)}/", **bearer(access))
     assert_error(response, 404, "not_found")
     assert session_of(bobs).revoked_at is None
-    assert me(client, bobs).status_code == 200
+    assert get_me(bobs, client).status_code == 200
 
 
-@pytest.mark.parametrize("session_id", [str(uuid.uuid4()), "not-a-uuid", "1"])
+@pytest.mark.parametrize(
+    "session_id",
+    [pytest.param(str(uuid.uuid4()), id="unknown"), "not-a-uuid", "1"],  # a fixed id: xdist workers collect alike
+)
 def test_delete_unknown_or_malformed_session_id_is_404(client, user, session_id):
     access = access_token_for(user)
     response = client.delete(f"{SESSIONS_URL}{session_id}/", **bearer(access))
     assert_error(response, 404, "not_found")
-    assert me(client, access).status_code == 200
+    assert get_me(access, client).status_code == 200
 
 
 def test_delete_session_needs_a_token(client, user):
@@ -789,13 +764,13 @@ def test_revoke_others_ends_every_session_but_the_current_one(client, user, make
     others = [access_token_for(user) for _ in range(3)]
     bobs = access_token_for(bob)
     for token in others:
-        assert me(client, token).status_code == 200
+        assert get_me(token, client).status_code == 200
     response = post_json(client, REVOKE_OTHERS_URL, **bearer(current))
     assert response.status_code == 204
     for token in others:
-        assert_error(me(client, token), 401, "session_ended")
-    assert me(client, current).status_code == 200
-    assert me(client, bobs).status_code == 200
+        assert_error(get_me(token, client), 401, "session_ended")
+    assert get_me(current, client).status_code == 200
+    assert get_me(bobs, client).status_code == 200
     listed = client.get(SESSIONS_URL, **bearer(current)).json()
     assert [item["id"] for item in listed] == [session_id_of(current)]
 
@@ -816,7 +791,7 @@ def test_password_reset_request_is_identical_for_known_and_unknown_addresses(cli
     assert known.content == unknown.content
     assert len(mailoutbox) == 1
     assert mailoutbox[0].to == ["alice@example.com"]
-    assert "/password/reset/" in mail_link(mailoutbox[0], "/password/reset/")
+    assert "/password/reset/" in link_in(mailoutbox[0], "/password/reset/")
 
 
 @pytest.mark.parametrize("data", [{}, {"email": 5}, {"email": "not-an-email"}, {"email": None}])
@@ -838,12 +813,12 @@ def test_password_reset_confirm_ends_every_device_session(client, user, mailoutb
     access_here = login(client)
     header = csrf_header(client)
     access_there = access_token_for(user)
-    assert me(client, access_here).status_code == 200
-    assert me(client, access_there).status_code == 200
+    assert get_me(access_here, client).status_code == 200
+    assert get_me(access_there, client).status_code == 200
     token = reset_token_for(api_client(), "alice@example.com", mailoutbox)
     assert post_json(api_client(), RESET_CONFIRM_URL, {"token": token, "password": NEW_PASSWORD}).status_code == 204
-    assert_error(me(client, access_here), 401, "session_ended")
-    assert_error(me(client, access_there), 401, "session_ended")
+    assert_error(get_me(access_here, client), 401, "session_ended")
+    assert_error(get_me(access_there, client), 401, "session_ended")
     assert_error(refresh(client, **header), 401, "refresh_token_invalid")
     assert not DeviceSession.objects.filter(revoked_at__isnull=True).exists()
 
@@ -911,7 +886,7 @@ def test_password_reset_confirm_wrong_types_are_invalid_input(client, user, data
 
 def test_verify_email_with_the_emailed_token_verifies_the_user(client, mailoutbox):
     register(client)
-    token = token_from_link(mail_link(mailoutbox[0], "/verify-email/"))
+    token = token_in(mailoutbox[0], "/verify-email/")
     assert_error(login_response(client, email="new@example.com"), 403, "email_not_verified")
     response = post_json(client, VERIFY_URL, {"token": token})
     assert response.status_code == 200
@@ -922,7 +897,7 @@ def test_verify_email_with_the_emailed_token_verifies_the_user(client, mailoutbo
 
 def test_verify_email_token_cannot_be_reused(client, mailoutbox):
     register(client)
-    token = token_from_link(mail_link(mailoutbox[0], "/verify-email/"))
+    token = token_in(mailoutbox[0], "/verify-email/")
     assert post_json(client, VERIFY_URL, {"token": token}).status_code == 200
     assert_error(post_json(client, VERIFY_URL, {"token": token}), 400, "token_used", fields={"token"})
 
@@ -935,7 +910,7 @@ def test_verify_email_with_an_unknown_token_is_token_invalid(client, unverified)
 
 def test_verify_email_with_an_expired_token_is_token_expired(client, mailoutbox):
     register(client)
-    token = token_from_link(mail_link(mailoutbox[0], "/verify-email/"))
+    token = token_in(mailoutbox[0], "/verify-email/")
     EmailVerificationToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert_error(post_json(client, VERIFY_URL, {"token": token}), 400, "token_expired", fields={"token"})
     assert not User.objects.get(email="new@example.com").email_verified
@@ -966,7 +941,7 @@ def test_resend_verification_is_identical_for_unknown_verified_and_unverified(cl
 
 def test_resent_verification_link_works(client, unverified, mailoutbox):
     post_json(client, RESEND_URL, {"email": "una@example.com"})
-    token = token_from_link(mail_link(mailoutbox[-1], "/verify-email/"))
+    token = token_in(mailoutbox[-1], "/verify-email/")
     # Not the client that signed up (the fixture made the account): the password shows it is theirs.
     assert post_json(client, VERIFY_URL, {"token": token, "password": STRONG_PASSWORD}).status_code == 200
     unverified.refresh_from_db()
@@ -994,7 +969,7 @@ def _auth_requests(client, user):
     yield "csrf", client.get(CSRF_URL)
     yield "refresh 403", refresh(client)
     yield "refresh ok", refresh(client, **csrf_header(client))
-    yield "me ok", me(client, access)
+    yield "me ok", get_me(access, client)
     yield "me 401", client.get(ME_URL)
     yield "sessions ok", client.get(SESSIONS_URL, **bearer(access))
     yield "session 404", client.delete(f"{SESSIONS_URL}{uuid.uuid4()}/", **bearer(access))

@@ -40,7 +40,8 @@ from accounts.models import (
     SecurityEvent,
     User,
 )
-from tests.api_helpers import (
+from tests.support.accounts import STRONG_PASSWORD, force_page_login
+from tests.support.api import (
     LOGOUT_URL,
     ME_URL,
     REFRESH_URL,
@@ -50,7 +51,7 @@ from tests.api_helpers import (
     post_json,
     refresh_cookie_value,
 )
-from tests.conftest import STRONG_PASSWORD, force_page_login, links_in, token_from_link
+from tests.support.mail import links_in, token_from_link
 
 pytestmark = pytest.mark.django_db
 

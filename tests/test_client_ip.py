@@ -9,15 +9,13 @@ audit log record.
 
 from datetime import UTC, datetime
 
-import jwt
 import pytest
-import time_machine
 from django.test import RequestFactory
 
 from accounts.client_info import ClientInfo, client_ip
 from accounts.models import DeviceSession, SecurityEvent
-from tests.api_helpers import REFRESH_URL, api_client, csrf_header, login, login_response, post_json
-from tests.conftest import STRONG_PASSWORD
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.api import REFRESH_URL, api_client, csrf_header, login, login_response, post_json, session_of
 
 ALICE = "alice@example.com"
 WRONG_PASSWORD = "not the right passphrase at all"
@@ -25,12 +23,8 @@ PROXY = "10.0.0.2"
 CLIENT = "203.0.113.9"
 START = datetime(2032, 4, 1, 8, 0, 0, tzinfo=UTC)
 
-
-@pytest.fixture(autouse=True)
-def clock():
-    """A frozen clock, so that no rate-limit window ends in the middle of a test."""
-    with time_machine.travel(START, tick=False) as traveller:
-        yield traveller
+# A clock stopped at START (conftest.py), so that no rate-limit window ends in the middle of a test.
+pytestmark = pytest.mark.usefixtures("clock")
 
 
 def request_from(remote_addr: str | None = PROXY, forwarded_for: str | None = None, **extra):
@@ -47,10 +41,6 @@ def request_from(remote_addr: str | None = PROXY, forwarded_for: str | None = No
 
 def trust(settings, proxies: int) -> None:
     settings.ACCOUNTS_TRUSTED_PROXY_COUNT = proxies
-
-
-def session_of(access_token: str) -> DeviceSession:
-    return DeviceSession.objects.get(pk=jwt.decode(access_token, options={"verify_signature": False})["sid"])
 
 
 # --- No trusted proxy (the default) ----------------------------------------------------------------

@@ -2,8 +2,6 @@
 and its grace window, idle and absolute expiry, deactivated users, the HTML sign-in and
 sign-out that open and end a device session, ending sessions, and purging old auth data."""
 
-import hashlib
-import re
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
@@ -29,14 +27,14 @@ from accounts.models import (
     User,
 )
 from accounts.tokens import generate_token, hash_token
-from tests.conftest import STRONG_PASSWORD
+from tests.support.accounts import STRONG_PASSWORD, sha256
+from tests.support.api import CSRF_URL, REFRESH_URL, get_me
+from tests.support.pages import browser as fresh_browser
+from tests.support.pages import csrf_from_page
 
 pytestmark = pytest.mark.django_db
 
 API_LOGIN_URL = "/api/auth/login/"
-REFRESH_URL = "/api/auth/refresh/"
-CSRF_URL = "/api/auth/csrf/"
-ME_URL = "/api/auth/me/"
 SESSIONS_URL = "/api/auth/sessions/"
 LOGIN_PAGE = "/accounts/login/"
 LOGOUT_PAGE = "/accounts/logout/"
@@ -55,10 +53,6 @@ def cookie_name(settings) -> str:
     return settings.ACCOUNTS_REFRESH_COOKIE_NAME
 
 
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def open_session(user, **kwargs):
     return start_device_session(user=user, ip_address="203.0.113.7", user_agent="pytest-agent", **kwargs)
 
@@ -67,7 +61,7 @@ def spa_client(refresh_token: str | None = None) -> Client:
     """A browser tab of the SPA: it has the CSRF cookie and, optionally, a refresh cookie."""
     from django.conf import settings
 
-    client = Client(enforce_csrf_checks=True)
+    client = fresh_browser()
     assert client.get(CSRF_URL).status_code == 200
     if refresh_token is not None:
         client.cookies[settings.ACCOUNTS_REFRESH_COOKIE_NAME] = refresh_token
@@ -105,10 +99,6 @@ def assert_refresh_refused(response, code: str = "refresh_token_invalid") -> Non
     assert_cookie_cleared(response)
 
 
-def get_me(access_token: str):
-    return Client(enforce_csrf_checks=True).get(ME_URL, HTTP_AUTHORIZATION=f"Bearer {access_token}")
-
-
 def session_row(issued) -> DeviceSession:
     return DeviceSession.objects.get(pk=issued.session.pk)
 
@@ -120,12 +110,6 @@ def rotate(client: Client) -> tuple[str, str]:
     new = set_refresh_cookie(response)
     assert new is not None
     return new, response.json()["access"]
-
-
-def csrf_from_page(client: Client, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
 
 
 def html_sign_in(client: Client, email: str = "alice@example.com", password: str = STRONG_PASSWORD, **extra):
@@ -141,7 +125,7 @@ def redirects_to_login(response) -> bool:
 
 
 def test_session_row_stores_only_the_hash_of_the_refresh_token(user, cookie_name):
-    client = Client(enforce_csrf_checks=True)
+    client = fresh_browser()
     response = client.post(
         API_LOGIN_URL, {"email": user.email, "password": STRONG_PASSWORD}, content_type="application/json"
     )
@@ -484,7 +468,7 @@ def test_rotated_token_of_a_deactivated_user_gets_no_grace(user):
 
 
 def test_html_sign_in_opens_a_device_session_and_sets_the_refresh_cookie(user, cookie_name):
-    browser = Client(enforce_csrf_checks=True)
+    browser = fresh_browser()
     response = html_sign_in(browser, HTTP_USER_AGENT="Firefox/140.0", REMOTE_ADDR="192.0.2.44")
     assert response.status_code == 302
     session = DeviceSession.objects.get(user=user)
@@ -498,7 +482,7 @@ def test_html_sign_in_opens_a_device_session_and_sets_the_refresh_cookie(user, c
 
 
 def test_spa_continues_from_the_html_sign_in_without_the_password(user):
-    browser = Client(enforce_csrf_checks=True)
+    browser = fresh_browser()
     assert html_sign_in(browser).status_code == 302
     response = browser.post(REFRESH_URL, HTTP_X_CSRFTOKEN=browser.cookies["csrftoken"].value)
     assert response.status_code == 200
@@ -509,7 +493,7 @@ def test_spa_continues_from_the_html_sign_in_without_the_password(user):
 
 
 def test_failed_html_sign_in_opens_no_session(user, cookie_name):
-    browser = Client(enforce_csrf_checks=True)
+    browser = fresh_browser()
     response = html_sign_in(browser, password="not the right passphrase")
     assert response.status_code == 200
     assert set_refresh_cookie(response) is None
@@ -518,7 +502,7 @@ def test_failed_html_sign_in_opens_no_session(user, cookie_name):
 
 def test_unverified_html_sign_in_opens_no_session(make_user):
     make_user(email="new@example.com", verified=False)
-    browser = Client(enforce_csrf_checks=True)
+    browser = fresh_browser()
     response = html_sign_in(browser, email="new@example.com")
     assert response.status_code == 200
     assert set_refresh_cookie(response) is None
@@ -526,12 +510,12 @@ def test_unverified_html_sign_in_opens_no_session(make_user):
 
 
 def test_ending_the_device_session_from_another_device_signs_the_pages_out(user):
-    browser = Client(enforce_csrf_checks=True)
+    browser = fresh_browser()
     html_sign_in(browser)
     assert browser.get(ACCOUNT_HOME).status_code == 200
     browser_session = DeviceSession.objects.get(user=user)
     phone = open_session(user)
-    response = Client(enforce_csrf_checks=True).delete(
+    response = fresh_browser().delete(
         f"{SESSIONS_URL}{browser_session.pk}/", HTTP_AUTHORIZATION=f"Bearer {phone.access_token}"
     )
     assert response.status_code == 204
@@ -540,7 +524,7 @@ def test_ending_the_device_session_from_another_device_signs_the_pages_out(user)
 
 
 def test_end_user_sessions_signs_the_pages_out(user):
-    browser = Client(enforce_csrf_checks=True)
+    browser = fresh_browser()
     html_sign_in(browser)
     assert browser.get(ACCOUNT_HOME).status_code == 200
     end_user_sessions(user=user, reason="ended_by_staff")
@@ -548,7 +532,7 @@ def test_end_user_sessions_signs_the_pages_out(user):
 
 
 def test_pages_are_signed_out_even_when_the_cache_lost_the_revocation(user):
-    browser = Client(enforce_csrf_checks=True)
+    browser = fresh_browser()
     html_sign_in(browser)
     assert browser.get(ACCOUNT_HOME).status_code == 200
     end_user_sessions(user=user, reason="ended_by_staff")
@@ -559,7 +543,7 @@ def test_pages_are_signed_out_even_when_the_cache_lost_the_revocation(user):
 
 
 def test_ending_another_session_keeps_the_pages_signed_in(user):
-    browser = Client(enforce_csrf_checks=True)
+    browser = fresh_browser()
     html_sign_in(browser)
     browser_session = DeviceSession.objects.get(user=user)
     phone = open_session(user)
@@ -569,7 +553,7 @@ def test_ending_another_session_keeps_the_pages_signed_in(user):
 
 
 def test_html_sign_out_ends_the_device_session_and_clears_the_refresh_cookie(user):
-    browser = Client(enforce_csrf_checks=True)
+    browser = fresh_browser()
     response = html_sign_in(browser)
     raw = set_refresh_cookie(response)
     session = DeviceSession.objects.get(user=user)
@@ -585,7 +569,7 @@ def test_html_sign_out_ends_the_device_session_and_clears_the_refresh_cookie(use
 
 def test_html_sign_out_leaves_other_devices_signed_in(user):
     phone = open_session(user)
-    browser = Client(enforce_csrf_checks=True)
+    browser = fresh_browser()
     html_sign_in(browser)
     browser.post(LOGOUT_PAGE, HTTP_X_CSRFTOKEN=browser.cookies["csrftoken"].value)
     assert session_row(phone).revoked_at is None
@@ -593,7 +577,7 @@ def test_html_sign_out_leaves_other_devices_signed_in(user):
 
 
 def test_html_sign_out_without_csrf_ends_nothing(user):
-    browser = Client(enforce_csrf_checks=True)
+    browser = fresh_browser()
     html_sign_in(browser)
     response = browser.post(LOGOUT_PAGE)
     assert response.status_code == 403
@@ -650,7 +634,7 @@ def test_session_list_shows_only_live_sessions_of_the_caller(make_user, user):
     current, ended = open_session(user), open_session(user)
     open_session(make_user(email="bob@example.com"))
     end_user_sessions(user=user, reason="logout", keep_session_id=current.session.pk)
-    response = Client(enforce_csrf_checks=True).get(SESSIONS_URL, HTTP_AUTHORIZATION=f"Bearer {current.access_token}")
+    response = fresh_browser().get(SESSIONS_URL, HTTP_AUTHORIZATION=f"Bearer {current.access_token}")
     assert response.status_code == 200
     ids = [entry["id"] for entry in response.json()]
     assert ids == [str(current.session.pk)]
@@ -686,9 +670,9 @@ def purge(*args) -> str:
 
 
 @pytest.fixture
-def frozen_now():
-    with time_machine.travel(START, tick=False):
-        yield START
+def frozen_now(clock):
+    """START, with the clock stopped there (conftest.py's clock)."""
+    return START
 
 
 def test_purge_deletes_long_ended_and_long_expired_sessions_and_keeps_the_rest(user, frozen_now):

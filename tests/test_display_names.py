@@ -5,14 +5,16 @@ from dataclasses import dataclass
 from html import escape
 
 import pytest
-from django.conf import settings as django_settings
 from django.test import Client
 from django.utils import timezone
 
 from accounts.mail import greeting_name
 from accounts.models import User
-from tests.api_helpers import ME_URL, access_token_for, api_client, bearer, login, patch_json, post_json
-from tests.conftest import STRONG_PASSWORD, force_page_login
+from tests.support.accounts import STRONG_PASSWORD, force_page_login
+from tests.support.api import ME_URL, access_token_for, api_client, bearer, login, patch_json, post_json
+from tests.support.mail import html_of, mails_to
+from tests.support.pages import browser
+from tests.support.pages import submit as submit_form
 
 pytestmark = pytest.mark.django_db
 
@@ -72,16 +74,9 @@ class FrontEnd:
     name_before: str | None
 
 
-def browser() -> Client:
-    """A browser that, like a real deployment, gets a 403 for a form post without the CSRF token."""
-    return Client(enforce_csrf_checks=True)
-
-
 def submit(client: Client, path: str, data: dict):
     """Post a page form the way the browser does: after loading it, with the CSRF token of its cookie."""
-    assert client.get(path).status_code == 200, path
-    token = client.cookies[django_settings.CSRF_COOKIE_NAME].value
-    return client.post(path, {**data, "csrfmiddlewaretoken": token})
+    return submit_form(client, path, data, open_first=True)
 
 
 def signup_on_page(name: str, email: str = NEWCOMER):
@@ -141,16 +136,6 @@ def assert_name_refused(front_end: FrontEnd, response, code: str) -> None:
 
 
 # --- Mail helpers -----------------------------------------------------------------------------------
-
-
-def html_of(message) -> str:
-    [(content, mimetype)] = message.alternatives
-    assert mimetype == "text/html"
-    return content
-
-
-def mails_to(mailoutbox, address: str) -> list:
-    return [message for message in mailoutbox if message.to == [address]]
 
 
 def assert_greets_no_one(message, *names: str) -> None:

@@ -219,5 +219,5 @@ def test_invalid_local_parts_are_rejected(raw):
 
 
 def test_invalid_email_address_is_a_value_error_with_a_message():
-    with pytest.raises(ValueError, match="."):
+    with pytest.raises(ValueError, match=r"."):  # any message, as long as there is one
         normalize_email("not an address")

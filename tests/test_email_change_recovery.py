@@ -1,4 +1,5 @@
-"""Attack record 1: a pending email change must not survive the owner's recovery; the owner is told at once and can undo it.
+"""Attack record 1: a pending email change must not survive the owner's recovery; the owner is told at once and can
+undo it.
 
 An intruder who knows the password signs in and asks to move the account to
 their own address. Each reproduction below took the account over before the
@@ -22,8 +23,9 @@ from accounts.flows.password_reset import reset_password
 from accounts.flows.security_reset import security_reset
 from accounts.flows.verification import Purpose, Verifier, verify_email
 from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, SecurityEvent, User
-from tests.api_helpers import api_client, bearer, csrf_header, login, login_response, post_json
-from tests.conftest import STRONG_PASSWORD, force_page_login, links_in, token_from_link
+from tests.support.accounts import STRONG_PASSWORD, force_page_login
+from tests.support.api import ME_URL, api_client, bearer, csrf_header, login, login_response, post_json
+from tests.support.mail import link_in, mails_to, token_in
 
 pytestmark = pytest.mark.django_db
 
@@ -36,20 +38,11 @@ VERIFY_URL = "/api/auth/email/verify/"
 CANCEL_URL = "/api/auth/email/change/cancel/"
 RESET_URL = "/api/auth/password/reset/"
 RESET_CONFIRM_URL = "/api/auth/password/reset/confirm/"
-ME_URL = "/api/auth/me/"
 
 
 @pytest.fixture
 def owner(make_user):
     return make_user(email=OWNER, name="Olivia")
-
-
-def mails_to(mailoutbox, address: str) -> list:
-    return [message for message in mailoutbox if message.to == [address]]
-
-
-def link_of(message, fragment: str) -> str:
-    return next(link for link in links_in(message) if fragment in link)
 
 
 def intruder_asks_for_the_change(mailoutbox) -> tuple[Client, str, str]:
@@ -62,7 +55,7 @@ def intruder_asks_for_the_change(mailoutbox) -> tuple[Client, str, str]:
     response = post_json(intruder, CHANGE_URL, {"new_email": INTRUDER, "password": STRONG_PASSWORD}, **bearer(access))
     assert response.status_code == 202
     [confirmation] = mails_to(mailoutbox, INTRUDER)
-    return intruder, access, token_from_link(link_of(confirmation, "/verify-email/"))
+    return intruder, access, token_in(confirmation, "/verify-email/")
 
 
 def intruder_confirms(token: str):
@@ -72,7 +65,7 @@ def intruder_confirms(token: str):
 
 def reset_by_email(mailoutbox, address: str, password: str):
     assert post_json(api_client(), RESET_URL, {"email": address}).status_code == 202
-    token = token_from_link(link_of(mails_to(mailoutbox, address)[-1], "/password/reset/"))
+    token = token_in(mails_to(mailoutbox, address)[-1], "/password/reset/")
     return post_json(api_client(), RESET_CONFIRM_URL, {"token": token, "password": password})
 
 
@@ -87,7 +80,7 @@ def assert_owner_keeps_the_account(mailoutbox, owner: User) -> None:
 
 def cancel_token_in(mailoutbox) -> str:
     [notice] = [m for m in mails_to(mailoutbox, OWNER) if "/email/change/cancel/" in m.body]
-    return token_from_link(link_of(notice, "/email/change/cancel/"))
+    return token_in(notice, "/email/change/cancel/")
 
 
 # --- The reproductions: every security reset ends the pending change -----------------------------------
@@ -212,7 +205,7 @@ def test_asking_for_a_change_tells_the_current_address_at_once_with_a_cancel_lin
     assert INTRUDER not in notice.body and INTRUDER not in notice.alternatives[0][0]
     assert "Firefox 132 on Linux" in notice.body
     assert "Not you" in notice.body or "NOT you" in notice.body
-    cancel = link_of(notice, "/email/change/cancel/")
+    cancel = link_in(notice, "/email/change/cancel/")
     assert cancel.startswith(f"{django_settings.SITE_URL}/accounts/email/change/cancel/")
     assert f'href="{cancel}"' in notice.alternatives[0][0]
     assert notice.body.startswith("Hello Olivia,")  # the owner's own name, to the owner's own address
@@ -221,7 +214,7 @@ def test_asking_for_a_change_tells_the_current_address_at_once_with_a_cancel_lin
 def test_cancelling_a_pending_change_keeps_the_address_replaces_the_password_and_ends_every_session(owner, mailoutbox):
     intruder, intruder_access, change_token = intruder_asks_for_the_change(mailoutbox)
     page = Client()
-    path = urlsplit(link_of(mails_to(mailoutbox, OWNER)[0], "/email/change/cancel/")).path
+    path = urlsplit(link_in(mails_to(mailoutbox, OWNER)[0], "/email/change/cancel/")).path
     opened = page.get(path)
     assert opened.status_code == 302
     assert opened["Location"] == "/accounts/email/change/cancel/"
@@ -327,7 +320,7 @@ def test_the_intruder_cannot_retire_the_owners_undo_link_with_an_undo_link_of_th
     body = {"new_email": "elsewhere@evil.example", "password": STRONG_PASSWORD}
     assert post_json(intruder, CHANGE_URL, body, **bearer(intruder_access)).status_code == 202
     [notice] = [m for m in mails_to(mailoutbox, INTRUDER) if "/email/change/cancel/" in m.body]
-    intruders_link = token_from_link(link_of(notice, "/email/change/cancel/"))
+    intruders_link = token_in(notice, "/email/change/cancel/")
     assert (
         post_json(api_client(), CANCEL_URL, {"token": intruders_link, "new_password": INTRUDER_PASSWORD}).status_code
         == 200
@@ -440,7 +433,7 @@ def test_a_security_reset_and_a_change_confirmation_never_both_win(owner, mailou
     """On one thread: whichever runs first makes the other fail (threads race it on PostgreSQL below)."""
     _, _, change_token = intruder_asks_for_the_change(mailoutbox)
     post_json(api_client(), RESET_URL, {"email": OWNER})
-    reset_token = token_from_link(link_of(mails_to(mailoutbox, OWNER)[-1], "/password/reset/"))
+    reset_token = token_in(mails_to(mailoutbox, OWNER)[-1], "/password/reset/")
     verify_email(token=change_token, verifier=Verifier(password=STRONG_PASSWORD))
     with pytest.raises(TokenInvalid):
         reset_password(token=reset_token, password=OWNER_NEW_PASSWORD)
@@ -456,7 +449,7 @@ def test_cancel_then_a_new_request_starts_clean(owner, mailoutbox):
         laptop, CHANGE_URL, {"new_email": "olivia@new.example", "password": OWNER_NEW_PASSWORD}, **bearer(access)
     )
     assert response.status_code == 202
-    token = token_from_link(link_of(mails_to(mailoutbox, "olivia@new.example")[0], "/verify-email/"))
+    token = token_in(mails_to(mailoutbox, "olivia@new.example")[0], "/verify-email/")
     assert post_json(api_client(), VERIFY_URL, {"token": token, "password": OWNER_NEW_PASSWORD}).status_code == 200
     owner.refresh_from_db()
     assert owner.email == "olivia@new.example"
@@ -473,13 +466,11 @@ def test_a_victim_cannot_confirm_a_move_of_someone_elses_account_onto_their_addr
     body = {"new_email": OWNER, "password": STRONG_PASSWORD}
     assert post_json(intruder, CHANGE_URL, body, **bearer(access)).status_code == 202
     victim = Client()
-    assert victim.get(urlsplit(link_of(mails_to(mailoutbox, OWNER)[0], "/verify-email/")).path).status_code == 302
+    assert victim.get(urlsplit(link_in(mails_to(mailoutbox, OWNER)[0], "/verify-email/")).path).status_code == 302
     page = victim.get("/accounts/verify-email/confirm/")
     assert "enter the account's password" in page.content.decode()
     assert victim.post("/accounts/verify-email/confirm/").status_code == 400
-    api = post_json(
-        api_client(), VERIFY_URL, {"token": token_from_link(link_of(mails_to(mailoutbox, OWNER)[0], "/verify-email/"))}
-    )
+    api = post_json(api_client(), VERIFY_URL, {"token": token_in(mails_to(mailoutbox, OWNER)[0], "/verify-email/")})
     assert (api.status_code, api.json()["code"]) == (400, "password_required")
     assert not User.objects.filter(email=OWNER).exists()
     assert User.objects.get(email=INTRUDER).email_verified
@@ -489,7 +480,7 @@ def test_confirming_a_move_in_the_signed_in_browser_needs_no_password(owner, mai
     page = Client()
     page.post("/accounts/login/", {"email": OWNER, "password": STRONG_PASSWORD})
     page.post("/accounts/email/change/", {"new_email": "olivia@new.example", "password": STRONG_PASSWORD})
-    page.get(urlsplit(link_of(mails_to(mailoutbox, "olivia@new.example")[0], "/verify-email/")).path)
+    page.get(urlsplit(link_in(mails_to(mailoutbox, "olivia@new.example")[0], "/verify-email/")).path)
     assert page.post("/accounts/verify-email/confirm/").status_code == 302
     owner.refresh_from_db()
     assert owner.email == "olivia@new.example"
@@ -527,7 +518,7 @@ def test_a_later_undo_link_stamped_by_a_slow_clock_still_goes_when_the_owners_is
         body = {"new_email": "elsewhere@evil.example", "password": STRONG_PASSWORD}
         assert post_json(intruder, CHANGE_URL, body, **bearer(intruder_access)).status_code == 202
     [notice] = [m for m in mails_to(mailoutbox, INTRUDER) if "/email/change/cancel/" in m.body]
-    intruders_link = token_from_link(link_of(notice, "/email/change/cancel/"))
+    intruders_link = token_in(notice, "/email/change/cancel/")
     assert (
         post_json(api_client(), CANCEL_URL, {"token": owners_link, "new_password": OWNER_NEW_PASSWORD}).status_code
         == 200
@@ -550,8 +541,8 @@ def test_a_never_verified_address_can_cancel_a_pending_change_but_not_undo_a_con
     body = {"new_email": OWNER, "password": STRONG_PASSWORD}
     assert post_json(page, CHANGE_URL, body, **bearer(access)).status_code == 202
     [notice] = mails_to(mailoutbox, typo)
-    typo_link = token_from_link(link_of(notice, "/email/change/cancel/"))
-    confirm = token_from_link(link_of(mails_to(mailoutbox, OWNER)[0], "/verify-email/"))
+    typo_link = token_in(notice, "/email/change/cancel/")
+    confirm = token_in(mails_to(mailoutbox, OWNER)[0], "/verify-email/")
     assert post_json(api_client(), VERIFY_URL, {"token": confirm, "password": STRONG_PASSWORD}).status_code == 200
     response = post_json(api_client(), CANCEL_URL, {"token": typo_link, "new_password": "the typo owner's pass 1"})
     assert response.status_code == 400

@@ -12,8 +12,8 @@ from django.test import Client
 
 from accounts.mail import wait_for_pending_emails
 from accounts.models import PasswordResetToken, User
-from tests.conftest import STRONG_PASSWORD
-from tests.doubles import COUNTING_HASHER, CountingArgon2Hasher
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.pages import CLOCK_HEADERS, without_csrf
 
 pytestmark = pytest.mark.django_db
 
@@ -26,10 +26,9 @@ WRONG_PASSWORD = "not the right passphrase"
 NEW_PASSWORD = "an entirely new passphrase"
 PLACEHOLDER = "ADDRESS@PLACEHOLDER"
 
-_CSRF_INPUT = re.compile(r'(name="csrfmiddlewaretoken" value=")[^"]*(")')
 # Headers that legitimately differ between two responses: the clock (Date, and the Expires that
 # never_cache derives from it); Set-Cookie is compared separately, without the values.
-UNCOMPARED_HEADERS = {"date", "expires", "set-cookie"}
+UNCOMPARED_HEADERS = CLOCK_HEADERS | {"set-cookie"}
 
 
 # --- Comparing answers ---------------------------------------------------------------------------
@@ -38,7 +37,7 @@ UNCOMPARED_HEADERS = {"date", "expires", "set-cookie"}
 def comparable(response, entered: str) -> dict:
     """Everything a client sees, with the per-response CSRF token and the echoed input made neutral."""
     body = response.content.decode()
-    body = _CSRF_INPUT.sub(r"\1\2", body).replace(entered, PLACEHOLDER)
+    body = without_csrf(body).replace(entered, PLACEHOLDER)
     headers = {
         name.lower(): value for name, value in response.headers.items() if name.lower() not in UNCOMPARED_HEADERS
     }
@@ -259,14 +258,13 @@ def test_sign_in_limit_refuses_known_and_unknown_addresses_at_the_same_attempt(a
 
 
 @pytest.fixture
-def hashes(settings, accounts):
-    # Replace, not prepend: Django maps each algorithm name to the last listed hasher.
-    settings.PASSWORD_HASHERS = [COUNTING_HASHER, *settings.PASSWORD_HASHERS[1:]]
+def hashes(hash_counter, accounts):
+    """hashes(request) -> how many passwords the request hashed or checked."""
 
     def count(request) -> int:
-        CountingArgon2Hasher.calls = 0
+        hash_counter.calls = 0
         request()
-        return CountingArgon2Hasher.calls
+        return hash_counter.calls
 
     return count
 
@@ -480,7 +478,7 @@ def test_known_and_unknown_addresses_do_the_same_work_before_the_answer(accounts
 
 
 def test_an_email_change_does_the_same_work_for_a_taken_and_a_free_address(accounts, queued):
-    from tests.api_helpers import bearer, login
+    from tests.support.api import bearer, login
 
     client = Client()
     access = login(client, KNOWN)

@@ -62,7 +62,7 @@ def _unreachable_database(monkeypatch):
 def test_api_answers_503_json_with_retry_after_while_the_database_is_down(
     client_without_exceptions, make_user, monkeypatch
 ):
-    from tests.api_helpers import access_token_for
+    from tests.support.api import access_token_for
 
     token = access_token_for(make_user())
     _unreachable_database(monkeypatch)
@@ -77,7 +77,7 @@ def test_api_answers_503_json_with_retry_after_while_the_database_is_down(
 
 @pytest.mark.django_db
 def test_a_failing_query_on_a_healthy_connection_is_still_a_500(client_without_exceptions, make_user, monkeypatch):
-    from tests.api_helpers import access_token_for
+    from tests.support.api import access_token_for
 
     token = access_token_for(make_user())
 

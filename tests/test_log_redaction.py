@@ -8,7 +8,8 @@ import pytest
 from accounts.flows.verification import send_verification_email
 from accounts.log_redaction import REDACTED, RedactTokensFilter, redact
 from accounts.tokens import generate_token
-from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.mail import link_in, token_from_link
 
 
 @pytest.fixture
@@ -176,7 +177,7 @@ def test_request_with_unknown_token_is_logged_redacted(client, db, console_outpu
 def test_request_with_used_real_token_is_logged_redacted(client, make_user, mailoutbox, console_output):
     user = make_user(verified=False)
     send_verification_email(user=user)
-    link = next(link for link in links_in(mailoutbox[0]) if "/verify-email/" in link)
+    link = link_in(mailoutbox[0], "/verify-email/")
     token = token_from_link(link)
     path = link.split("://", 1)[1].split("/", 1)[1]
     client.get(f"/{path}")

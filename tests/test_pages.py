@@ -1,11 +1,10 @@
 """Server-rendered pages: links, stylesheet, no scripts, labelled CSRF-protected forms, no-store caching."""
 
-from html.parser import HTMLParser
-
 import pytest
 from django.contrib.staticfiles import finders
 
-from tests.conftest import force_page_login
+from tests.support.accounts import force_page_login
+from tests.support.html import Form, parse_page
 
 pytestmark = pytest.mark.django_db
 
@@ -21,48 +20,8 @@ PUBLIC_PAGES = [HOME, SIGNUP, LOGIN, PASSWORD_RESET, RESEND_VERIFICATION]
 ACCOUNT_FORM_PAGES = [SIGNUP, LOGIN, PASSWORD_RESET, RESEND_VERIFICATION]
 
 
-class PageParser(HTMLParser):
-    """Collects the parts of a page that these tests look at."""
-
-    def __init__(self):
-        super().__init__()
-        self.links: list[str] = []
-        self.stylesheets: list[str] = []
-        self.scripts = 0
-        self.label_targets: list[str] = []
-        self.forms: list[dict] = []
-        self.inputs_outside_forms: list[dict] = []
-        self._form: dict | None = None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "a" and "href" in attrs:
-            self.links.append(attrs["href"])
-        elif tag == "link" and attrs.get("rel") == "stylesheet":
-            self.stylesheets.append(attrs.get("href", ""))
-        elif tag == "script":
-            self.scripts += 1
-        elif tag == "label" and "for" in attrs:
-            self.label_targets.append(attrs["for"])
-        elif tag == "form":
-            self._form = {"attrs": attrs, "inputs": []}
-            self.forms.append(self._form)
-        elif tag in {"input", "select", "textarea"}:
-            (self._form["inputs"] if self._form is not None else self.inputs_outside_forms).append(attrs)
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self._form = None
-
-
-def parse(response) -> PageParser:
-    parser = PageParser()
-    parser.feed(response.content.decode())
-    return parser
-
-
-def visible_inputs(form: dict) -> list[dict]:
-    return [attrs for attrs in form["inputs"] if attrs.get("type") not in {"hidden", "submit", "button"}]
+def visible_inputs(form: Form) -> list[dict]:
+    return [attrs for attrs in form.inputs if attrs.get("type") not in {"hidden", "submit", "button"}]
 
 
 # --- Home page links ----------------------------------------------------------------
@@ -70,24 +29,24 @@ def visible_inputs(form: dict) -> list[dict]:
 
 @pytest.mark.parametrize("target", [SIGNUP, LOGIN, PASSWORD_RESET, RESEND_VERIFICATION])
 def test_home_links_anonymous_visitors_to_the_account_pages(client, target):
-    assert target in parse(client.get(HOME)).links
+    assert target in parse_page(client.get(HOME)).links
 
 
 def test_home_does_not_link_anonymous_visitors_to_the_account_area(client):
-    assert ACCOUNT not in parse(client.get(HOME)).links
+    assert ACCOUNT not in parse_page(client.get(HOME)).links
 
 
 def test_home_links_signed_in_users_to_their_account(client, user):
     force_page_login(client, user)
     response = client.get(HOME)
-    assert ACCOUNT in parse(response).links
+    assert ACCOUNT in parse_page(response).links
     assert user.email in response.content.decode()
 
 
 @pytest.mark.parametrize("target", [SIGNUP, LOGIN])
 def test_home_does_not_offer_sign_up_or_sign_in_when_signed_in(client, user, target):
     force_page_login(client, user)
-    assert target not in parse(client.get(HOME)).links
+    assert target not in parse_page(client.get(HOME)).links
 
 
 # --- Every page -----------------------------------------------------------------------
@@ -102,13 +61,13 @@ def test_page_is_served(client, path):
 
 @pytest.mark.parametrize("path", PUBLIC_PAGES)
 def test_page_uses_the_site_stylesheet(client, path):
-    assert parse(client.get(path)).stylesheets == [STYLESHEET]
+    assert parse_page(client.get(path)).stylesheets == [STYLESHEET]
 
 
 @pytest.mark.parametrize("path", PUBLIC_PAGES)
 def test_page_has_no_script_tags(client, path):
     response = client.get(path)
-    assert parse(response).scripts == 0
+    assert parse_page(response).scripts == 0
     assert b"<script" not in response.content.lower()
 
 
@@ -117,24 +76,24 @@ def test_signed_in_pages_have_no_script_tags(client, user, path):
     force_page_login(client, user)
     response = client.get(path)
     assert response.status_code == 200
-    assert parse(response).scripts == 0
+    assert parse_page(response).scripts == 0
 
 
 @pytest.mark.parametrize("path", ACCOUNT_FORM_PAGES)
 def test_page_has_a_post_form(client, path):
-    forms = parse(client.get(path)).forms
+    forms = parse_page(client.get(path)).forms
     assert forms
-    assert all(form["attrs"].get("method", "").lower() == "post" for form in forms)
+    assert all(form.attrs.get("method", "").lower() == "post" for form in forms)
 
 
 @pytest.mark.parametrize("path", [*PUBLIC_PAGES, ACCOUNT])
 def test_every_form_carries_a_csrf_token(client, user, path):
     if path in {HOME, ACCOUNT}:
         force_page_login(client, user)  # signed in, these pages carry the sign-out form
-    forms = parse(client.get(path)).forms
+    forms = parse_page(client.get(path)).forms
     assert forms
     for form in forms:
-        tokens = [attrs for attrs in form["inputs"] if attrs.get("name") == "csrfmiddlewaretoken"]
+        tokens = [attrs for attrs in form.inputs if attrs.get("name") == "csrfmiddlewaretoken"]
         assert len(tokens) == 1
         assert tokens[0].get("type") == "hidden"
         assert tokens[0].get("value")
@@ -142,7 +101,7 @@ def test_every_form_carries_a_csrf_token(client, user, path):
 
 @pytest.mark.parametrize("path", PUBLIC_PAGES)
 def test_every_visible_input_has_a_label(client, path):
-    page = parse(client.get(path))
+    page = parse_page(client.get(path))
     assert not page.inputs_outside_forms
     for form in page.forms:
         for attrs in visible_inputs(form):
@@ -151,7 +110,7 @@ def test_every_visible_input_has_a_label(client, path):
 
 
 def test_signup_form_asks_for_email_name_and_two_passwords(client):
-    form = parse(client.get(SIGNUP)).forms[0]
+    form = parse_page(client.get(SIGNUP)).forms[0]
     by_name = {attrs.get("name"): attrs for attrs in visible_inputs(form)}
     assert set(by_name) == {"email", "name", "password1", "password2"}
     assert by_name["email"]["type"] == "email"
@@ -160,7 +119,7 @@ def test_signup_form_asks_for_email_name_and_two_passwords(client):
 
 
 def test_login_form_asks_for_email_and_current_password(client):
-    form = parse(client.get(LOGIN)).forms[0]
+    form = parse_page(client.get(LOGIN)).forms[0]
     by_name = {attrs.get("name"): attrs for attrs in visible_inputs(form)}
     assert set(by_name) == {"email", "password"}
     assert by_name["password"]["type"] == "password"
@@ -170,7 +129,7 @@ def test_login_form_asks_for_email_and_current_password(client):
 def test_labels_survive_a_rejected_submission(client):
     response = client.post(SIGNUP, {"email": "not-an-address", "name": "", "password1": "x", "password2": "y"})
     assert response.status_code == 200
-    page = parse(response)
+    page = parse_page(response)
     assert page.scripts == 0
     for attrs in visible_inputs(page.forms[0]):
         assert attrs["id"] in page.label_targets

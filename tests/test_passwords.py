@@ -1,9 +1,6 @@
 """Password storage (Argon2id with named parameters) and the password policy validators."""
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -26,8 +23,8 @@ from django.core.exceptions import ValidationError
 from accounts.hashers import ConfiguredArgon2PasswordHasher
 from accounts.models import User
 from accounts.validators import MaximumLengthValidator
+from tests.support.processes import clean_env, run_in_project
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PASSPHRASE = "correct horse battery staple"
 
 
@@ -44,19 +41,24 @@ def phrase_of_length(length: int) -> str:
 
 
 # --- Hashing ----------------------------------------------------------------------
+# The suite hashes at Argon2's lowest cost (tests/support/hashers.py); the tests about the
+# configured parameters and the upgrades they cause are marked real_argon2.
 
 
+@pytest.mark.real_argon2
 def test_argon2_parameters_are_named_in_settings():
     assert django_settings.ARGON2_TIME_COST == 2
     assert django_settings.ARGON2_MEMORY_COST_KIB == 19456
     assert django_settings.ARGON2_PARALLELISM == 1
 
 
+@pytest.mark.real_argon2
 def test_configured_argon2_is_the_preferred_hasher():
     assert django_settings.PASSWORD_HASHERS[0] == "accounts.hashers.ConfiguredArgon2PasswordHasher"
     assert isinstance(get_hasher("default"), ConfiguredArgon2PasswordHasher)
 
 
+@pytest.mark.real_argon2
 def test_hashed_password_is_argon2id_with_the_configured_parameters():
     encoded = make_password(PASSPHRASE)
     assert encoded.startswith("argon2$argon2id$")
@@ -85,6 +87,7 @@ def test_check_password_accepts_right_and_rejects_wrong_password():
     assert not check_password("", encoded)
 
 
+@pytest.mark.real_argon2
 def test_current_hash_does_not_need_updating():
     encoded = make_password(PASSPHRASE)
     assert identify_hasher(encoded).must_update(encoded) is False
@@ -108,6 +111,7 @@ def test_pbkdf2_hash_is_not_updated_when_the_password_is_wrong():
     setter.assert_not_called()
 
 
+@pytest.mark.real_argon2
 @pytest.mark.django_db
 def test_user_with_pbkdf2_hash_is_rehashed_with_argon2_on_successful_check():
     user = User.objects.create(
@@ -129,6 +133,7 @@ def test_user_with_pbkdf2_hash_is_not_rehashed_on_failed_check():
     assert user.password == legacy
 
 
+@pytest.mark.real_argon2
 def test_argon2_hash_with_django_default_parameters_must_be_updated():
     # Django's own Argon2 defaults are m=102400,t=2,p=8: still "argon2", but not ours.
     encoded = Argon2PasswordHasher().encode(PASSPHRASE, "somesaltvalue123")
@@ -141,6 +146,7 @@ def test_argon2_hash_with_django_default_parameters_must_be_updated():
     setter.assert_called_once_with(PASSPHRASE)
 
 
+@pytest.mark.real_argon2
 def test_argon2_hash_with_weaker_parameters_must_be_updated():
     weak = type("WeakArgon2", (Argon2PasswordHasher,), {"time_cost": 1, "memory_cost": 1024, "parallelism": 1})
     encoded = weak().encode(PASSPHRASE, "somesaltvalue123")
@@ -148,6 +154,7 @@ def test_argon2_hash_with_weaker_parameters_must_be_updated():
     assert ConfiguredArgon2PasswordHasher().must_update(encoded) is True
 
 
+@pytest.mark.real_argon2
 def test_raising_the_configured_cost_marks_existing_hashes_for_update(settings):
     encoded = make_password(PASSPHRASE)
     settings.ARGON2_MEMORY_COST_KIB = 65536
@@ -155,15 +162,7 @@ def test_raising_the_configured_cost_marks_existing_hashes_for_update(settings):
 
 
 def _import_settings_with(extra_env: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""), "DEBUG": "true", **extra_env}
-    return subprocess.run(
-        [sys.executable, "-c", "import config.settings"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_in_project(["-c", "import config.settings"], clean_env(DEBUG="true", **extra_env), timeout=60)
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from accounts.cookies import SIGNUP_PROOF_COOKIE
 from accounts.models import SecurityEvent, User
-from tests.api_helpers import api_client, bearer, login_response, post_json
-from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.api import api_client, bearer, login_response, post_json
+from tests.support.mail import link_in, mails_to, token_in
 
 pytestmark = pytest.mark.django_db
 
@@ -30,14 +31,6 @@ OWNER_PASSWORD = "the owner's chosen passphrase"
 REGISTER_URL = "/api/auth/register/"
 VERIFY_URL = "/api/auth/email/verify/"
 CONFIRM = "/accounts/verify-email/confirm/"
-
-
-def mails_to(mailoutbox, address: str) -> list:
-    return [message for message in mailoutbox if message.to == [address]]
-
-
-def link_of(message, fragment: str) -> str:
-    return next(link for link in links_in(message) if fragment in link)
 
 
 def page_sign_up(client: Client, email: str, password: str, name: str = "Someone"):
@@ -70,7 +63,7 @@ def test_the_account_exists_email_leads_straight_to_a_new_password(mailoutbox):
     exists = mails_to(mailoutbox, VICTIM)[-1]
     assert "tried to create a new" in exists.body
     assert "/verify-email/resend/" not in exists.body
-    opened = open_link(owner, link_of(exists, "/accounts/password/reset/"))
+    opened = open_link(owner, link_in(exists, "/accounts/password/reset/"))
     assert opened.status_code == 302
     done = owner.post(opened["Location"], {"password1": OWNER_PASSWORD, "password2": OWNER_PASSWORD})
     assert done.status_code == 302
@@ -85,7 +78,7 @@ def test_the_intruders_verification_email_opened_by_the_owner_needs_a_password(m
     intruder_registers_the_victims_address(mailoutbox)
     [verification] = mails_to(mailoutbox, VICTIM)
     owner = Client()
-    assert open_link(owner, link_of(verification, "/verify-email/")).status_code == 302
+    assert open_link(owner, link_in(verification, "/verify-email/")).status_code == 302
     page = owner.get(CONFIRM)
     assert page.status_code == 200
     body = page.content.decode()
@@ -112,7 +105,7 @@ def test_a_resent_verification_link_opened_by_the_owner_needs_a_password_too(mai
     owner = Client()
     owner.post("/accounts/verify-email/resend/", {"email": VICTIM})
     [resent] = mails_to(mailoutbox, VICTIM)
-    open_link(owner, link_of(resent, "/verify-email/"))
+    open_link(owner, link_in(resent, "/verify-email/"))
     response = owner.post(CONFIRM, {"proof": "password", "current-password": OWNER_PASSWORD})
     assert response.status_code == 400  # the owner does not know the intruder's password
     assert "The password is not correct." in response.content.decode()
@@ -124,7 +117,7 @@ def test_a_resent_verification_link_opened_by_the_owner_needs_a_password_too(mai
 
 def test_the_api_refuses_verification_without_the_password_from_another_client(mailoutbox):
     intruder_registers_the_victims_address(mailoutbox)
-    token = token_from_link(link_of(mails_to(mailoutbox, VICTIM)[0], "/verify-email/"))
+    token = token_in(mails_to(mailoutbox, VICTIM)[0], "/verify-email/")
     elsewhere = api_client()
     refused = post_json(elsewhere, VERIFY_URL, {"token": token})
     assert refused.status_code == 400
@@ -146,14 +139,14 @@ def test_the_intruders_signed_in_sessions_end_when_the_owner_proves_the_address(
     squatter = api_client()
     access = login_response(squatter, VICTIM, INTRUDER_PASSWORD).json()["access"]
     assert api_client().get("/api/auth/me/", **bearer(access)).status_code == 200
-    token = token_from_link(link_of(mails_to(mailoutbox, VICTIM)[0], "/verify-email/"))
+    token = token_in(mails_to(mailoutbox, VICTIM)[0], "/verify-email/")
     assert post_json(api_client(), VERIFY_URL, {"token": token, "new_password": OWNER_PASSWORD}).status_code == 200
     assert api_client().get("/api/auth/me/", **bearer(access)).status_code == 401
 
 
 def test_repeated_wrong_passwords_on_the_verify_page_are_rate_limited(mailoutbox):
     intruder_registers_the_victims_address(mailoutbox)
-    token = token_from_link(link_of(mails_to(mailoutbox, VICTIM)[0], "/verify-email/"))
+    token = token_in(mails_to(mailoutbox, VICTIM)[0], "/verify-email/")
     client = api_client()
     codes = [
         post_json(client, VERIFY_URL, {"token": token, "password": f"guess number {n}!"}).status_code for n in range(7)
@@ -174,7 +167,7 @@ def test_the_browser_that_signed_up_verifies_with_the_link_alone(mailoutbox):
     cookie = response.cookies[SIGNUP_PROOF_COOKIE]
     assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/"
     assert cookie["max-age"] == django_settings.ACCOUNTS_UNVERIFIED_ACCOUNT_RETENTION_DAYS * 86400
-    open_link(browser, link_of(mailoutbox[0], "/verify-email/"))
+    open_link(browser, link_in(mailoutbox[0], "/verify-email/"))
     assert "Verify my email address" in browser.get(CONFIRM).content.decode()
     done = browser.post(CONFIRM)
     assert done.status_code == 302
@@ -190,7 +183,7 @@ def test_the_api_client_that_signed_up_verifies_with_the_token_alone(mailoutbox)
         post_json(spa, REGISTER_URL, {"email": "new@example.com", "password": OWNER_PASSWORD, "name": "N"}).status_code
         == 202
     )
-    token = token_from_link(link_of(mailoutbox[0], "/verify-email/"))
+    token = token_in(mailoutbox[0], "/verify-email/")
     assert post_json(spa, VERIFY_URL, {"token": token}).status_code == 200
     assert User.objects.get(email="new@example.com").email_verified
 
@@ -198,7 +191,7 @@ def test_the_api_client_that_signed_up_verifies_with_the_token_alone(mailoutbox)
 def test_the_owner_on_another_device_verifies_with_the_current_password(mailoutbox):
     page_sign_up(Client(), "new@example.com", OWNER_PASSWORD, name="Nora")
     phone = Client()
-    open_link(phone, link_of(mailoutbox[0], "/verify-email/"))
+    open_link(phone, link_in(mailoutbox[0], "/verify-email/"))
     done = phone.post(CONFIRM, {"proof": "password", "current-password": OWNER_PASSWORD})
     assert done.status_code == 302
     account = User.objects.get(email="new@example.com")
@@ -210,7 +203,7 @@ def test_the_proof_of_a_sign_up_matches_no_other_account(mailoutbox):
     """A browser that signed up for one address holds nothing that verifies another account."""
     intruder = intruder_registers_the_victims_address(mailoutbox)
     page_sign_up(Client(), "other@example.com", OWNER_PASSWORD)
-    other_token = token_from_link(link_of(mails_to(mailoutbox, "other@example.com")[0], "/verify-email/"))
+    other_token = token_in(mails_to(mailoutbox, "other@example.com")[0], "/verify-email/")
     refused = post_json(intruder, VERIFY_URL, {"token": other_token})
     assert refused.json()["code"] == "password_required"
 
@@ -221,7 +214,7 @@ def test_the_proof_no_longer_matches_once_the_password_changed(mailoutbox):
     account = User.objects.get(email="new@example.com")
     account.set_password("a password set elsewhere")
     account.save()
-    token = token_from_link(link_of(mailoutbox[0], "/verify-email/"))
+    token = token_in(mailoutbox[0], "/verify-email/")
     assert post_json(spa, VERIFY_URL, {"token": token}).json()["code"] == "password_required"
 
 
@@ -296,7 +289,7 @@ def test_a_purged_squatters_address_can_be_registered_by_its_owner(mailoutbox):
     mailoutbox.clear()
     owner = Client()
     page_sign_up(owner, VICTIM, OWNER_PASSWORD, name="Vic")
-    open_link(owner, link_of(mails_to(mailoutbox, VICTIM)[0], "/verify-email/"))
+    open_link(owner, link_in(mails_to(mailoutbox, VICTIM)[0], "/verify-email/"))
     assert owner.post(CONFIRM).status_code == 302
     assert signs_in(VICTIM, OWNER_PASSWORD)
 
@@ -304,7 +297,7 @@ def test_a_purged_squatters_address_can_be_registered_by_its_owner(mailoutbox):
 def test_a_new_password_sent_with_the_sign_up_proof_is_applied_not_ignored(mailoutbox):
     spa = api_client()
     post_json(spa, REGISTER_URL, {"email": "new@example.com", "password": OWNER_PASSWORD, "name": "N"})
-    token = token_from_link(link_of(mailoutbox[0], "/verify-email/"))
+    token = token_in(mailoutbox[0], "/verify-email/")
     body = {"token": token, "new_password": "a second thought passphrase"}
     assert post_json(spa, VERIFY_URL, body).status_code == 200
     assert signs_in("new@example.com", "a second thought passphrase")

@@ -25,6 +25,7 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.forms.forms import NON_FIELD_ERRORS
 from django.test import Client
+from django_redis.cache import RedisCache
 
 from accounts.audit import email_fingerprint
 from accounts.models import (
@@ -35,7 +36,8 @@ from accounts.models import (
     User,
 )
 from accounts.rate_limits import address_key, ip_key
-from tests.api_helpers import (
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.api import (
     ME_URL,
     REFRESH_URL,
     access_token_for,
@@ -47,8 +49,8 @@ from tests.api_helpers import (
     post_json,
     refresh_cookie_value,
 )
-from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
-from tests.doubles import COUNTING_HASHER, CountingArgon2Hasher
+from tests.support.hashers import COUNTING_HASHER, CountingArgon2Hasher
+from tests.support.mail import links_in, token_from_link
 
 pytestmark = pytest.mark.django_db
 
@@ -953,7 +955,13 @@ class _SilentCache:
         return None
 
 
-@pytest.fixture(params=["get_usage_raises", "cache_raises", "cache_answers_nothing"])
+def _redis_down() -> RedisCache:
+    """The production backend (django-redis, with config/settings.py's timeouts) where no Redis listens."""
+    options = {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}
+    return RedisCache("redis://127.0.0.1:1/0", {"KEY_PREFIX": "rate-limits-redis-down", "OPTIONS": options})
+
+
+@pytest.fixture(params=["get_usage_raises", "cache_raises", "cache_answers_nothing", "redis_down"])
 def counters_unreachable(request, monkeypatch, caplog):
     """The rate-limit counters cannot be read; every other use of the cache still works."""
     if request.param == "get_usage_raises":
@@ -963,8 +971,8 @@ def counters_unreachable(request, monkeypatch, caplog):
 
         monkeypatch.setattr("accounts.rate_limits.get_usage", unreachable)
     else:
-        broken = _RaisingCache() if request.param == "cache_raises" else _SilentCache()
-        monkeypatch.setattr(django_ratelimit.core, "caches", {"default": broken})
+        broken = {"cache_raises": _RaisingCache, "cache_answers_nothing": _SilentCache, "redis_down": _redis_down}
+        monkeypatch.setattr(django_ratelimit.core, "caches", {"default": broken[request.param]()})
     caplog.set_level(logging.ERROR, logger="accounts.rate_limits")
     return caplog
 

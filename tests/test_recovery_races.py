@@ -1,6 +1,6 @@
-"""The owner's recovery racing the intruder's pending link, on PostgreSQL: the account's row lock lets exactly one win."""
+"""The owner's recovery racing the intruder's pending link, on PostgreSQL: the account's row lock lets one win."""
 
-import threading
+import functools
 from datetime import timedelta
 
 import pytest
@@ -12,7 +12,8 @@ from accounts.flows.email_tokens import issue_token
 from accounts.flows.password_reset import reset_password
 from accounts.flows.verification import Purpose, Verifier, verify_email
 from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, User
-from tests.conftest import STRONG_PASSWORD
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.races import run_at_once
 
 pytestmark = [
     pytest.mark.skipif(
@@ -27,29 +28,10 @@ INTRUDER = "intruder@evil.example"
 
 def race(*calls) -> list:
     """Run the calls at once, each on its own thread and database connection; their outcomes in order."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list = [None] * len(calls)
-
-    def worker(index, call):
-        from django.db import connections
-
-        try:
-            barrier.wait(timeout=30)
-            call()
-            outcomes[index] = "won"
-        except TokenInvalid:
-            outcomes[index] = "refused"
-        except BaseException as error:
-            outcomes[index] = error
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
+    return [
+        "won" if outcome.error is None else "refused" if isinstance(outcome.error, TokenInvalid) else outcome.error
+        for outcome in run_at_once(calls)
+    ]
 
 
 def test_a_password_reset_and_the_intruders_change_confirmation_never_both_win(make_user):
@@ -68,8 +50,8 @@ def test_a_password_reset_and_the_intruders_change_confirmation_never_both_win(m
         )
         reset = issue_token(model=PasswordResetToken, user=owner, lifetime_seconds=3600)
         outcomes = race(
-            lambda: reset_password(token=reset, password="the owner's new passphrase"),
-            lambda: verify_email(token=change, verifier=Verifier(password=STRONG_PASSWORD)),
+            functools.partial(reset_password, token=reset, password="the owner's new passphrase"),
+            functools.partial(verify_email, token=change, verifier=Verifier(password=STRONG_PASSWORD)),
         )
         assert sorted(map(str, outcomes)) == ["refused", "won"], outcomes
         owner = User.objects.get(pk=owner.pk)

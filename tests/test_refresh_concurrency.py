@@ -2,8 +2,6 @@
 exactly one request rotate the token, the others get an access token within the grace window,
 and the session is left with exactly one live refresh token."""
 
-import hashlib
-import threading
 from dataclasses import dataclass, field
 
 import pytest
@@ -14,6 +12,9 @@ from django.test import Client
 from accounts.exceptions import RefreshTokenInvalid
 from accounts.flows.device_sessions import rotate_refresh_token, start_device_session
 from accounts.models import DeviceSession, RotatedRefreshToken
+from tests.support import races
+from tests.support.accounts import sha256
+from tests.support.api import ME_URL, REFRESH_URL
 
 pytestmark = [
     pytest.mark.skipif(
@@ -23,49 +24,22 @@ pytestmark = [
 ]
 
 THREADS = 20
-REFRESH_URL = "/api/auth/refresh/"
-ME_URL = "/api/auth/me/"
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
 class Outcomes:
-    results: list = field(default_factory=list)
-    errors: list = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, value) -> None:
-        with self.lock:
-            self.results.append(value)
-
-    def fail(self, error: BaseException) -> None:
-        with self.lock:
-            self.errors.append(error)
+    results: list = field(default_factory=list)  # what the calls returned, in call order
+    errors: list = field(default_factory=list)  # what the others raised
 
 
 def run_at_once(calls) -> Outcomes:
-    """Run every callable in its own thread, released together by a barrier."""
+    """Run every callable in its own thread, released together by a barrier (a hung one fails the test)."""
     outcomes = Outcomes()
-    barrier = threading.Barrier(len(calls))
-
-    def worker(call):
-        try:
-            barrier.wait(timeout=30)
-            outcomes.add(call())
-        except BaseException as error:
-            outcomes.fail(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a refresh hung (deadlock?)"
+    for outcome in races.run_at_once(calls):
+        if outcome.error is None:
+            outcomes.results.append(outcome.value)
+        else:
+            outcomes.errors.append(outcome.error)
     return outcomes
 
 

@@ -10,8 +10,8 @@ from django.test import Client
 from accounts.flows.device_sessions import start_device_session
 from accounts.flows.email_tokens import issue_token
 from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, SecurityEvent, User
-from tests.api_helpers import bearer
-from tests.conftest import STRONG_PASSWORD
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.api import bearer
 from todos.models import Todo
 
 pytestmark = pytest.mark.django_db
@@ -692,7 +692,9 @@ VARIANTS = {
     "upper_case": "ALICE@EXAMPLE.COM",
     "mixed_case_with_spaces": "  Alice@Example.Com ",
     "full_width_local_part": "\uff41\uff4c\uff49\uff43\uff45@example.com",
-    "full_width_everything": "\uff21\uff2c\uff29\uff23\uff25\uff20\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25\uff0e\uff23\uff2f\uff2d",
+    "full_width_everything": (
+        "\uff21\uff2c\uff29\uff23\uff25\uff20\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25\uff0e\uff23\uff2f\uff2d"
+    ),
     "trailing_dot_domain": "alice@example.com.",
 }
 

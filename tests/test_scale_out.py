@@ -8,11 +8,7 @@ round there is still exactly one device session, live, whose stored hash is
 that of the one new cookie handed out. Runs only in the PostgreSQL + Redis pass.
 """
 
-import http.client
-import subprocess
-import sys
-import tempfile
-import threading
+import functools
 
 import pytest
 from django.conf import settings
@@ -20,14 +16,8 @@ from django.db import connection
 
 from accounts.models import DeviceSession
 from accounts.tokens import hash_token
-from tests.test_shared_counters import (
-    NETWORK_TIMEOUT,
-    PROJECT_ROOT,
-    Server,
-    _cookies,
-    _free_port,
-)
-from tests.test_shared_counters import two_servers as start_two_servers
+from tests.support.races import run_at_once
+from tests.support.servers import NETWORK_TIMEOUT, Runserver, cookies_of, two_servers
 
 pytestmark = pytest.mark.skipif(
     not settings.REDIS_URL or connection.vendor != "postgresql",
@@ -39,74 +29,42 @@ ROUNDS = 5
 REFRESH_COOKIE = settings.ACCOUNTS_REFRESH_COOKIE_NAME
 
 
-class ThreadedServer(Server):
-    """test_shared_counters' Server, but with runserver's request threads on."""
-
-    def __init__(self, env: dict[str, str], name: str):
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(prefix=f"runserver-{name}-", suffix=".log", delete=False)
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-
 @pytest.fixture
-def two_servers(transactional_db):
-    # 50 refreshes of one session in seconds are the point here.
-    with start_two_servers(ThreadedServer, RATE_LIMIT_REFRESH_PER_SESSION="1000/m") as started:
+def servers(transactional_db):
+    # 50 refreshes of one session in seconds are the point here; runserver's threads race each server with itself.
+    with two_servers(threaded=True, RATE_LIMIT_REFRESH_PER_SESSION="1000/m") as started:
         yield started
 
 
-def _refresh(server: Server, cookie_header: str, csrf: str) -> tuple[int, str | None, str]:
+def _refresh(server: Runserver, cookie_header: str, csrf: str) -> tuple[int, str | None, str]:
     """(status, the new refresh cookie or None, body text): any answer, JSON or not (a DEBUG 500 page)."""
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=NETWORK_TIMEOUT)
-    try:
-        connection.request("POST", "/api/auth/refresh/", headers={"Cookie": cookie_header, "X-CSRFToken": csrf})
-        response = connection.getresponse()
-        body = response.read().decode(errors="replace")
-        return response.status, _cookies(response.headers).get(REFRESH_COOKIE) or None, body[:300]
-    finally:
-        connection.close()
+    reply = server.request(
+        "POST", "/api/auth/refresh/", headers={"Cookie": cookie_header, "X-CSRFToken": csrf}, timeout=NETWORK_TIMEOUT
+    )
+    return reply.status, reply.cookies.get(REFRESH_COOKIE) or None, (reply.text or str(reply.body))[:300]
 
 
 def _refresh_all_at_once(servers, cookie_header: str, csrf: str) -> list:
-    barrier = threading.Barrier(THREADS)
-    answers: list = [(0, None, "no answer")] * THREADS
-
-    def refresh(index: int) -> None:
-        barrier.wait(timeout=20)
-        try:
-            answers[index] = _refresh(servers[index % 2], cookie_header, csrf)
-        except OSError as error:
-            answers[index] = (0, None, repr(error))
-
-    threads = [threading.Thread(target=refresh, args=(index,)) for index in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return answers
+    calls = [functools.partial(_refresh, servers[index % 2], cookie_header, csrf) for index in range(THREADS)]
+    return [
+        outcome.value if outcome.error is None else (0, None, repr(outcome.error)) for outcome in run_at_once(calls)
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_refreshes_on_two_servers_leave_one_live_refresh_token(two_servers, make_user, password):
+def test_concurrent_refreshes_on_two_servers_leave_one_live_refresh_token(servers, make_user, password):
     user = make_user(email="scale-out@example.com")
-    server_a, server_b = two_servers
+    server_a, server_b = servers
     status, headers, body = server_a.request("POST", "/api/auth/login/", {"email": user.email, "password": password})
     assert status == 200, body
-    refresh_token = _cookies(headers)[REFRESH_COOKIE]
+    refresh_token = cookies_of(headers)[REFRESH_COOKIE]
     status, headers, _body = server_b.request("GET", "/api/auth/csrf/")
     assert status == 200
-    csrf = _cookies(headers)[settings.CSRF_COOKIE_NAME]
+    csrf = cookies_of(headers)[settings.CSRF_COOKIE_NAME]
 
     for round_number in range(ROUNDS):
         cookie_header = f"{settings.CSRF_COOKIE_NAME}={csrf}; {REFRESH_COOKIE}={refresh_token}"
-        answers = _refresh_all_at_once(two_servers, cookie_header, csrf)
+        answers = _refresh_all_at_once(servers, cookie_header, csrf)
 
         statuses = [status for status, _token, _body in answers]
         assert statuses == [200] * THREADS, (round_number, answers)

@@ -1,14 +1,9 @@
 """Security headers, cookies, CORS and deployment checks on every page and every API endpoint."""
 
 import json
-import os
 import secrets
 import string
-import subprocess
-import sys
-from dataclasses import dataclass
-from html.parser import HTMLParser
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import pytest
 from django.conf import settings as django_settings
@@ -17,7 +12,8 @@ from django.test import Client
 from accounts.flows.device_sessions import start_device_session
 from accounts.flows.email_tokens import issue_token
 from accounts.models import EmailVerificationToken, PasswordResetToken, SecurityEvent, User
-from tests.api_helpers import (
+from tests.support.accounts import STRONG_PASSWORD, force_page_login
+from tests.support.api import (
     LOGIN_URL,
     LOGOUT_URL,
     REFRESH_URL,
@@ -29,12 +25,12 @@ from tests.api_helpers import (
     post_json,
     put_json,
 )
-from tests.conftest import STRONG_PASSWORD, force_page_login
+from tests.support.html import parse_page
+from tests.support.processes import clean_env, run_in_project
 from todos.models import Todo
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NEW_PASSWORD = "an entirely new passphrase"
 EVIL_ORIGIN = "https://evil.example"
 APP_ORIGIN = "https://app.example"
@@ -82,44 +78,44 @@ def assert_security_headers(response, *, referrer_policy: str = "same-origin") -
     assert "no-store" in cache_control, response.get("Cache-Control")
 
 
-class InlineCodeFinder(HTMLParser):
-    """Everything in a page that a CSP without 'unsafe-inline' would block."""
+@dataclass
+class InlineCode:
+    """Everything in a page that a CSP without 'unsafe-inline' would block (and the scripts it loads)."""
 
-    def __init__(self):
-        super().__init__()
-        self.inline_scripts = 0
-        self.script_sources: list[str] = []
-        self.style_blocks = 0
-        self.style_attributes: list[str] = []
-        self.event_handlers: list[str] = []
-        self.javascript_urls: list[str] = []
+    inline_scripts: int = 0
+    script_sources: list[str] = field(default_factory=list)
+    style_blocks: int = 0
+    style_attributes: list[str] = field(default_factory=list)
+    event_handlers: list[str] = field(default_factory=list)
+    javascript_urls: list[str] = field(default_factory=list)
 
-    def handle_starttag(self, tag, attrs):
+
+def inline_code_of(response) -> InlineCode:
+    found = InlineCode()
+    for tag, attrs in parse_page(response).tags:
         named = dict(attrs)
         if tag == "script":
             if named.get("src"):
-                self.script_sources.append(named["src"])
+                found.script_sources.append(named["src"])
             else:
-                self.inline_scripts += 1
+                found.inline_scripts += 1
         elif tag == "style":
-            self.style_blocks += 1
+            found.style_blocks += 1
         for name, value in attrs:
             if name == "style":
-                self.style_attributes.append(f"<{tag} style={value!r}>")
+                found.style_attributes.append(f"<{tag} style={value!r}>")
             elif name.startswith("on"):
-                self.event_handlers.append(f"<{tag} {name}>")
+                found.event_handlers.append(f"<{tag} {name}>")
             elif name in {"href", "src", "action", "formaction"} and (value or "").strip().lower().startswith(
                 "javascript:"
             ):
-                self.javascript_urls.append(f"<{tag} {name}={value!r}>")
-
-    handle_startendtag = handle_starttag
+                found.javascript_urls.append(f"<{tag} {name}={value!r}>")
+    return found
 
 
 def assert_no_inline_code(response) -> None:
     assert response["Content-Type"].startswith("text/html"), response["Content-Type"]
-    finder = InlineCodeFinder()
-    finder.feed(response.content.decode())
+    finder = inline_code_of(response)
     assert finder.inline_scripts == 0, "inline <script> without src"
     assert finder.style_blocks == 0, "<style> block"
     assert finder.style_attributes == [], finder.style_attributes
@@ -243,8 +239,7 @@ def test_page_has_no_inline_script_or_style(world, page):
 
 def test_api_docs_load_their_scripts_from_this_site_only(world):
     response = Client().get("/api/docs/")
-    finder = InlineCodeFinder()
-    finder.feed(response.content.decode())
+    finder = inline_code_of(response)
     assert finder.script_sources, "the docs page should load Swagger UI from files"
     for source in finder.script_sources:
         assert source.startswith("/"), source
@@ -777,23 +772,15 @@ def _random(length: int) -> str:
 
 
 def production_env(**extra: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", ""),
-        "DEBUG": "false",
-        "SECRET_KEY": _random(64),
-        "JWT_SIGNING_KEY": _random(48),
-        "ALLOWED_HOSTS": "todo.example",
-        "SITE_URL": "https://todo.example",
-        "ANYMAIL_ESP": "postmark",
-        "ANYMAIL_POSTMARK_SERVER_TOKEN": "x",
+    return clean_env(
+        DEBUG="false",
+        SECRET_KEY=_random(64),
+        JWT_SIGNING_KEY=_random(48),
+        ALLOWED_HOSTS="todo.example",
+        SITE_URL="https://todo.example",
+        ANYMAIL_ESP="postmark",
+        ANYMAIL_POSTMARK_SERVER_TOKEN="x",
         **extra,
-    }
-
-
-def run_in_project(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
     )
 
 
@@ -817,7 +804,8 @@ def production_security_settings() -> dict:
     code = (
         "import json, config.settings as s; print(json.dumps({name: getattr(s, name) for name in ("
         "'SECURE_HSTS_SECONDS', 'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SECURE_HSTS_PRELOAD', 'SECURE_SSL_REDIRECT', "
-        "'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'ACCOUNTS_REFRESH_COOKIE_SECURE', 'ACCOUNTS_EMAIL_IN_BACKGROUND')}))"
+        "'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'ACCOUNTS_REFRESH_COOKIE_SECURE', "
+        "'ACCOUNTS_EMAIL_IN_BACKGROUND')}))"
     )
     result = run_in_project(["-c", code], production_env())
     assert result.returncode == 0, result.stderr

@@ -3,7 +3,6 @@ token), device sessions with re-authentication, recent security events, account 
 
 from datetime import UTC, datetime
 
-import jwt
 import pytest
 import time_machine
 from django.conf import settings as django_settings
@@ -12,19 +11,22 @@ from django.test import Client
 from accounts.audit import email_fingerprint, record_event
 from accounts.flows.signin import DEVICE_SESSION_KEY
 from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, SecurityEvent, User
-from tests.api_helpers import (
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.api import (
     ME_URL,
-    REFRESH_URL,
     api_client,
+    assert_api_error,
     bearer,
-    csrf_header,
+    get_me,
     login,
     login_response,
     patch_json,
     post_json,
+    refresh,
     refresh_cookie_value,
+    session_id_of,
 )
-from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
+from tests.support.mail import link_in, links_in, mails_to, token_from_link
 from todos.models import Todo
 
 pytestmark = pytest.mark.django_db
@@ -91,20 +93,12 @@ def page_signed_in(browser: Client) -> bool:
     return browser.get(PAGE_ACCOUNT).status_code == 200
 
 
-def session_id_of(access_token: str) -> str:
-    return jwt.decode(access_token, options={"verify_signature": False})["sid"]
-
-
 def session_live(session_id: str) -> bool:
     return DeviceSession.objects.get(pk=session_id).revoked_at is None
 
 
-def me(access_token: str):
-    return api_client().get(ME_URL, **bearer(access_token))
-
-
 def token_works(access_token: str) -> bool:
-    response = me(access_token)
+    response = get_me(access_token)
     if response.status_code == 200:
         return True
     assert_error(response, 401, "session_ended")
@@ -113,18 +107,7 @@ def token_works(access_token: str) -> bool:
 
 def assert_error(response, status: int, code: str, *, fields: set[str] | None = None) -> dict:
     """The API's error shape with this status and code (and exactly these field names, if given)."""
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert body["code"] == code, body
-    assert isinstance(body["detail"], str) and body["detail"]
-    if fields is None:
-        assert "fields" not in body, body
-    else:
-        assert set(body["fields"]) == fields, body
-        for messages in body["fields"].values():
-            assert messages and all(isinstance(message, str) and message for message in messages)
-    return body
+    return assert_api_error(response, status, code, fields=fields, exactly=True)
 
 
 def delete_json(client: Client, path: str, data=None, **extra):
@@ -151,10 +134,6 @@ def revoke_others(client: Client, access: str):
     return post_json(client, REVOKE_OTHERS_URL, **bearer(access))
 
 
-def refresh(client: Client):
-    return post_json(client, REFRESH_URL, **csrf_header(client))
-
-
 def verify(token: str, password: str | None = STRONG_PASSWORD):
     """Redeem an emailed token from a fresh client, with the account's password (which a
     change, or a verification away from the signing-up client, asks for)."""
@@ -170,18 +149,14 @@ def sign_in_status(email: str, password: str) -> tuple[int, str | None]:
 GENERIC_FAILURE = (401, "invalid_credentials")
 
 
-def mails_to(mailoutbox, address: str) -> list:
-    return [message for message in mailoutbox if message.to == [address]]
-
-
 def verification_token_in(message) -> str:
-    link = next(link for link in links_in(message) if "/verify-email/" in link)
+    link = link_in(message, "/verify-email/")
     return token_from_link(link)
 
 
 def reset_token_for(mailoutbox, address: str = ALICE) -> str:
     assert post_json(api_client(), RESET_URL, {"email": address}).status_code == 202
-    link = next(link for link in links_in(mails_to(mailoutbox, address)[-1]) if "/password/reset/" in link)
+    link = link_in(mails_to(mailoutbox, address)[-1], "/password/reset/")
     return token_from_link(link)
 
 
@@ -197,7 +172,7 @@ def test_patch_me_saves_the_stripped_name(client, user):
     response = patch_json(client, ME_URL, {"name": "  Alice Smith\t "}, **bearer(access))
     assert response.status_code == 200
     assert response.json() == {"id": user.pk, "email": ALICE, "name": "Alice Smith", "email_verified": True}
-    assert me(access).json()["name"] == "Alice Smith"
+    assert get_me(access).json()["name"] == "Alice Smith"
 
 
 @pytest.mark.parametrize("name", ["", "   ", "n" * 151, 7, None, ["Alice"]])
@@ -356,9 +331,9 @@ def test_email_change_answers_202_and_sends_a_link_to_the_new_address(client, us
     assert response.json() == EMAIL_CHANGE_ACCEPTED
     [message] = mails_to(mailoutbox, NEW_ADDRESS)
     assert message.to == [NEW_ADDRESS]
-    link = next(link for link in links_in(message) if "/verify-email/" in link)
+    link = link_in(message, "/verify-email/")
     assert link.startswith(f"{django_settings.SITE_URL}/accounts/verify-email/")
-    assert me(access).json()["email"] == ALICE
+    assert get_me(access).json()["email"] == ALICE
 
 
 def test_email_change_with_a_wrong_password_is_invalid_password_and_sends_nothing(client, user, mailoutbox):
@@ -398,7 +373,7 @@ def test_email_change_normalises_a_mixed_case_address(client, user, mailoutbox):
     [message] = mails_to(mailoutbox, NEW_ADDRESS)
     assert message.to == [NEW_ADDRESS]
     assert verify(verification_token_in(message)).status_code == 200
-    assert me(access).json()["email"] == NEW_ADDRESS
+    assert get_me(access).json()["email"] == NEW_ADDRESS
 
 
 def test_email_change_without_an_access_token_is_401(client, user, mailoutbox):
@@ -428,7 +403,7 @@ def test_verifying_the_token_switches_to_the_new_verified_address(client, user, 
     user.refresh_from_db()
     assert user.email == NEW_ADDRESS
     assert user.email_verified
-    assert me(access).json() == {"id": user.pk, "email": NEW_ADDRESS, "name": "Alice", "email_verified": True}
+    assert get_me(access).json() == {"id": user.pk, "email": NEW_ADDRESS, "name": "Alice", "email_verified": True}
 
 
 def test_verifying_a_change_tells_the_old_address_with_the_new_one_masked(client, user, mailoutbox):
@@ -475,7 +450,7 @@ def test_change_to_a_taken_address_sends_no_link_and_tells_its_owner(client, use
     # The account's own address is told as for a free address (with its way to cancel).
     [requested] = mails_to(mailoutbox, ALICE)
     assert "/email/change/cancel/" in requested.body
-    assert me(access).json()["email"] == ALICE
+    assert get_me(access).json()["email"] == ALICE
 
 
 def test_change_token_is_refused_once_the_address_was_registered_meanwhile(client, user, mailoutbox):
@@ -503,9 +478,9 @@ def test_a_newer_change_request_replaces_the_pending_token(client, user, mailout
     first = verification_token_in(mails_to(mailoutbox, "first@example.com")[0])
     second = verification_token_in(mails_to(mailoutbox, "second@example.com")[0])
     assert_error(verify(first), 400, "token_invalid", fields={"token"})
-    assert me(access).json()["email"] == ALICE
+    assert get_me(access).json()["email"] == ALICE
     assert verify(second).status_code == 200
-    assert me(access).json()["email"] == "second@example.com"
+    assert get_me(access).json()["email"] == "second@example.com"
 
 
 def test_a_newer_change_request_to_a_taken_address_also_retires_the_pending_token(client, user, bob, mailoutbox):
@@ -515,7 +490,7 @@ def test_a_newer_change_request_to_a_taken_address_also_retires_the_pending_toke
     pending = verification_token_in(mails_to(mailoutbox, "typo@example.com")[0])
     assert change_email(client, access, new_email=BOB).status_code == 202
     assert_error(verify(pending), 400, "token_invalid", fields={"token"})
-    assert me(access).json()["email"] == ALICE
+    assert get_me(access).json()["email"] == ALICE
 
 
 def test_a_failed_change_request_leaves_the_pending_token_alone(client, user, mailoutbox):
@@ -524,7 +499,7 @@ def test_a_failed_change_request_leaves_the_pending_token_alone(client, user, ma
     pending = verification_token_in(mails_to(mailoutbox, NEW_ADDRESS)[0])
     assert change_email(client, access, new_email="other@example.com", password=WRONG_PASSWORD).status_code == 400
     assert verify(pending).status_code == 200
-    assert me(access).json()["email"] == NEW_ADDRESS
+    assert get_me(access).json()["email"] == NEW_ADDRESS
 
 
 def test_email_change_writes_requested_and_confirmed_events(client, user, mailoutbox):

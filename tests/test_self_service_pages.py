@@ -4,7 +4,6 @@ recent security activity and account deletion, driven through real (CSRF-checked
 import re
 from datetime import UTC, datetime, timedelta
 from html import escape
-from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -18,9 +17,12 @@ from accounts.audit import email_fingerprint
 from accounts.exceptions import InvalidCredentials
 from accounts.flows.signin import DEVICE_SESSION_KEY
 from accounts.models import DeviceSession, EmailVerificationToken, PasswordResetToken, SecurityEvent, User
-from tests.api_helpers import api_client, bearer
-from tests.api_helpers import login as api_login
-from tests.conftest import STRONG_PASSWORD, force_page_login, links_in
+from tests.support.accounts import STRONG_PASSWORD, force_page_login
+from tests.support.api import api_client, bearer
+from tests.support.api import login as api_login
+from tests.support.html import parse_page
+from tests.support.mail import link_path_in, links_in, mails_to
+from tests.support.pages import browser, submit
 from todos.models import Todo
 
 pytestmark = pytest.mark.django_db
@@ -58,24 +60,6 @@ CHROME_ANDROID = (
 
 
 # --- Helpers ------------------------------------------------------------------------------
-
-
-def browser() -> Client:
-    """A browser that, like a real deployment, gets a 403 for a form post without the CSRF token."""
-    return Client(enforce_csrf_checks=True)
-
-
-def csrf_token_of(client: Client) -> str:
-    morsel = client.cookies.get(django_settings.CSRF_COOKIE_NAME)
-    if morsel is None or not morsel.value:
-        assert client.get(LOGIN).status_code == 200
-        morsel = client.cookies[django_settings.CSRF_COOKIE_NAME]
-    return morsel.value
-
-
-def submit(client: Client, path: str, data: dict | None = None, **extra):
-    """Submit a page form the way the browser would: with the CSRF token of its cookie."""
-    return client.post(path, {**(data or {}), "csrfmiddlewaretoken": csrf_token_of(client)}, **extra)
 
 
 def sign_in(client: Client, email: str = ALICE, password: str = STRONG_PASSWORD, **extra) -> str:
@@ -143,14 +127,6 @@ def assert_redirects_to_reauthentication(response, next_path: str = SESSIONS) ->
     assert parse_qs(location.query) == {"next": [next_path]}
 
 
-def mails_to(mailoutbox, address: str) -> list:
-    return [message for message in mailoutbox if message.to == [address]]
-
-
-def link_in(message, fragment: str) -> str:
-    return urlsplit(next(link for link in links_in(message) if fragment in link)).path
-
-
 def has_verification_link(message) -> bool:
     return any("/verify-email/" in link for link in links_in(message))
 
@@ -192,29 +168,6 @@ def page_sign_in_fails_generically(email: str, password: str) -> bool:
 
 def events_of(user, kind) -> list[SecurityEvent]:
     return list(SecurityEvent.objects.filter(user=user, kind=kind))
-
-
-class PageParser(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.scripts = 0
-        self.label_targets: list[str] = []
-        self.inputs: list[dict] = []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "script":
-            self.scripts += 1
-        elif tag == "label" and "for" in attrs:
-            self.label_targets.append(attrs["for"])
-        elif tag in {"input", "select", "textarea"}:
-            self.inputs.append(attrs)
-
-
-def parse(response) -> PageParser:
-    parser = PageParser()
-    parser.feed(response.content.decode())
-    return parser
 
 
 def text_of(html: str) -> str:
@@ -313,7 +266,7 @@ def test_self_service_pages_have_no_scripts_and_label_every_input(user, path):
     response = client.get(path)
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
-    page = parse(response)
+    page = parse_page(response)
     assert page.scripts == 0
     assert b"<script" not in response.content.lower()
     visible = [attrs for attrs in page.inputs if attrs.get("type") not in {"hidden", "submit", "button"}]
@@ -336,14 +289,14 @@ def test_self_service_pages_have_no_scripts_and_label_every_input(user, path):
 )
 def test_self_service_forms_ask_for_exactly_their_inputs(user, path, expected_inputs):
     client, _ = signed_in_browser()
-    page = parse(client.get(path))
+    page = parse_page(client.get(path))
     visible = {attrs["name"] for attrs in page.inputs if attrs.get("type") not in {"hidden", "submit", "button"}}
     assert visible == expected_inputs
 
 
 def test_delete_page_confirmation_is_a_labelled_checkbox(user):
     client, _ = signed_in_browser()
-    page = parse(client.get(DELETE))
+    page = parse_page(client.get(DELETE))
     confirm = next(attrs for attrs in page.inputs if attrs.get("name") == "confirm")
     assert confirm["type"] == "checkbox"
     assert confirm["id"] in page.label_targets
@@ -352,10 +305,10 @@ def test_delete_page_confirmation_is_a_labelled_checkbox(user):
 def test_verification_confirm_page_for_a_new_address_has_no_scripts(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    assert client.get(link_in(mailoutbox[-1], "/verify-email/")).status_code == 302
+    assert client.get(link_path_in(mailoutbox[-1], "/verify-email/")).status_code == 302
     response = client.get(VERIFY_CONFIRM)
     assert response.status_code == 200
-    assert parse(response).scripts == 0
+    assert parse_page(response).scripts == 0
 
 
 @pytest.mark.parametrize(
@@ -393,7 +346,7 @@ def test_ending_a_session_without_the_csrf_token_is_refused(user):
 
 def test_profile_page_shows_the_current_name(user):
     client, _ = signed_in_browser()
-    page = parse(client.get(PROFILE))
+    page = parse_page(client.get(PROFILE))
     name_input = next(attrs for attrs in page.inputs if attrs.get("name") == "name")
     assert name_input["value"] == "Alice"
 
@@ -521,7 +474,7 @@ def test_password_change_sends_a_notice_to_the_account_address(user, mailoutbox)
 def test_password_change_invalidates_outstanding_reset_links(user, mailoutbox):
     client, _ = signed_in_browser()
     assert submit(browser(), PASSWORD_RESET, {"email": ALICE}).status_code == 302
-    reset_link = link_in(mails_to(mailoutbox, ALICE)[-1], "/password/reset/")
+    reset_link = link_path_in(mails_to(mailoutbox, ALICE)[-1], "/password/reset/")
     change_password(client)
     assert PasswordResetToken.objects.filter(user=user, used_at__isnull=True).count() == 0
     assert browser().get(reset_link).status_code == 400
@@ -549,7 +502,7 @@ def test_email_change_sends_a_confirmation_link_to_the_new_address_only(user, ma
     assert response["Location"] == EMAIL_CHANGE_SENT
     [message] = mails_to(mailoutbox, NEW_ADDRESS)
     assert message.subject == f"Confirm your new email address for {django_settings.SITE_NAME}"
-    link = link_in(message, "/verify-email/")
+    link = link_path_in(message, "/verify-email/")
     assert re.fullmatch(r"/accounts/verify-email/[^/]+/", link)
     # The current address is told, with a way to cancel, but gets no confirmation link.
     [notice] = mails_to(mailoutbox, ALICE)
@@ -600,7 +553,8 @@ def test_email_change_normalises_a_mixed_case_address(user, mailoutbox):
     request_email_change(client, new_email="New.Person@EXAMPLE.Com")
     assert len(mails_to(mailoutbox, NEW_ADDRESS)) == 1
     assert (
-        confirm_in_browser(client, link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")).status_code == 302
+        confirm_in_browser(client, link_path_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")).status_code
+        == 302
     )
     user.refresh_from_db()
     assert user.email == NEW_ADDRESS
@@ -622,13 +576,13 @@ def test_until_confirmed_password_reset_keeps_using_the_old_address(user, mailou
     assert mailoutbox == []
     submit(browser(), PASSWORD_RESET, {"email": ALICE})
     assert [message.to for message in mailoutbox] == [[ALICE]]
-    assert "/accounts/password/reset/" in link_in(mailoutbox[0], "/password/reset/")
+    assert "/accounts/password/reset/" in link_path_in(mailoutbox[0], "/password/reset/")
 
 
 def test_confirming_the_link_switches_the_account_to_the_new_verified_address(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    link = link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")
+    link = link_path_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")
     response = client.get(link)
     assert response.status_code == 302
     assert response["Location"] == VERIFY_CONFIRM
@@ -649,7 +603,7 @@ def test_confirming_the_link_switches_the_account_to_the_new_verified_address(us
 def test_confirming_a_change_tells_the_old_address_with_the_new_one_masked(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    confirm_in_browser(client, link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/"))
+    confirm_in_browser(client, link_path_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/"))
     [_requested, notice] = mails_to(mailoutbox, ALICE)
     assert notice.subject == f"The email address of your {django_settings.SITE_NAME} account was changed"
     assert "n***@example.com" in notice.body
@@ -663,7 +617,7 @@ def test_confirming_a_change_tells_the_old_address_with_the_new_one_masked(user,
 def test_after_confirming_sign_in_uses_the_new_address_and_not_the_old(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    confirm_in_browser(client, link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/"))
+    confirm_in_browser(client, link_path_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/"))
     assert not page_sign_in_fails_generically(NEW_ADDRESS, STRONG_PASSWORD)
     assert page_sign_in_fails_generically(ALICE, STRONG_PASSWORD)
 
@@ -671,9 +625,9 @@ def test_after_confirming_sign_in_uses_the_new_address_and_not_the_old(user, mai
 def test_confirming_a_change_invalidates_reset_links_sent_to_the_old_address(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    change_link = link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")
+    change_link = link_path_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")
     submit(browser(), PASSWORD_RESET, {"email": ALICE})
-    reset_link = link_in(mails_to(mailoutbox, ALICE)[-1], "/password/reset/")
+    reset_link = link_path_in(mails_to(mailoutbox, ALICE)[-1], "/password/reset/")
     confirm_in_browser(client, change_link)
     assert browser().get(reset_link).status_code == 400
 
@@ -681,7 +635,7 @@ def test_confirming_a_change_invalidates_reset_links_sent_to_the_old_address(use
 def test_confirmation_link_works_once(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    link = link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")
+    link = link_path_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")
     assert confirm_in_browser(client, link).status_code == 302
     again = confirm_in_browser(browser(), link)
     assert again.status_code == 400
@@ -691,7 +645,7 @@ def test_confirmation_link_works_once(user, mailoutbox):
 def test_confirmation_also_works_in_a_browser_that_is_not_signed_in(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    response = confirm_in_browser(browser(), link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/"))
+    response = confirm_in_browser(browser(), link_path_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/"))
     assert response.status_code == 302
     assert response["Location"] == LOGIN
     user.refresh_from_db()
@@ -723,7 +677,7 @@ def test_change_to_a_taken_address_sends_no_link_and_tells_its_owner(user, bob, 
 def test_change_link_is_refused_when_the_address_was_registered_meanwhile(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client)
-    link = link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")
+    link = link_path_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/")
     registration = api_client().post(
         "/api/auth/register/",
         {"email": NEW_ADDRESS, "password": "another strong passphrase", "name": "Newcomer"},
@@ -746,8 +700,8 @@ def test_a_newer_change_request_replaces_the_pending_link(user, mailoutbox):
     client, _ = signed_in_browser()
     request_email_change(client, new_email="first@example.com")
     request_email_change(client, new_email="second@example.com")
-    first = link_in(mails_to(mailoutbox, "first@example.com")[0], "/verify-email/")
-    second = link_in(mails_to(mailoutbox, "second@example.com")[0], "/verify-email/")
+    first = link_path_in(mails_to(mailoutbox, "first@example.com")[0], "/verify-email/")
+    second = link_path_in(mails_to(mailoutbox, "second@example.com")[0], "/verify-email/")
     assert confirm_in_browser(browser(), first).status_code == 400
     user.refresh_from_db()
     assert user.email == ALICE
@@ -762,7 +716,7 @@ def test_email_change_writes_requested_and_confirmed_events(user, mailoutbox):
     [requested] = events_of(user, SecurityEvent.Kind.EMAIL_CHANGE_REQUESTED)
     assert requested.ip_address == "127.0.0.1"
     assert events_of(user, SecurityEvent.Kind.EMAIL_CHANGE_CONFIRMED) == []
-    confirm_in_browser(client, link_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/"))
+    confirm_in_browser(client, link_path_in(mails_to(mailoutbox, NEW_ADDRESS)[0], "/verify-email/"))
     assert len(events_of(user, SecurityEvent.Kind.EMAIL_CHANGE_CONFIRMED)) == 1
 
 
@@ -801,7 +755,7 @@ def test_devices_page_escapes_a_hostile_user_agent(user):
     signed_in_browser(HTTP_USER_AGENT='<script>alert("x")</script>')
     client, _ = signed_in_browser()
     response = client.get(SESSIONS)
-    assert parse(response).scripts == 0
+    assert parse_page(response).scripts == 0
     assert "&lt;script&gt;" in response.content.decode()
 
 
@@ -948,7 +902,7 @@ def test_after_entering_the_password_ending_other_sessions_works(user):
         redirect = submit(client, end_url(other_id))
         form_page = client.get(redirect["Location"])
         assert form_page.status_code == 200
-        hidden_next = [attrs for attrs in parse(form_page).inputs if attrs.get("name") == "next"]
+        hidden_next = [attrs for attrs in parse_page(form_page).inputs if attrs.get("name") == "next"]
         assert hidden_next == [{"type": "hidden", "name": "next", "value": SESSIONS}]
         response = submit(client, REAUTHENTICATE, {"password": STRONG_PASSWORD, "next": SESSIONS})
         assert response.status_code == 302
@@ -997,7 +951,7 @@ def test_reauthentication_escapes_the_next_url_it_carries(user):
     client, _ = signed_in_browser()
     response = client.get(REAUTHENTICATE, {"next": '/accounts/sessions/?x="><script>alert(1)</script>'})
     assert response.status_code == 200
-    assert parse(response).scripts == 0
+    assert parse_page(response).scripts == 0
 
 
 def test_a_page_session_without_a_device_session_is_signed_out(user):

@@ -8,11 +8,8 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
-import time_machine
 from django.conf import settings as django_settings
 from django.contrib.auth import SESSION_KEY
-from django.core.cache import caches
-from django.core.cache.backends.redis import RedisCache
 from django.test import Client
 from django.utils import timezone
 
@@ -20,17 +17,18 @@ from accounts.exceptions import ReauthenticationRequired
 from accounts.flows.account_status import deactivate_user, reactivate_user
 from accounts.flows.device_sessions import (
     live_sessions,
-    mark_reauthenticated,
-    require_recent_authentication,
     start_device_session,
 )
+from accounts.flows.reauthentication import SensitiveAction, record_authentication, require_recent_authentication
 from accounts.flows.signin import DEVICE_SESSION_KEY, PAGE_USE_INTERVAL
 from accounts.models import DeviceSession
 from accounts.revocation import is_session_live
 from accounts.tokens import generate_token, hash_token
-from tests.api_helpers import ME_URL, REFRESH_URL, api_client, bearer, csrf_header, post_json
-from tests.api_helpers import login as api_login
-from tests.conftest import STRONG_PASSWORD, force_page_login
+from tests.support.accounts import STRONG_PASSWORD, force_page_login
+from tests.support.api import ME_URL, api_client, bearer, post_json, refresh
+from tests.support.api import assert_api_error as assert_error
+from tests.support.api import login as api_login
+from tests.support.pages import browser, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -65,69 +63,7 @@ def _default_lifetimes(settings):
     settings.JWT_ACCESS_TOKEN_LIFETIME = int(ACCESS_TOKEN_LIFETIME.total_seconds())
 
 
-# --- The clock ----------------------------------------------------------------------------------
-
-
-class Clock:
-    """The test's clock: frozen at START, moved only forward, by at() and advance()."""
-
-    def __init__(self, traveller):
-        self._traveller = traveller
-
-    def at(self, since_start: timedelta) -> datetime:
-        """Move to START + since_start; returns that moment."""
-        self.advance(START + since_start - timezone.now())
-        return timezone.now()
-
-    def advance(self, delta: timedelta) -> None:
-        assert delta >= timedelta(0), "the clock only moves forward"
-        self._traveller.shift(delta)
-        # time-machine moves Python's clock, which the database queries and the local-memory cache
-        # read. Redis keeps its own clock: age its entries by hand, so that an entry that would
-        # have expired meanwhile is gone there too (and one that would not, is not).
-        if isinstance(caches["default"], RedisCache):
-            _age_redis_entries(delta)
-
-
-def _age_redis_entries(delta: timedelta) -> None:
-    cache = caches["default"]
-    client = cache._cache.get_client(write=True)
-    elapsed_ms = int(delta.total_seconds() * 1000)
-    for key in client.scan_iter(match=cache.make_key("*")):
-        left_ms = client.pttl(key)
-        if left_ms < 0:  # no expiry (-1), or expired meanwhile (-2)
-            continue
-        if left_ms <= elapsed_ms:
-            client.delete(key)
-        else:
-            client.pexpire(key, left_ms - elapsed_ms)
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(START, tick=False) as traveller:
-        yield Clock(traveller)
-
-
-# --- Pages ---------------------------------------------------------------------------------------
-
-
-def browser() -> Client:
-    """A browser that, like a real deployment, gets a 403 for a form post without the CSRF token."""
-    return Client(enforce_csrf_checks=True)
-
-
-def csrf_token_of(client: Client) -> str:
-    morsel = client.cookies.get(django_settings.CSRF_COOKIE_NAME)
-    if morsel is None or not morsel.value:
-        assert client.get(LOGIN).status_code == 200
-        morsel = client.cookies[django_settings.CSRF_COOKIE_NAME]
-    return morsel.value
-
-
-def submit(client: Client, path: str, data: dict | None = None):
-    """Submit a page form the way the browser would: with the CSRF token of its cookie."""
-    return client.post(path, {**(data or {}), "csrfmiddlewaretoken": csrf_token_of(client)})
+# --- Pages: the clock fixture (conftest.py) is stopped at START and ages Redis entries alike ---------
 
 
 def sign_in(client: Client, email: str = ALICE) -> str:
@@ -180,15 +116,6 @@ def listed_by_api(access: str) -> set[str]:
     response = api_client().get(SESSIONS_API, **bearer(access))
     assert response.status_code == 200, response.content
     return {row["id"] for row in response.json()}
-
-
-def assert_error(response, status: int, code: str) -> None:
-    assert response.status_code == status, response.content
-    assert response.json()["code"] == code, response.json()
-
-
-def refresh(client: Client):
-    return client.post(REFRESH_URL, **csrf_header(client))
 
 
 def row(session_id) -> DeviceSession:
@@ -473,16 +400,19 @@ def test_refresh_just_before_the_idle_lifetime_keeps_the_pages_signed_in(user, c
 # --- 8. Recent authentication is no use to a session that is not live ------------------------------
 
 
+ENDING_OTHERS = SensitiveAction.END_OTHER_SESSIONS
+
+
 def test_require_recent_authentication_refuses_an_idle_expired_session_authenticated_seconds_ago(user, clock, settings):
     settings.ACCOUNTS_REFRESH_IDLE_LIFETIME = int(SHORT_LIFETIME.total_seconds())
     session_id = start_device_session(user=user, ip_address=None, user_agent="pytest").session.pk
     clock.at(SHORT_LIFETIME - 10 * SECOND)
-    mark_reauthenticated(session_id=session_id)  # password entry: not use for the idle clock
-    require_recent_authentication(session_id=session_id)  # within the window and live
+    record_authentication(session_id=session_id)  # password entry: not use for the idle clock
+    require_recent_authentication(session_id=session_id, action=ENDING_OTHERS)  # within the window and live
     clock.at(SHORT_LIFETIME)
     # Still well within the five-minute window, but the session is no longer live.
     with pytest.raises(ReauthenticationRequired):
-        require_recent_authentication(session_id=session_id)
+        require_recent_authentication(session_id=session_id, action=ENDING_OTHERS)
 
 
 def test_ending_other_sessions_through_the_api_from_an_idle_expired_session_is_refused(user, clock, settings):

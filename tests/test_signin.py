@@ -1,18 +1,16 @@
 """Sign-in, sign-out and the account page: credentials, sessions, redirects and hash upgrades."""
 
-import re
-
 import pytest
 from django.contrib.auth.hashers import Argon2PasswordHasher, make_password
 from django.contrib.sessions.backends.db import SessionStore
-from django.test import Client
 
 from accounts.exceptions import EmailNotVerified, InvalidCredentials
 from accounts.flows.signin import authenticate_user
 from accounts.hashers import ConfiguredArgon2PasswordHasher
 from accounts.models import User
-from tests.conftest import STRONG_PASSWORD, force_page_login
-from tests.doubles import COUNTING_HASHER, CountingArgon2Hasher
+from tests.support.accounts import STRONG_PASSWORD, force_page_login
+from tests.support.pages import browser, csrf_from_page
+from tests.support.pages import without_csrf as _without_csrf
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +20,6 @@ HOME_URL = "/accounts/"
 GENERIC_ERROR = "The email address or password is not correct."
 WRONG_PASSWORD = "not the right passphrase"
 CONFIGURED_PARAMS = "m=19456,t=2,p=1"
-_CSRF_VALUE = re.compile(r'(name="csrfmiddlewaretoken" value=")[^"]*(")')
 
 
 class WeakArgon2PasswordHasher(ConfiguredArgon2PasswordHasher):
@@ -33,21 +30,12 @@ class WeakArgon2PasswordHasher(ConfiguredArgon2PasswordHasher):
     parallelism = 1
 
 
-@pytest.fixture
-def hash_counter(settings):
-    # Replace (not just prepend) the configured hasher: Django maps each
-    # algorithm name to the *last* listed hasher, so both would share "argon2".
-    settings.PASSWORD_HASHERS = [COUNTING_HASHER, *settings.PASSWORD_HASHERS[1:]]
-    CountingArgon2Hasher.calls = 0
-    return CountingArgon2Hasher
-
-
 def sign_in(client, email="alice@example.com", password=STRONG_PASSWORD, **extra):
     return client.post(LOGIN_URL, {"email": email, "password": password, **extra})
 
 
 def without_csrf(response) -> str:
-    return _CSRF_VALUE.sub(r"\1\2", response.content.decode())
+    return _without_csrf(response.content.decode())
 
 
 def signed_in_user_id(client):
@@ -352,6 +340,7 @@ def _user_with_hash(make_user, encoded):
     return user
 
 
+@pytest.mark.real_argon2
 def test_pbkdf2_hash_is_upgraded_to_configured_argon2_on_sign_in(client, make_user):
     user = _user_with_hash(make_user, make_password(STRONG_PASSWORD, hasher="pbkdf2_sha256"))
     assert user.password.startswith("pbkdf2_sha256$")
@@ -363,6 +352,7 @@ def test_pbkdf2_hash_is_upgraded_to_configured_argon2_on_sign_in(client, make_us
     assert user.check_password(STRONG_PASSWORD)
 
 
+@pytest.mark.real_argon2
 def test_weak_argon2_hash_is_upgraded_on_sign_in(client, make_user):
     old = make_password(STRONG_PASSWORD, hasher=WeakArgon2PasswordHasher())
     assert "m=8192,t=1,p=1" in old
@@ -376,6 +366,7 @@ def test_weak_argon2_hash_is_upgraded_on_sign_in(client, make_user):
     assert user.check_password(STRONG_PASSWORD)
 
 
+@pytest.mark.real_argon2
 def test_django_default_argon2_hash_is_upgraded_on_sign_in(client, make_user):
     # Django's own Argon2 defaults differ from the configured ones.
     old = make_password(STRONG_PASSWORD, hasher=Argon2PasswordHasher())
@@ -387,6 +378,7 @@ def test_django_default_argon2_hash_is_upgraded_on_sign_in(client, make_user):
     assert CONFIGURED_PARAMS in user.password
 
 
+@pytest.mark.real_argon2
 def test_current_hash_is_not_rewritten_on_sign_in(client, user):
     before = user.password
     assert sign_in(client).status_code == 302
@@ -394,6 +386,7 @@ def test_current_hash_is_not_rewritten_on_sign_in(client, user):
     assert user.password == before
 
 
+@pytest.mark.real_argon2
 def test_old_hash_is_not_upgraded_by_a_wrong_password(client, make_user):
     old = make_password(STRONG_PASSWORD, hasher="pbkdf2_sha256")
     user = _user_with_hash(make_user, old)
@@ -432,7 +425,7 @@ def test_logout_shows_signed_out_message(client, user):
 
 
 def test_logout_without_csrf_token_is_forbidden(user):
-    client = Client(enforce_csrf_checks=True)
+    client = browser()
     force_page_login(client, user)
     response = client.post(LOGOUT_URL)
     assert response.status_code == 403
@@ -440,17 +433,16 @@ def test_logout_without_csrf_token_is_forbidden(user):
 
 
 def test_logout_with_csrf_token_works_under_enforced_checks(user):
-    client = Client(enforce_csrf_checks=True)
+    client = browser()
     force_page_login(client, user)
-    page = client.get(HOME_URL)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
+    token = csrf_from_page(client, HOME_URL)
     response = client.post(LOGOUT_URL, {"csrfmiddlewaretoken": token})
     assert response.status_code == 302
     assert client.session.get("_auth_user_id") is None
 
 
 def test_login_without_csrf_token_is_forbidden(user):
-    client = Client(enforce_csrf_checks=True)
+    client = browser()
     response = client.post(LOGIN_URL, {"email": "alice@example.com", "password": STRONG_PASSWORD})
     assert response.status_code == 403
     assert client.session.get("_auth_user_id") is None

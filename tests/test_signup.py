@@ -4,7 +4,6 @@ import logging
 import re
 
 import pytest
-from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client
 
 from accounts.exceptions import AccountError, InvalidEmail, PasswordRejected
@@ -12,8 +11,8 @@ from accounts.flows.signup import sign_up
 from accounts.flows.verification import signup_proof
 from accounts.models import EmailVerificationToken, User
 from accounts.tokens import hash_token
-from tests.conftest import STRONG_PASSWORD, links_in, token_from_link
-from tests.doubles import COUNTING_HASHER, CountingArgon2Hasher
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.mail import html_of, install_unreachable_email, links_in, token_from_link
 
 pytestmark = pytest.mark.django_db
 
@@ -21,25 +20,6 @@ SIGNUP_URL = "/accounts/signup/"
 DONE_URL = "/accounts/signup/done/"
 SITE_URL = "https://todo.example"
 VERIFY_LINK = re.compile(r"^https://todo\.example/accounts/verify-email/([A-Za-z0-9_-]{43})/$")
-
-
-class FailingEmailBackend(BaseEmailBackend):
-    """An email backend whose server is down; it remembers what it was asked to send."""
-
-    attempted: list = []
-
-    def send_messages(self, email_messages):
-        FailingEmailBackend.attempted.extend(email_messages)
-        raise ConnectionRefusedError("mail server unreachable")
-
-
-@pytest.fixture
-def hash_counter(settings):
-    # Replace (not just prepend) the configured hasher: Django maps each
-    # algorithm name to the *last* listed hasher, so both would share "argon2".
-    settings.PASSWORD_HASHERS = [COUNTING_HASHER, *settings.PASSWORD_HASHERS[1:]]
-    CountingArgon2Hasher.calls = 0
-    return CountingArgon2Hasher
 
 
 @pytest.fixture
@@ -57,12 +37,6 @@ def signup_data(**overrides):
 
 def post_signup(client, **overrides):
     return client.post(SIGNUP_URL, signup_data(**overrides))
-
-
-def html_of(message) -> str:
-    [(content, mimetype)] = message.alternatives
-    assert mimetype == "text/html"
-    return content
 
 
 # --- The page -------------------------------------------------------------------
@@ -105,6 +79,7 @@ def test_new_address_creates_unverified_user_with_lowercase_email(client, mailou
     assert not user.is_staff and not user.is_superuser
 
 
+@pytest.mark.real_argon2
 def test_new_address_password_is_hashed_with_argon2id(client, mailoutbox):
     post_signup(client)
     user = User.objects.get()
@@ -387,9 +362,7 @@ def test_password_too_long_is_not_hashed(client, mailoutbox, hash_counter):
 
 @pytest.fixture
 def failing_email(settings):
-    settings.EMAIL_BACKEND = f"{__name__}.FailingEmailBackend"
-    FailingEmailBackend.attempted = []
-    return FailingEmailBackend
+    return install_unreachable_email(settings)
 
 
 def test_email_failure_for_new_address_still_redirects_and_logs_without_token(client, failing_email, caplog):

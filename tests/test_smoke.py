@@ -2,7 +2,8 @@
 
 from django.core import mail
 
-from tests.conftest import STRONG_PASSWORD, links_in
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.mail import link_in
 
 
 def test_sign_up_verify_sign_in_sign_out(client, db):
@@ -12,7 +13,7 @@ def test_sign_up_verify_sign_in_sign_out(client, db):
     )
     assert response.status_code == 302
     assert len(mail.outbox) == 1
-    link = next(link for link in links_in(mail.outbox[0]) if "/verify-email/" in link)
+    link = link_in(mail.outbox[0], "/verify-email/")
     path = link.removeprefix("http://127.0.0.1:8000")
     response = client.get(path)
     assert response.status_code == 302

@@ -7,7 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import DeviceSession
-from tests.api_helpers import access_token_for, api_client, bearer, login, patch_json, post_json, put_json
+from tests.support.api import access_token_for, api_client, bearer, login, patch_json, post_json, put_json
+from tests.support.api import assert_api_error as assert_error
 from todos.models import Todo
 
 pytestmark = pytest.mark.django_db
@@ -53,19 +54,6 @@ def make_todo(owner, title="Task", *, completed=False, minutes=0, notes=""):
 
 def titles(response) -> list[str]:
     return [item["title"] for item in response.json()["results"]]
-
-
-def assert_error(response, status: int, code: str, *, fields: set[str] | None = None) -> dict:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["code"] == code, body
-    assert isinstance(body["detail"], str) and body["detail"]
-    if fields is None:
-        assert set(body) == {"code", "detail"}, body
-    else:
-        assert set(body) == {"code", "detail", "fields"}, body
-        assert fields <= set(body["fields"]), body
-    return body
 
 
 # --- Listing and paging ----------------------------------------------------------------

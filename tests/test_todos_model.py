@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from tests.conftest import force_page_login
+from tests.support.accounts import force_page_login
 from todos.models import TITLE_MAX_LENGTH, Todo
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""describe_user_agent: the short "Browser N on System" text shown on the devices page, for real user agents and junk."""
+"""describe_user_agent: the short "Browser N on System" text of the devices page, for real user agents and junk."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Browser-test infrastructure: chromium through Playwright, the live server, and page checks.
+"""Browser-test fixtures: chromium through Playwright, the live server; the checks are in tests/support/browser.py.
 
 Every test here is marked ``browser``. Without chromium (or axe-core, from
 ``npm ci --prefix tests/browser``) the tests are skipped locally and fail in CI.
@@ -7,51 +7,23 @@ pytest-django's ``live_server``, which runs in a thread of this process, so the
 emails it sends land in ``django.core.mail.outbox``.
 """
 
-import json
 import os
-import re
-import shutil
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
+
+from tests.support.browser import (
+    BROWSER_TESTS,
+    CHROMIUM_ARGS,
+    CSP_RECORDER,
+    DESKTOP,
+    instrument,
+    missing_requirement,
+)
 
 # Playwright's sync API keeps an event loop in this thread; the tests still
 # use the ORM synchronously (as pytest-playwright users do).
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-BROWSER_TESTS = Path(__file__).resolve().parent
-REPO = BROWSER_TESTS.parent.parent
-AXE_JS = BROWSER_TESTS / "node_modules" / "axe-core" / "axe.min.js"
-SCREENSHOTS = REPO / "artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-DESKTOP = {"width": 1280, "height": 800}
-NARROW = {"width": 320, "height": 800}
-# A same-origin path the tests serve axe-core from (through Playwright routing,
-# never the live server), so injecting it obeys the site's script-src 'self'.
-AXE_URL_PATH = "/__browser-tests__/axe.min.js"
-
-# Runs before any script of every page: record Content Security Policy violations.
-CSP_RECORDER = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.__cspViolations.push({
-    directive: event.violatedDirective,
-    blocked: event.blockedURI,
-    source: event.sourceFile,
-    line: event.lineNumber,
-    sample: event.sample,
-  });
-});
-"""
 
 
 def pytest_collection_modifyitems(config, items):
@@ -60,28 +32,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
 
 
-def _missing_requirement() -> str | None:
-    if shutil.which("chromium") is None or not Path("/usr/bin/chromium").exists():
-        return "Debian's chromium is not installed (/usr/bin/chromium); apt-get install chromium"
-    if not AXE_JS.exists():
-        return f"axe-core is not installed ({AXE_JS}); run npm ci --prefix tests/browser"
-    return None
-
-
 @pytest.fixture(scope="session")
 def browser_requirements():
-    problem = _missing_requirement()
+    problem = missing_requirement()
     if problem:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the browser tests: {problem}")
         pytest.skip(problem)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser(browser_requirements):
-    """Chromium for one test module. Playwright's sync API keeps an event loop
-    running in this thread while it is started; stopping it after each module
-    keeps that loop away from the rest of the suite."""
+    """One chromium for every browser test (each test gets fresh profiles: ``new_context``).
+    Playwright's sync API keeps an event loop running in this thread while it is
+    started; stopping it after this package keeps that loop away from the rest of the suite."""
     from playwright.sync_api import sync_playwright
 
     playwright = sync_playwright().start()
@@ -89,14 +53,6 @@ def browser(browser_requirements):
     yield chromium
     chromium.close()
     playwright.stop()
-
-
-def _instrument(page) -> None:
-    """Collect what a clean page must not produce."""
-    page.console_errors = []
-    page.page_errors = []
-    page.on("console", lambda message: page.console_errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: page.page_errors.append(str(error)))
 
 
 @pytest.fixture
@@ -114,7 +70,7 @@ def new_context(browser, site):
         context = browser.new_context(viewport={"width": width, "height": height}, base_url=site, **options)
         context.set_default_timeout(10_000)
         context.add_init_script(CSP_RECORDER)
-        context.on("page", _instrument)
+        context.on("page", instrument)
         contexts.append(context)
         return context
 
@@ -131,117 +87,3 @@ def context(new_context):
 @pytest.fixture
 def page(context):
     return context.new_page()
-
-
-# --- Checks ---------------------------------------------------------------------
-
-_FAILED_LOAD = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
-
-
-def assert_clean(page, *, allow_statuses=()) -> None:
-    """No console error or uncaught exception since the last check, and no CSP violation in this document.
-
-    ``allow_statuses``: HTTP statuses the person is meant to meet here (a 400
-    page for a bad link, the 401 of a refresh after the session ended), which
-    chromium reports as console errors.
-    """
-    allowed = {str(status) for status in allow_statuses}
-    errors = [
-        text for text in page.console_errors if not ((match := _FAILED_LOAD.search(text)) and match.group(1) in allowed)
-    ]
-    violations = page.evaluate("window.__cspViolations || []")
-    page_errors = list(page.page_errors)
-    forget_console(page)
-    problems = []
-    if errors:
-        problems.append("console errors:\n  " + "\n  ".join(errors))
-    if page_errors:
-        problems.append("page errors:\n  " + "\n  ".join(page_errors))
-    if violations:
-        problems.append("CSP violations:\n  " + "\n  ".join(json.dumps(v) for v in violations))
-    assert not problems, f"{page.url}\n" + "\n".join(problems)
-
-
-def forget_console(page) -> None:
-    """Start counting console and page errors afresh (after an expected failure)."""
-    page.console_errors.clear()
-    page.page_errors.clear()
-
-
-def assert_accessible(page) -> None:
-    """axe-core finds no serious or critical violation on the page as it is now."""
-    origin = "{0.scheme}://{0.netloc}".format(urlsplit(page.url))
-
-    def serve_axe(route):
-        route.fulfill(path=str(AXE_JS), content_type="text/javascript; charset=utf-8")
-
-    page.route(origin + AXE_URL_PATH, serve_axe)
-    try:
-        page.add_script_tag(url=origin + AXE_URL_PATH)
-    finally:
-        page.unroute(origin + AXE_URL_PATH, serve_axe)
-    violations = page.evaluate(
-        """async () => {
-          const results = await axe.run(document, { resultTypes: ["violations"] });
-          return results.violations
-            .filter((v) => v.impact === "serious" || v.impact === "critical")
-            .map((v) => ({
-              id: v.id, impact: v.impact, help: v.help,
-              nodes: v.nodes.map((n) => `${n.target.join(" ")}: ${n.failureSummary.replace(/\\n/g, " ")}`),
-            }));
-        }"""
-    )
-    report = "\n".join(
-        f"- [{v['impact']}] {v['id']}: {v['help']}\n" + "\n".join(f"    {node}" for node in v["nodes"][:10])
-        for v in violations
-    )
-    assert not violations, f"axe violations on {page.url}:\n{report}"
-
-
-def screenshot(page, name: str) -> None:
-    """artifacts/screenshots/<name>-desktop.png (1280 wide) and <name>-320.png, full page."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    before = page.viewport_size
-    try:
-        page.set_viewport_size(DESKTOP)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-desktop.png"), full_page=True)
-        page.set_viewport_size(NARROW)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-320.png"), full_page=True)
-    finally:
-        page.set_viewport_size(before)
-
-
-def horizontal_overflow(page) -> int:
-    """How many CSS pixels the page is wider than its viewport (0: no horizontal scrolling)."""
-    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-
-
-def path_of(link: str) -> str:
-    """The path (and query) of an emailed link, to open on the live server."""
-    parts = urlsplit(link)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-# --- What a person does often -----------------------------------------------------
-
-
-def sign_in_on_page(page, email: str, password: str, *, next_path: str | None = None) -> None:
-    """Sign in on /accounts/login/ and wait until the site has moved on."""
-    from playwright.sync_api import expect
-
-    page.goto("/accounts/login/" + (f"?next={next_path}" if next_path else ""))
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
-
-
-def sign_in_in_app(page, email: str, password: str) -> None:
-    """Sign in with the SPA's own form on /app/ and wait for the todos."""
-    from playwright.sync_api import expect
-
-    expect(page.get_by_role("heading", name="Sign in to your todos", exact=True)).to_be_visible()
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Your todos", exact=True)).to_be_visible()

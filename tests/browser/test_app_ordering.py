@@ -11,8 +11,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import assert_clean, sign_in_in_app
-from tests.conftest import STRONG_PASSWORD
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.browser import assert_clean, sign_in_in_app
 
 EMAIL = "olive@example.com"
 

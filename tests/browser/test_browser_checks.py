@@ -6,7 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import (
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.browser import (
     NARROW,
     assert_accessible,
     assert_clean,
@@ -15,8 +16,8 @@ from tests.browser.conftest import (
     screenshot,
     sign_in_in_app,
     sign_in_on_page,
+    wait_for_quiet_network,
 )
-from tests.conftest import STRONG_PASSWORD
 
 EMAIL = "alice@example.com"
 PHONE_UA = (
@@ -147,7 +148,7 @@ def test_page_is_clean_accessible_and_fits_320px(name, path, who, ready, statuse
 
     page.goto(path)
     _wait_until_ready(page, ready)
-    page.wait_for_load_state("networkidle")
+    wait_for_quiet_network(page)
 
     assert_clean(page, allow_statuses=statuses)
     screenshot(page, name)

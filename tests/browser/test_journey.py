@@ -16,8 +16,9 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.models import DeviceSession, User
-from tests.browser.conftest import assert_clean, path_of, sign_in_in_app, sign_in_on_page
-from tests.conftest import STRONG_PASSWORD, links_in
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.browser import assert_clean, path_of, sign_in_in_app, sign_in_on_page
+from tests.support.mail import links_in
 from todos.models import Todo
 
 EMAIL = "sam@example.com"

@@ -16,3 +16,6 @@ class Todo(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["owner", "-created_at"], name="todo_owner_created_idx")]
         constraints = [models.CheckConstraint(condition=~models.Q(title=""), name="todo_title_not_empty")]
+
+    def __str__(self) -> str:
+        return self.title

@@ -1,4 +1,4 @@
-"""Helpers for tests of the JSON API: CSRF-enforcing clients, signing in, bearer and CSRF headers.
+"""The JSON API in tests: CSRF-enforcing clients, JSON requests, signing in, bearer and CSRF headers.
 
 Typical use::
 
@@ -11,7 +11,8 @@ Typical use::
 from django.conf import settings
 from django.test import Client
 
-from tests.conftest import STRONG_PASSWORD
+from tests.support.accounts import STRONG_PASSWORD
+from tests.support.pages import browser
 
 LOGIN_URL = "/api/auth/login/"
 REFRESH_URL = "/api/auth/refresh/"
@@ -21,8 +22,8 @@ ME_URL = "/api/auth/me/"
 
 
 def api_client(**defaults) -> Client:
-    """A test client that enforces CSRF checks as a browser-facing deployment does."""
-    return Client(enforce_csrf_checks=True, **defaults)
+    """A test client that enforces CSRF checks as a browser-facing deployment does (the SPA's browser)."""
+    return browser(**defaults)
 
 
 def post_json(client: Client, path: str, data=None, **extra):
@@ -36,6 +37,11 @@ def patch_json(client: Client, path: str, data, **extra):
 
 def put_json(client: Client, path: str, data, **extra):
     return client.put(path, data, content_type="application/json", **extra)
+
+
+def delete_json(client: Client, path: str, data=None, **extra):
+    """DELETE with ``data`` (default ``{}``) as a JSON body."""
+    return client.delete(path, {} if data is None else data, content_type="application/json", **extra)
 
 
 def bearer(access_token: str) -> dict:
@@ -81,3 +87,49 @@ def access_token_for(user, *, ip_address: str | None = "127.0.0.1", user_agent: 
     from accounts.flows.device_sessions import start_device_session
 
     return start_device_session(user=user, ip_address=ip_address, user_agent=user_agent).access_token
+
+
+def assert_api_error(response, status: int, code: str, *, fields: set[str] | None = None, exactly: bool = False):
+    """The response is the API's error shape: this status, JSON ``{"code", "detail"}`` with this code and a
+    message, plus ``fields`` (field name -> messages) naming at least these fields (``exactly``: only them).
+    Returns the body."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["code"] == code, body
+    assert isinstance(body["detail"], str) and body["detail"]
+    if fields is None:
+        assert set(body) == {"code", "detail"}, body
+        return body
+    assert set(body) == {"code", "detail", "fields"}, body
+    if exactly:
+        assert set(body["fields"]) == fields, body
+    else:
+        assert fields <= set(body["fields"]), body
+    for messages in body["fields"].values():
+        assert messages and all(isinstance(message, str) and message for message in messages)
+    return body
+
+
+def get_me(access_token: str, client: Client | None = None):
+    """GET /api/auth/me/ with ``access_token`` (in a fresh CSRF-enforcing client unless given one)."""
+    return (client or api_client()).get(ME_URL, **bearer(access_token))
+
+
+def refresh(client: Client, **extra):
+    """POST /api/auth/refresh/ as the SPA does: the refresh cookie ``client`` holds and its CSRF header."""
+    return post_json(client, REFRESH_URL, **csrf_header(client), **extra)
+
+
+def session_id_of(access_token: str) -> str:
+    """The device session an access token belongs to (its ``sid`` claim, read without verifying)."""
+    import jwt
+
+    return jwt.decode(access_token, options={"verify_signature": False})["sid"]
+
+
+def session_of(access_token: str):
+    """The DeviceSession row an access token belongs to."""
+    from accounts.models import DeviceSession
+
+    return DeviceSession.objects.get(pk=session_id_of(access_token))
