@@ -10,7 +10,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from accounts.background import after_answer, wait_for_background_work
+from accounts.background import after_answer
 from accounts.exceptions import InvalidName
 from accounts.flows.profile import clean_display_name
 
@@ -67,8 +67,3 @@ def send_account_email(*, template: str, to: str, context: dict[str, Any], greet
     context = {**context, "greeting_name": greeting_name(greet, to)}
     sent = after_answer(lambda: _render_and_send(template, to, context), name=f"email {template}")
     return sent is not False
-
-
-def wait_for_pending_emails(timeout: float = 10.0) -> None:
-    """Block until queued emails are sent (tests, and process shutdown)."""
-    wait_for_background_work(timeout)

@@ -174,3 +174,17 @@ def hit(
         return
     if usage["count"] > usage["limit"]:
         raise _refuse(limit, usage, client=client, email=email, record=record)
+
+
+def may_send_link(*, per_address: Limit, per_ip: Limit, email: str, client: ClientInfo) -> bool:
+    """Count one emailed link asked for ``email`` from this client, against both of its limits.
+
+    RateLimited past either (alike for known and unknown addresses); False when the
+    counters are unreachable: then send nothing rather than send without limit.
+    """
+    try:
+        hit(per_address, address_key(email), client=client, email=email)
+        hit(per_ip, ip_key(client.ip_address), client=client, email=email)
+    except RateLimitUnavailable:
+        return False
+    return True

@@ -306,7 +306,8 @@ def password_reset(request: HttpRequest) -> HttpResponse:
 # --- Following an emailed link ----------------------------------------------------
 
 
-@method_decorator(sensitive_post_parameters("password", "password1", "password2"), name="dispatch")
+# The two forms are prefixed ("current-", "new-"): those are the names the POST carries.
+@method_decorator(sensitive_post_parameters("current-password", "new-password1", "new-password2"), name="dispatch")
 class VerifyEmailView(EmailedLinkView):
     """Verifying an address. From a browser other than the one that signed up (and
     not signed in as the account) the page asks for the account's password or a new one."""

@@ -198,7 +198,7 @@ def run_in_process(args) -> tuple[list[Result], str]:
         from django.test import Client
         from django.test.utils import setup_test_environment
 
-        from accounts.mail import wait_for_pending_emails
+        from accounts.background import wait_for_background_work
 
         setup_test_environment()  # lets the test client's "testserver" host in; locmem email
         settings.RATELIMIT_ENABLE = False
@@ -214,7 +214,7 @@ def run_in_process(args) -> tuple[list[Result], str]:
             return client.post(path, body, content_type="application/json").status_code
 
         results = [measure(flow, args.requests, args.warm_up, args.pause) for flow in flows(post)]
-        wait_for_pending_emails()
+        wait_for_background_work()
         connections.close_all()
         return results, f"Django's test client on SQLite; {len(mail.outbox)} emails sent in the background"
 

@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client
 
-from accounts.mail import wait_for_pending_emails
+from accounts.background import wait_for_background_work
 from accounts.models import PasswordResetToken, User
 from tests.support.accounts import STRONG_PASSWORD
 from tests.support.pages import CLOCK_HEADERS, without_csrf
@@ -333,7 +333,7 @@ def slow_mail(settings, accounts):
     BlockingEmailBackend.delivered.clear()
     yield BlockingEmailBackend
     BlockingEmailBackend.release.set()
-    wait_for_pending_emails()
+    wait_for_background_work()
 
 
 def answer_of(result):
@@ -377,7 +377,7 @@ def test_answer_does_not_wait_for_the_email(slow_mail, request_, status, recipie
     assert slow_mail.delivered == []
 
     slow_mail.release.set()
-    wait_for_pending_emails()
+    wait_for_background_work()
     assert [message.to for message in slow_mail.delivered] == [[recipient]]
 
 
@@ -391,7 +391,7 @@ def test_unknown_addresses_queue_no_email_in_the_background(slow_mail):
     ):
         assert answer_of(request_()).status_code in {202, 302}
     slow_mail.release.set()
-    wait_for_pending_emails()
+    wait_for_background_work()
     assert not slow_mail.started.is_set()
     assert slow_mail.delivered == []
 

@@ -97,10 +97,13 @@ def test_ending_the_other_sessions_keeps_the_current_one_and_needs_a_recent_auth
 # --- The guard ------------------------------------------------------------------------------------
 
 
-def test_only_the_listed_actions_need_a_recent_authentication():
+def test_only_the_listed_actions_are_guarded_by_the_window(user):
     assert {SensitiveAction.END_OTHER_SESSION, SensitiveAction.END_OTHER_SESSIONS} == NEEDS_RECENT_AUTHENTICATION
+    session = _device(user)  # just signed in: recent
     for action in set(SensitiveAction) - NEEDS_RECENT_AUTHENTICATION:
-        require_recent_authentication(session_id=None, action=action)  # their flows ask for the password
+        # Their flows take the password every time; a recent sign-in must never stand in for it.
+        with pytest.raises(ValueError, match="takes the password"):
+            require_recent_authentication(session_id=session.pk, action=action)
 
 
 @pytest.mark.parametrize("session_id", [None, "", "garbage", "00000000-0000-0000-0000-000000000000"])
@@ -162,3 +165,19 @@ def test_the_page_stays_signed_in_when_the_caller_ends_another_session(client, u
     assert response.status_code == 302 and response["Location"] == "/accounts/sessions/"
     assert client.session["_auth_user_id"] == str(user.pk)
     assert not _live(other)
+
+
+def test_the_passwords_on_the_verify_page_stay_out_of_error_reports(rf):
+    from django.views.debug import SafeExceptionReporterFilter
+
+    from accounts.views import VerifyEmailView
+
+    request = rf.post(
+        "/accounts/verify-email/confirm/",
+        {"proof": "new_password", "current-password": "a", "new-password1": "b", "new-password2": "c"},
+    )
+    request.session = {}
+    VerifyEmailView.as_view()(request)  # the decorator marks the request's sensitive parameters
+    shown = SafeExceptionReporterFilter().get_post_parameters(request)
+    assert {shown[name] for name in ("current-password", "new-password1", "new-password2")} == {"********************"}
+    assert shown["proof"] == "new_password"

@@ -13,7 +13,7 @@ from accounts.flows.security_reset import lock_account, security_reset
 from accounts.flows.verification import prove_address
 from accounts.mail import send_account_email, site_link
 from accounts.models import PasswordResetToken, User
-from accounts.rate_limits import RESET_MAIL_ADDRESS, RESET_MAIL_IP, RateLimitUnavailable, address_key, hit, ip_key
+from accounts.rate_limits import RESET_MAIL_ADDRESS, RESET_MAIL_IP, may_send_link
 
 
 def request_password_reset(*, email: str, client: ClientInfo | None = None) -> None:
@@ -27,12 +27,8 @@ def request_password_reset(*, email: str, client: ClientInfo | None = None) -> N
     addresses).
     """
     client = client or ClientInfo()
-    try:
-        hit(RESET_MAIL_ADDRESS, address_key(email), client=client, email=email)
-        hit(RESET_MAIL_IP, ip_key(client.ip_address), client=client, email=email)
-    except RateLimitUnavailable:
-        return  # counters unreachable: send nothing rather than send unlimited
-    after_answer(lambda: _send_password_reset(email=email, client=client), name="password reset")
+    if may_send_link(per_address=RESET_MAIL_ADDRESS, per_ip=RESET_MAIL_IP, email=email, client=client):
+        after_answer(lambda: _send_password_reset(email=email, client=client), name="password reset")
 
 
 def _send_password_reset(*, email: str, client: ClientInfo) -> None:

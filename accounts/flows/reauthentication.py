@@ -35,9 +35,10 @@ class SensitiveAction(StrEnum):
     DELETE_ACCOUNT = "delete_account"
 
 
-# Which actions the window applies to. The others ask for the password every time,
-# which is stronger; entering it there also opens the window for these.
+# Which actions the window applies to. The others ask for the password every time
+# (confirm_password), which is stronger; entering it there also opens the window.
 NEEDS_RECENT_AUTHENTICATION = frozenset({SensitiveAction.END_OTHER_SESSION, SensitiveAction.END_OTHER_SESSIONS})
+NEEDS_THE_PASSWORD = frozenset(SensitiveAction) - NEEDS_RECENT_AUTHENTICATION
 
 
 def recent_since(now: datetime | None = None) -> datetime:
@@ -59,7 +60,10 @@ def require_recent_authentication(*, session_id: uuid.UUID | str | None, action:
     The page view turns the error into a redirect to the password page (and back);
     the API answers 403 with its code, and the client calls POST /api/auth/reauthenticate/.
     """
-    if action in NEEDS_RECENT_AUTHENTICATION and not did_recently_authenticate(session_id=session_id):
+    if action in NEEDS_THE_PASSWORD:
+        # A programming error, not the person's: a recent sign-in must never stand in for the password.
+        raise ValueError(f"{action} takes the password itself (confirm_password), not a recent authentication.")
+    if not did_recently_authenticate(session_id=session_id):
         raise ReauthenticationRequired
 
 

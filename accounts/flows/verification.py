@@ -37,7 +37,7 @@ from accounts.flows.reauthentication import confirm_password
 from accounts.flows.security_reset import lock_account, security_reset
 from accounts.mail import send_account_email, site_link
 from accounts.models import DeviceSession, EmailVerificationToken, User
-from accounts.rate_limits import VERIFY_MAIL_ADDRESS, VERIFY_MAIL_IP, RateLimitUnavailable, address_key, hit, ip_key
+from accounts.rate_limits import VERIFY_MAIL_ADDRESS, VERIFY_MAIL_IP, may_send_link
 
 Purpose = EmailVerificationToken.Purpose
 _SIGNUP_PROOF_SALT = "accounts.flows.verification.signup_proof"
@@ -115,12 +115,8 @@ def resend_verification_email(*, email: str, client: ClientInfo | None = None) -
     or per-IP limit, RateLimited (alike for every address).
     """
     client = client or ClientInfo()
-    try:
-        hit(VERIFY_MAIL_ADDRESS, address_key(email), client=client, email=email)
-        hit(VERIFY_MAIL_IP, ip_key(client.ip_address), client=client, email=email)
-    except RateLimitUnavailable:
-        return  # counters unreachable: send nothing rather than send unlimited
-    after_answer(lambda: _resend(email=email), name="resend verification")
+    if may_send_link(per_address=VERIFY_MAIL_ADDRESS, per_ip=VERIFY_MAIL_IP, email=email, client=client):
+        after_answer(lambda: _resend(email=email), name="resend verification")
 
 
 def _resend(*, email: str) -> None:

@@ -94,13 +94,18 @@ def assert_clean(page, *, allow_statuses=()) -> None:
     assert not problems, f"{page.url}\n" + "\n".join(problems)
 
 
+QUIET_MS = 150
+
+
 def wait_for_quiet_network(page, timeout_ms: int = 10_000) -> None:
-    """The page has loaded and every request it started is answered: what Playwright's "networkidle"
-    waits for, without its fixed half second of quiet (the checks after it catch a later request's
-    errors anyway)."""
+    """The page has loaded and no request has been in flight for QUIET_MS: what Playwright's
+    "networkidle" waits for, with a shorter quiet period than its fixed half second, still long
+    enough that a request started in answer to another (the app's refresh, then its todos) counts."""
     page.wait_for_load_state("load")
+    quiet_for = 0
     for _ in range(timeout_ms // 10):
-        if not page.requests_in_flight:
+        quiet_for = quiet_for + 10 if not page.requests_in_flight else 0
+        if quiet_for >= QUIET_MS:
             return
         page.wait_for_timeout(10)  # lets Playwright deliver the answers' events
     raise AssertionError(f"requests still unanswered after {timeout_ms} ms: {page.requests_in_flight}")
