@@ -6,9 +6,7 @@ a token hash or an address in clear text, and how long events are kept (purge_au
 The rate_limited kind is not covered here.
 """
 
-import hashlib
 import json
-import re
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from urllib.parse import urlsplit
@@ -40,7 +38,7 @@ from accounts.models import (
     SecurityEvent,
     User,
 )
-from tests.support.accounts import STRONG_PASSWORD, force_page_login
+from tests.support.accounts import STRONG_PASSWORD, force_page_login, sha256
 from tests.support.api import (
     LOGOUT_URL,
     ME_URL,
@@ -52,6 +50,7 @@ from tests.support.api import (
     refresh_cookie_value,
 )
 from tests.support.mail import links_in, token_from_link
+from tests.support.pages import csrf_from_page
 
 pytestmark = pytest.mark.django_db
 
@@ -91,12 +90,6 @@ def clock():
 def device(ip: str = IP, agent: str = UA) -> Client:
     """A browser or app on one device: every request carries its address and user agent."""
     return Client(enforce_csrf_checks=True, REMOTE_ADDR=ip, HTTP_USER_AGENT=agent)
-
-
-def csrf_from_page(client: Client, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
 
 
 def page_sign_in(client: Client, email: str = "alice@example.com", password: str = STRONG_PASSWORD):
@@ -146,10 +139,6 @@ def assert_event(
 def mailed_token(mailoutbox, fragment: str) -> str:
     link = next(link for link in links_in(mailoutbox[-1]) if fragment in link)
     return token_from_link(link)
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --- sign_in_succeeded ------------------------------------------------------------------------------

@@ -49,8 +49,8 @@ from tests.support.api import (
     post_json,
     refresh_cookie_value,
 )
-from tests.support.hashers import COUNTING_HASHER, CountingArgon2Hasher
 from tests.support.mail import links_in, token_from_link
+from tests.support.pages import browser, submit, without_csrf
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +90,6 @@ RESET_ACCEPTED = {"detail": "If the address has an account, a reset link is on i
 RESEND_ACCEPTED = {"detail": "If the address needs verifying, a new link is on its way."}
 
 _PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_CSRF_VALUE = re.compile(r'(name="csrfmiddlewaretoken" value=")[^"]*(")')
 
 
 # --- Fixtures and helpers -------------------------------------------------------------------
@@ -116,20 +115,6 @@ def page():
 @pytest.fixture
 def unverified(make_user):
     return make_user(email=UNA, name="Una", verified=False)
-
-
-def browser(**defaults) -> Client:
-    """A browser that, like a real deployment, gets a 403 for a form post without the CSRF token."""
-    return Client(enforce_csrf_checks=True, **defaults)
-
-
-def submit(client: Client, path: str, data: dict, **extra):
-    """Post a page form the way a browser does: with the CSRF token from its cookie."""
-    morsel = client.cookies.get(django_settings.CSRF_COOKIE_NAME)
-    if morsel is None or not morsel.value:
-        assert client.get(LOGIN_PAGE, **extra).status_code == 200
-        morsel = client.cookies[django_settings.CSRF_COOKIE_NAME]
-    return client.post(path, {**data, "csrfmiddlewaretoken": morsel.value}, **extra)
 
 
 def set_rates(settings, **rates) -> None:
@@ -219,20 +204,8 @@ def refresh(client: Client, header: dict):
     return post_json(client, REFRESH_URL, **header)
 
 
-def without_csrf(html: str) -> str:
-    return _CSRF_VALUE.sub(r"\1\2", html)
-
-
 def without_minutes(html: str) -> str:
     return re.sub(r"about \d+ minutes?", "about N minutes", html)
-
-
-@pytest.fixture
-def hash_counter(settings):
-    # Replace (not prepend) the configured hasher: both would be named "argon2".
-    settings.PASSWORD_HASHERS = [COUNTING_HASHER, *settings.PASSWORD_HASHERS[1:]]
-    CountingArgon2Hasher.calls = 0
-    return CountingArgon2Hasher
 
 
 # --- The keys ---------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from accounts.tokens import hash_token
 from tests.support.accounts import STRONG_PASSWORD, force_page_login
 from tests.support.api import REFRESH_URL, bearer, csrf_header, login_response, post_json
 from tests.support.mail import links_in, token_from_link
+from tests.support.pages import csrf_in
 from todos.models import Todo
 
 pytestmark = pytest.mark.django_db
@@ -102,9 +103,7 @@ def alice(make_user) -> User:
 
 
 def csrf_from(response) -> str:
-    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.content.decode())
-    assert match, "no CSRF token on the page"
-    return match.group(1)
+    return csrf_in(response.content.decode())
 
 
 def page_token(client: Client, path: str) -> str:
