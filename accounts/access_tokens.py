@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
@@ -31,6 +30,7 @@ from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from accounts.checks import MIN_HMAC_KEY_BYTES
+from accounts.revocation import SessionId
 
 # RFC 9068: the media type of OAuth 2.0 JWT access tokens.
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 a media type, not a secret
@@ -238,7 +238,7 @@ class AccessToken(Token):
         return None
 
     @classmethod
-    def for_session(cls, *, user_id: int, session_id: uuid.UUID | str, email_verified: bool) -> AccessToken:
+    def for_session(cls, *, user_id: int, session_id: SessionId, email_verified: bool) -> AccessToken:
         token = cls()
         token.payload.pop("token_type", None)
         token["sub"] = str(user_id)

@@ -61,16 +61,16 @@ def form_page(
     template: str,
     on_valid: Callable[[Data], HttpResponse],
     context: Data | None = None,
-    not_on_form: tuple[type[AccountError], ...] = (),
 ) -> HttpResponse:
     """The shape of every form page: show the form; on a valid POST run the flow
     through ``on_valid``. A flow's AccountError shows on the form (on the field it
-    names), except the ``not_on_form`` kinds, which the caller answers itself; a
-    missing re-authentication sends the person to enter the password and back."""
+    names); a missing re-authentication sends the person to enter the password and
+    back; an emailed link that stopped working meanwhile (TokenInvalid) is no form
+    error: it goes on to EmailedLinkView, which answers with the link's own page."""
     if request.method == "POST" and form.is_valid():
         try:
             return on_valid(form.cleaned_data)
-        except not_on_form:
+        except TokenInvalid:
             raise
         except ReauthenticationRequired:
             return reauthenticate_first(request, next_path=request.get_full_path())
@@ -155,20 +155,6 @@ class EmailedLinkView(View):
             return self.confirm(request, str(token), row)  # a well-formed string, once checked
         except TokenInvalid as error:
             return self.failed(request, error)
-
-    def link_form_page(
-        self,
-        request: HttpRequest,
-        *,
-        form: forms.Form,
-        template: str,
-        on_valid: Callable[[Data], HttpResponse],
-        context: Data | None = None,
-    ) -> HttpResponse:
-        """form_page for the page behind the link: a token that stopped working meanwhile ends the link."""
-        return form_page(
-            request, form=form, template=template, on_valid=on_valid, context=context, not_on_form=(TokenInvalid,)
-        )
 
     def used(self, request: HttpRequest) -> None:
         request.session.pop(self.session_key, None)

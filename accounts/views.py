@@ -398,7 +398,7 @@ class PasswordResetView(EmailedLinkView):
             return redirect("accounts:login")
 
         form = SetPasswordForm(request.POST or None)
-        return self.link_form_page(request, form=form, template="accounts/password_reset_set.html", on_valid=on_valid)
+        return form_page(request, form=form, template="accounts/password_reset_set.html", on_valid=on_valid)
 
 
 @method_decorator(sensitive_post_parameters("password1", "password2"), name="dispatch")
@@ -426,7 +426,7 @@ class EmailChangeCancelView(EmailedLinkView):
             )
 
         form = CancelEmailChangeForm(request.POST or None)
-        return self.link_form_page(
+        return form_page(
             request,
             form=form,
             template="accounts/email_change_cancel.html",

@@ -19,14 +19,14 @@ from accounts.client_info import ClientInfo
 from accounts.exceptions import RefreshTokenInvalid, RefreshTokenReused, SessionNotFound
 from accounts.models import USER_AGENT_MAX_LENGTH, DeviceSession, RotatedRefreshToken, User
 from accounts.rate_limits import REFRESH_SESSION, RateLimited, hit, record_rate_limited
-from accounts.revocation import mark_sessions_ended
+from accounts.revocation import SessionId, mark_sessions_ended
 from accounts.tokens import generate_token, hash_token, is_well_formed
 
 logger = logging.getLogger(__name__)
 EndReason = DeviceSession.EndReason
 
 
-def as_session_uuid(session_id: uuid.UUID | str | None) -> uuid.UUID | None:
+def as_session_uuid(session_id: SessionId | None) -> uuid.UUID | None:
     """A device session id from a cookie, a token claim or a URL; None when it is not one."""
     if session_id is None or isinstance(session_id, uuid.UUID):
         return session_id
@@ -202,7 +202,7 @@ def end_session_by_refresh_token(
 def end_device_session(
     *,
     user: User | int,
-    session_id: uuid.UUID | str,
+    session_id: SessionId,
     reason: str,
     client: ClientInfo | None = None,
     actor: User | None = None,
@@ -224,7 +224,7 @@ def end_user_sessions(
     *,
     user: User | int,
     reason: str,
-    keep_session_id: uuid.UUID | str | None = None,
+    keep_session_id: SessionId | None = None,
     client: ClientInfo | None = None,
     actor: User | None = None,
     record: bool = True,

@@ -8,7 +8,6 @@ and every security reset retires the pending change link.
 """
 
 import logging
-import uuid
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -27,6 +26,7 @@ from accounts.flows.security_reset import lock_account, security_reset
 from accounts.flows.verification import Purpose, issue_verification_link, prove_address
 from accounts.mail import send_account_email, site_link
 from accounts.models import EmailVerificationToken, User
+from accounts.revocation import SessionId
 from accounts.user_agents import describe_user_agent
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def request_email_change(
     user: User,
     password: str,
     new_email: str,
-    session_id: uuid.UUID | str | None = None,
+    session_id: SessionId | None = None,
     client: ClientInfo | None = None,
 ) -> None:
     """Send a confirmation link to ``new_email`` and a notice with a cancel link
@@ -64,7 +64,7 @@ def request_email_change(
     )
 
 
-def _send_change_links(*, user_id: int, new_email: str, session_id: uuid.UUID | str | None, client: ClientInfo) -> None:
+def _send_change_links(*, user_id: int, new_email: str, session_id: SessionId | None, client: ClientInfo) -> None:
     user = User.objects.get(pk=user_id)
     owner = User.objects.find_by_email(new_email)
     with transaction.atomic():

@@ -7,7 +7,6 @@ signs the browser out and the API view clears the refresh cookie, alike.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from accounts.client_info import ClientInfo
@@ -16,6 +15,7 @@ from accounts.flows.device_sessions import EndReason, as_session_uuid, end_devic
 from accounts.flows.reauthentication import SensitiveAction, require_recent_authentication
 from accounts.flows.security_reset import security_reset
 from accounts.models import User
+from accounts.revocation import SessionId
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,8 @@ class SessionsEnded:
 def end_own_session(
     *,
     user: User | int,
-    session_id: uuid.UUID | str,
-    current_session_id: uuid.UUID | str | None,
+    session_id: SessionId,
+    current_session_id: SessionId | None,
     client: ClientInfo | None = None,
 ) -> SessionsEnded:
     """End one of the user's sessions. Their own current one is a sign-out and needs
@@ -48,7 +48,7 @@ def end_own_session(
 
 
 def end_other_sessions(
-    *, user: User, current_session_id: uuid.UUID | str | None, client: ClientInfo | None = None
+    *, user: User, current_session_id: SessionId | None, client: ClientInfo | None = None
 ) -> SessionsEnded:
     """End every session but the current one, and make every unused emailed link useless.
 
@@ -57,4 +57,4 @@ def end_other_sessions(
     current = as_session_uuid(current_session_id)
     require_recent_authentication(session_id=current, action=SensitiveAction.END_OTHER_SESSIONS)
     ended = security_reset(user=user, reason=EndReason.ENDED_BY_USER, keep_session_id=current, client=client)
-    return SessionsEnded(count=ended, includes_current=current is None)
+    return SessionsEnded(count=ended, includes_current=False)  # the current one is the one kept

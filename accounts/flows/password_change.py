@@ -1,7 +1,5 @@
 """Changing the password while signed in."""
 
-import uuid
-
 from django.db import transaction
 
 from accounts.audit import EventKind, record_event
@@ -11,6 +9,7 @@ from accounts.flows.passwords import send_password_changed_notice, set_new_passw
 from accounts.flows.reauthentication import confirm_password, record_authentication
 from accounts.flows.security_reset import security_reset
 from accounts.models import User
+from accounts.revocation import SessionId
 
 
 def change_password(
@@ -18,7 +17,7 @@ def change_password(
     user: User,
     current_password: str,
     new_password: str,
-    session_id: uuid.UUID | str | None = None,
+    session_id: SessionId | None = None,
     client: ClientInfo | None = None,
 ) -> int:
     """Replace the password; every other device session and every unused emailed

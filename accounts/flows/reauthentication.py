@@ -9,7 +9,6 @@ every flow that checks the current password again (``confirm_password``).
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -21,6 +20,7 @@ from accounts.exceptions import InvalidPassword, ReauthenticationRequired
 from accounts.flows.device_sessions import as_session_uuid
 from accounts.models import DeviceSession, User
 from accounts.rate_limits import PASSWORD_CONFIRM_USER, RateLimited, hit, record_rate_limited
+from accounts.revocation import SessionId
 
 
 class SensitiveAction(StrEnum):
@@ -46,7 +46,7 @@ def recent_since(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(seconds=settings.ACCOUNTS_REAUTHENTICATION_WINDOW)
 
 
-def did_recently_authenticate(*, session_id: uuid.UUID | str | None) -> bool:
+def did_recently_authenticate(*, session_id: SessionId | None) -> bool:
     """Whether this live device session signed in or confirmed the password within the window."""
     session_uuid = as_session_uuid(session_id)
     if session_uuid is None:
@@ -54,7 +54,7 @@ def did_recently_authenticate(*, session_id: uuid.UUID | str | None) -> bool:
     return DeviceSession.objects.live().filter(pk=session_uuid, authenticated_at__gte=recent_since()).exists()
 
 
-def require_recent_authentication(*, session_id: uuid.UUID | str | None, action: SensitiveAction) -> None:
+def require_recent_authentication(*, session_id: SessionId | None, action: SensitiveAction) -> None:
     """The guard: ReauthenticationRequired when ``action`` needs a recent authentication this device lacks.
 
     The page view turns the error into a redirect to the password page (and back);
@@ -67,7 +67,7 @@ def require_recent_authentication(*, session_id: uuid.UUID | str | None, action:
         raise ReauthenticationRequired
 
 
-def record_authentication(*, session_id: uuid.UUID | str | None) -> None:
+def record_authentication(*, session_id: SessionId | None) -> None:
     """The person just proved who they are on this device: the window starts again."""
     session_uuid = as_session_uuid(session_id)
     if session_uuid is not None:
@@ -86,7 +86,7 @@ def confirm_password(*, user: User, password: str, field: str = "password", clie
 
 
 def reauthenticate(
-    *, user: User, session_id: uuid.UUID | str | None, password: str, client: ClientInfo | None = None
+    *, user: User, session_id: SessionId | None, password: str, client: ClientInfo | None = None
 ) -> None:
     """Password entry that opens the window for sensitive actions on this device."""
     confirm_password(user=user, password=password, client=client)

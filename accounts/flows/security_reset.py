@@ -1,13 +1,12 @@
 """What every security reset does: end the account's device sessions and retire its unused emailed links."""
 
-import uuid
-
 from django.db import transaction
 
 from accounts.client_info import ClientInfo
 from accounts.flows.device_sessions import end_user_sessions
 from accounts.flows.email_tokens import retire_emailed_links
 from accounts.models import EmailVerificationToken, User
+from accounts.revocation import SessionId
 
 
 def lock_account(user: User | int) -> None:
@@ -22,7 +21,7 @@ def security_reset(
     *,
     user: User,
     reason: str,
-    keep_session_id: uuid.UUID | str | None = None,
+    keep_session_id: SessionId | None = None,
     client: ClientInfo | None = None,
     actor: User | None = None,
     record: bool = True,

@@ -18,7 +18,6 @@ account: whoever reads the new mailbox must not confirm a move they did not
 ask for (an intruder's own account moved onto a victim's address).
 """
 
-import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -38,6 +37,7 @@ from accounts.flows.security_reset import lock_account, security_reset
 from accounts.mail import send_account_email, site_link
 from accounts.models import DeviceSession, EmailVerificationToken, User
 from accounts.rate_limits import VERIFY_MAIL_ADDRESS, VERIFY_MAIL_IP, may_send_link
+from accounts.revocation import SessionId
 
 Purpose = EmailVerificationToken.Purpose
 _SIGNUP_PROOF_SALT = "accounts.flows.verification.signup_proof"
@@ -70,7 +70,7 @@ def issue_verification_link(
     user: User,
     email: str,
     purpose: str,
-    session_id: uuid.UUID | str | None = None,
+    session_id: SessionId | None = None,
     lifetime_seconds: int | None = None,
     replace_older: bool = True,
     viewname: str = "accounts:verify_email",

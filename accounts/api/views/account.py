@@ -1,6 +1,5 @@
 """My account: profile, password, email address, recent security activity, deletion."""
 
-from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -34,22 +33,15 @@ from accounts.flows.account_deletion import delete_account
 from accounts.flows.email_change import request_email_change
 from accounts.flows.password_change import change_password
 from accounts.flows.profile import update_profile
-from accounts.models import User
 
 
 @extend_schema(tags=AUTH_TAG)
 class MeView(SignedInView):
     schema = BodyOnDeleteAutoSchema()
 
-    def _user(self, request: Request) -> User:
-        try:
-            return User.objects.get(pk=token_user(request).id, is_active=True)
-        except User.DoesNotExist:
-            raise Http404 from None
-
     @extend_schema(summary="My profile", responses={200: ProfileSerializer, 401: NOT_AUTHENTICATED})
     def get(self, request: Request) -> Response:
-        return Response(profile_body(self._user(request)))
+        return Response(profile_body(account_of(request)))
 
     @extend_schema(
         summary="Change my display name",
@@ -58,7 +50,7 @@ class MeView(SignedInView):
     )
     def patch(self, request: Request) -> Response:
         data = validated(ProfileUpdateSerializer, request)
-        user = update_profile(user=self._user(request), name=data["name"])
+        user = update_profile(user=account_of(request), name=data["name"])
         return Response(profile_body(user))
 
     @extend_schema(
@@ -73,7 +65,7 @@ class MeView(SignedInView):
     )
     def delete(self, request: Request) -> Response:
         data = validated(PasswordSerializer, request)
-        delete_account(user=self._user(request), password=data["password"], client=client_of(request))
+        delete_account(user=account_of(request), password=data["password"], client=client_of(request))
         return signed_out(Response(status=status.HTTP_204_NO_CONTENT))
 
 

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -57,8 +58,15 @@ def client_of(request: Request) -> ClientInfo:
 
 
 def account_of(request: Request) -> User:
-    """The account of the access token (the token proved it; the row is read for the flow)."""
-    return User.objects.get(pk=token_user(request).id)
+    """The active account of the access token (the token proved it; the row is read for the flow).
+
+    404 if it is gone or deactivated meanwhile (both end its sessions, so only a
+    request already past authentication can meet that).
+    """
+    try:
+        return User.objects.get(pk=token_user(request).id, is_active=True)
+    except User.DoesNotExist:
+        raise Http404 from None
 
 
 def token_body(issued: IssuedTokens) -> dict[str, Any]:
