@@ -30,6 +30,7 @@ from accounts.flows.profile import clean_display_name
 from accounts.flows.support import (
     Outcome,
     StaffAction,
+    may_act_on,
     staff_act_on_users,
     staff_deactivate,
     staff_delete_user,
@@ -192,6 +193,15 @@ class UserAdmin(NoSecretLookupsMixin, DjangoUserAdmin):
         # Passwords are never set in the admin: people reset their own by email.
         return [url for url in super().get_urls() if url.name != "auth_user_password_change"]
 
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        # The form and the delete page obey the rule every support action does (flows/support.py).
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (not isinstance(obj, User) or may_act_on(acting_staff(request), obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (not isinstance(obj, User) or may_act_on(acting_staff(request), obj))
+
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
         if not request.user.is_superuser:
@@ -246,6 +256,11 @@ class UserAdmin(NoSecretLookupsMixin, DjangoUserAdmin):
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         # Sessions, tokens and todos go with their user; no one may delete them on their own.
         perms_needed.discard(str(DeviceSession._meta.verbose_name))
+        # A selection that holds a staff account is refused whole for non-superusers (Django's
+        # "you lack permission to delete" page), as deleting it one by one would be.
+        staff = acting_staff(request)
+        if any(isinstance(user, User) and not may_act_on(staff, user) for user in objs):
+            perms_needed.add("staff accounts (only superusers act on them)")
         return deleted, model_count, perms_needed, protected
 
     def delete_model(self, request: HttpRequest, obj: User) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import PermissionDenied
+
 if TYPE_CHECKING:
     from accounts.models import User
 
@@ -122,6 +124,13 @@ class PasswordProofRequired(AccountError):
     code = "password_required"
     message = "To use this link here, enter the account's password (or, to verify a new account, choose a new one)."
     field = "password"
+
+
+class StaffAccountProtected(AccountError, PermissionDenied):
+    """Only superusers act on staff accounts (a 403 wherever Django answers PermissionDenied)."""
+
+    code = "staff_account_protected"
+    message = "Only superusers can act on staff accounts."
 
 
 class EmailUnchanged(AccountError):

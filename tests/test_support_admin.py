@@ -20,6 +20,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
 from accounts.audit import EventKind, email_fingerprint
+from accounts.exceptions import StaffAccountProtected
 from accounts.flows import account_deletion, account_status
 from accounts.flows import support as support_flows
 from accounts.flows.device_sessions import end_device_session, end_user_sessions, start_device_session
@@ -1094,3 +1095,84 @@ def test_a_staff_deletion_that_fails_leaves_the_account(superuser, alice, monkey
         support_flows.staff_delete_user(staff=superuser, user=alice)
     assert DeviceSession.objects.filter(pk=session.pk, user_id=user_id, revoked_at__isnull=True).exists()
     assert not SecurityEvent.objects.filter(kind=EventKind.ACCOUNT_DELETED).exists()
+
+
+# --- A staff member with Django's change and delete permissions still cannot act on staff ---------------
+
+
+@pytest.fixture
+def manager(make_user, support_group) -> User:
+    """Support plus the stock change and delete permissions a superuser might grant a "user manager"."""
+    member = make_user(email="mgr@support.example", name="Manager", is_staff=True)
+    member.groups.add(support_group)
+    member.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="accounts", codename__in=["change_user", "delete_user"])
+    )
+    return member
+
+
+@pytest.fixture
+def office(manager) -> Client:
+    return staff_client(manager)
+
+
+def test_a_manager_cannot_edit_a_superuser_through_the_change_form(office, superuser):
+    token = cookie_token(office)
+    response = office.post(
+        f"{USERS}{superuser.pk}/change/",
+        user_form_data(superuser, email="mgr-owned@example.com", csrfmiddlewaretoken=token),
+    )
+    assert response.status_code == 403
+    assert User.objects.get(pk=superuser.pk).email == superuser.email
+
+
+def test_a_manager_cannot_delete_a_superuser_or_a_selection_holding_one(office, superuser, alice):
+    path = f"{USERS}{superuser.pk}/delete/"
+    response = office.post(path, {"post": "yes", "csrfmiddlewaretoken": cookie_token(office)})
+    assert response.status_code == 403
+    response = office.post(
+        USERS,
+        {
+            "action": "delete_selected",
+            "_selected_action": [alice.pk, superuser.pk],
+            "post": "yes",
+            "csrfmiddlewaretoken": cookie_token(office),
+        },
+    )
+    assert response.status_code in (200, 403)  # Django's "you lack permission" page, never a deletion
+    assert User.objects.filter(pk__in=[alice.pk, superuser.pk]).count() == 2
+    assert not SecurityEvent.objects.filter(kind=EventKind.ACCOUNT_DELETED).exists()
+
+
+def test_a_manager_still_edits_and_deletes_ordinary_accounts(office, alice, bob):
+    token = page_token(office, f"{USERS}{alice.pk}/change/")
+    response = office.post(
+        f"{USERS}{alice.pk}/change/", user_form_data(alice, name="Alice L.", csrfmiddlewaretoken=token)
+    )
+    assert response.status_code == 302
+    assert User.objects.get(pk=alice.pk).name == "Alice L."
+    path = f"{USERS}{bob.pk}/delete/"
+    assert office.post(path, {"post": "yes", "csrfmiddlewaretoken": page_token(office, path)}).status_code == 302
+    assert not User.objects.filter(pk=bob.pk).exists()
+
+
+def test_a_superuser_still_edits_staff_through_the_change_form(root, support):
+    token = page_token(root, f"{USERS}{support.pk}/change/")
+    response = root.post(
+        f"{USERS}{support.pk}/change/",
+        user_form_data(support, name="Sam S.", is_staff="on", csrfmiddlewaretoken=token),
+    )
+    assert response.status_code == 302
+    assert User.objects.get(pk=support.pk).name == "Sam S."
+
+
+@pytest.mark.parametrize("flow", ["save", "delete"])
+def test_the_support_flows_refuse_a_staff_target_themselves(support, superuser, flow):
+    with pytest.raises(StaffAccountProtected):
+        if flow == "save":
+            superuser.email = "mgr-owned@example.com"
+            support_flows.staff_save_user(staff=support, user=superuser)
+        else:
+            support_flows.staff_delete_user(staff=support, user=superuser)
+    stored = User.objects.get(pk=superuser.pk)
+    assert stored.email == "root@support.example" and stored.is_superuser

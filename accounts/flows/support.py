@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
-from accounts.exceptions import SessionNotFound
+from accounts.exceptions import SessionNotFound, StaffAccountProtected
 from accounts.flows.account_deletion import erase_account
 from accounts.flows.account_status import deactivate_user, reactivate_user
 from accounts.flows.device_sessions import EndReason, end_device_session
@@ -44,6 +44,16 @@ def actionable_by(staff: User, users: QuerySet[User]) -> QuerySet[User]:
     if staff.is_superuser:
         return users
     return users.filter(is_staff=False, is_superuser=False)
+
+
+def may_act_on(staff: User, user: User) -> bool:
+    """Whether ``staff`` may act on ``user`` as the database has it now (actionable_by, for one account)."""
+    return actionable_by(staff, User.objects.filter(pk=user.pk)).exists()
+
+
+def _require_may_act_on(staff: User, user: User) -> None:
+    if not may_act_on(staff, user):
+        raise StaffAccountProtected
 
 
 def staff_act_on_users(
@@ -156,6 +166,7 @@ def staff_save_user(*, staff: User, user: User, client: ClientInfo | None = None
     """
     with transaction.atomic():
         lock_account(user)
+        _require_may_act_on(staff, user)  # as stored, before this edit (which may clear is_staff)
         deactivates = not user.is_active and User.objects.filter(pk=user.pk, is_active=True).exists()
         user.save()
         if deactivates:
@@ -167,4 +178,5 @@ def staff_delete_user(*, staff: User, user: User, client: ClientInfo | None = No
 
     No email: the one the owner gets when they delete it themselves says "as you asked".
     """
+    _require_may_act_on(staff, user)
     erase_account(user=user, client=client, actor=staff, by_staff=True)
