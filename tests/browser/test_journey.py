@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from accounts.models import DeviceSession, User
 from tests.support.accounts import STRONG_PASSWORD
-from tests.support.browser import assert_clean, path_of, sign_in_in_app, sign_in_on_page
+from tests.support.browser import assert_clean, path_of, sign_in_in_app, sign_in_on_page, wait_for_quiet_network
 from tests.support.mail import links_in
 from todos.models import Todo
 
@@ -202,7 +202,10 @@ def test_ending_another_device_from_the_app(new_context, sam):
     sign_in_in_app(phone_page, EMAIL, PASSWORD)
     assert live_sessions(EMAIL).count() == 2
 
-    # The laptop signed in longer ago than the re-authentication window.
+    # The laptop signed in longer ago than the re-authentication window. On SQLite the live server
+    # shares this thread's connection, so write only once neither page has a request in flight.
+    wait_for_quiet_network(page)
+    wait_for_quiet_network(phone_page)
     live_sessions(EMAIL).exclude(user_agent=PHONE_UA).update(authenticated_at=timezone.now() - timedelta(minutes=10))
     page.get_by_role("link", name="Devices").click()
     expect(heading(page, "Your devices")).to_be_visible()
