@@ -6,11 +6,16 @@ so that each is used once, a newer one replaces older ones, and a security reset
 retires them all. The standard library's secrets and hashlib do the cryptography.
 """
 
+import base64
 import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterator
 from typing import TypeGuard
+
+from django.conf import settings
+from django.utils.crypto import salted_hmac
 
 # 32 random bytes = 256 bits, URL-safe base64 without padding: 43 characters.
 TOKEN_BYTES = 32
@@ -34,6 +39,30 @@ def is_well_formed(token: str | None) -> TypeGuard[str]:
     True tells the type checker that ``token`` is a string.
     """
     return isinstance(token, str) and _TOKEN_SHAPE.fullmatch(token) is not None
+
+
+def successor_token(token: str, *, secret: str | None = None) -> str:
+    """The refresh token that replaces ``token`` when it is rotated.
+
+    An HMAC of the presented token under a key derived from SECRET_KEY, so every
+    presentation of one token yields the same successor (a retry after a lost
+    answer, or many tabs at once, all converge on the one live token) while the
+    database still holds only hashes: the successor cannot be computed from
+    what is stored, only from the token itself and the server's key.
+    """
+    digest = salted_hmac(_SUCCESSOR_SALT, token, secret=secret, algorithm="sha256").digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def successor_candidates(token: str) -> Iterator[str]:
+    """The successor under SECRET_KEY, then under each fallback key: a rotation
+    just before a key change still has its successor recognised after it."""
+    yield successor_token(token)
+    for secret in settings.SECRET_KEY_FALLBACKS:
+        yield successor_token(token, secret=secret)
+
+
+_SUCCESSOR_SALT = "accounts.tokens.successor_token"
 
 
 def token_matches(token: str, stored_hash: str) -> bool:

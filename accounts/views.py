@@ -130,9 +130,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
             return render(request, "accounts/login.html", {"form": form, **context})
         issued = start_browser_session(request=request, user=user)
         response = redirect(next_url or resolve_url(settings.LOGIN_REDIRECT_URL))
-        if issued.refresh_token is not None:  # always, for a new session
-            # An SPA served by this site continues from here with /api/auth/refresh/.
-            set_refresh_cookie(response, issued.refresh_token)
+        # An SPA served by this site continues from here with /api/auth/refresh/.
+        set_refresh_cookie(response, issued.refresh_token)
         return response
 
     form = SignInForm(request.POST or None)

@@ -357,7 +357,7 @@ def test_reusing_a_rotated_refresh_token_after_the_grace_window_is_recorded(cloc
         only_event(EventKind.REFRESH_REUSE_DETECTED),
         kind="refresh_reuse_detected",
         user=user,
-        detail={"session": str(session.pk)},
+        detail={"session": str(session.pk), "in_grace_from_another_client": False},
         ip=OTHER_IP,
         agent=OTHER_UA,
         at=START + timedelta(seconds=settings.ACCOUNTS_REFRESH_REUSE_GRACE + 1),

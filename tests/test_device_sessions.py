@@ -3,6 +3,7 @@ and its grace window, idle and absolute expiry, deactivated users, the HTML sign
 sign-out that open and end a device session, ending sessions, and purging old auth data."""
 
 from datetime import UTC, datetime, timedelta
+from http.cookies import SimpleCookie
 from io import StringIO
 
 import pytest
@@ -24,9 +25,10 @@ from accounts.models import (
     EmailVerificationToken,
     PasswordResetToken,
     RotatedRefreshToken,
+    SecurityEvent,
     User,
 )
-from accounts.tokens import generate_token, hash_token
+from accounts.tokens import generate_token, hash_token, successor_token
 from tests.support.accounts import STRONG_PASSWORD, sha256
 from tests.support.api import CSRF_URL, REFRESH_URL, get_me
 from tests.support.pages import browser as fresh_browser
@@ -51,6 +53,12 @@ NEW_PASSWORD = "a completely different passphrase"
 @pytest.fixture
 def cookie_name(settings) -> str:
     return settings.ACCOUNTS_REFRESH_COOKIE_NAME
+
+
+def django_settings():
+    from django.conf import settings
+
+    return settings
 
 
 def open_session(user, **kwargs):
@@ -302,10 +310,10 @@ def test_replaying_the_reused_token_again_stays_refused(user, settings):
     assert session_row(issued).revoked_at == ended_at  # ended once, not re-stamped
 
 
-# --- The grace window for concurrent tabs ----------------------------------------------------------------
+# --- The grace window: retries and concurrent tabs get the same successor -------------------------------
 
 
-def test_just_rotated_token_within_the_grace_window_gets_an_access_token_only(user, cookie_name):
+def test_just_rotated_token_within_the_grace_window_gets_the_same_successor(user):
     with time_machine.travel(START, tick=False) as traveller:
         issued = open_session(user)
         first_tab = spa_client(issued.refresh_token)
@@ -316,27 +324,59 @@ def test_just_rotated_token_within_the_grace_window_gets_an_access_token_only(us
         second_tab = spa_client(issued.refresh_token)
         response = post_refresh(second_tab)
         assert response.status_code == 200
-        assert cookie_name not in response.cookies
+        assert set_refresh_cookie(response) == newest
         assert get_me(response.json()["access"]).status_code == 200
 
         row = session_row(issued)
         assert row.revoked_at is None
         assert row.refresh_token_hash == sha256(newest)
         assert DeviceSession.objects.filter(user=user).count() == 1
+        assert RotatedRefreshToken.objects.filter(session_id=issued.session.pk).count() == 1
 
-        newer, access = rotate(first_tab)
-        assert newer != newest
+        newer, access = rotate(second_tab)  # the tab now holds the live token, and rotates it
+        assert newer not in (newest, issued.refresh_token)
         assert get_me(access).status_code == 200
 
 
-def test_grace_window_includes_its_last_second(user, cookie_name):
+def test_lost_answer_then_retry_then_a_refresh_after_the_grace_window_succeeds(user):
+    """A mobile client's refresh answer (and its Set-Cookie) is lost; the retry gets the cookie,
+    and the client's next refresh, minutes later, is an ordinary rotation, not reuse."""
+    with time_machine.travel(START, tick=False) as traveller:
+        issued = open_session(user)
+        phone = spa_client(issued.refresh_token)
+        traveller.shift(SECOND)
+        answer = post_refresh(phone)
+        assert answer.status_code == 200
+        lost = set_refresh_cookie(answer)
+        # The answer never arrived: the phone still holds the old token. (A fresh morsel, because
+        # the test client shares the response's cookie objects with its jar.)
+        phone.cookies = SimpleCookie({django_settings().ACCOUNTS_REFRESH_COOKIE_NAME: issued.refresh_token})
+        phone.cookies.update(spa_client().cookies)
+
+        traveller.shift(timedelta(seconds=3))
+        retry = post_refresh(phone)
+        assert retry.status_code == 200
+        assert set_refresh_cookie(retry) == lost
+        assert phone.cookies[django_settings().ACCOUNTS_REFRESH_COOKIE_NAME].value == lost
+
+        traveller.shift(timedelta(minutes=4))
+        later, access = rotate(phone)
+        assert later != lost
+        assert get_me(access).status_code == 200
+        row = session_row(issued)
+        assert row.revoked_at is None
+        assert row.refresh_token_hash == sha256(later)
+        assert not SecurityEvent.objects.filter(kind="refresh_reuse_detected").exists()
+
+
+def test_grace_window_includes_its_last_second(user):
     with time_machine.travel(START, tick=False) as traveller:
         issued = open_session(user)
         newest, _ = rotate(spa_client(issued.refresh_token))
         traveller.shift(timedelta(seconds=10))
         response = post_refresh(spa_client(issued.refresh_token))
         assert response.status_code == 200
-        assert cookie_name not in response.cookies
+        assert set_refresh_cookie(response) == newest
         assert session_row(issued).refresh_token_hash == sha256(newest)
 
 
@@ -346,7 +386,9 @@ def test_grace_answer_can_repeat_within_the_window(user):
         newest, _ = rotate(spa_client(issued.refresh_token))
         for _ in range(3):
             traveller.shift(SECOND)
-            assert post_refresh(spa_client(issued.refresh_token)).status_code == 200
+            response = post_refresh(spa_client(issued.refresh_token))
+            assert response.status_code == 200
+            assert set_refresh_cookie(response) == newest
         assert session_row(issued).refresh_token_hash == sha256(newest)
         assert session_row(issued).revoked_at is None
 
@@ -369,6 +411,92 @@ def test_grace_does_not_apply_to_an_ended_session(user):
         end_user_sessions(user=user, reason="logout")
         traveller.shift(SECOND)
         assert_refresh_refused(post_refresh(spa_client(issued.refresh_token)))
+
+
+def test_the_just_rotated_token_from_another_user_agent_within_the_grace_window_is_reuse(user):
+    """The cookie left the browser: a thief who copied the token just before it rotated gets nothing."""
+    with time_machine.travel(START, tick=False) as traveller:
+        issued = open_session(user)
+        laptop = spa_client(issued.refresh_token)
+        traveller.shift(SECOND)
+        newest, newest_access = rotate(laptop)
+        traveller.shift(SECOND)
+
+        thief = spa_client(issued.refresh_token)
+        response = post_refresh(thief, HTTP_USER_AGENT="curl/8.5")
+        assert_refresh_refused(response, code="refresh_token_reused")
+        assert set_refresh_cookie(response) is None
+
+        row = session_row(issued)
+        assert row.revoked_reason == "refresh_reuse"
+        assert_refresh_refused(post_refresh(spa_client(newest)))
+        assert get_me(newest_access).status_code == 401
+        event = SecurityEvent.objects.get(kind="refresh_reuse_detected")
+        assert event.detail["in_grace_from_another_client"] is True
+        assert event.user_agent == "curl/8.5"
+
+
+def test_the_user_agent_that_rotated_is_the_one_that_counts(user):
+    """The client that rotated (not the one that signed in) is the one whose retries are graced."""
+    with time_machine.travel(START, tick=False) as traveller:
+        issued = open_session(user)  # signed in as "pytest-agent"
+        app = spa_client(issued.refresh_token)
+        traveller.shift(SECOND)
+        response = post_refresh(app, HTTP_USER_AGENT="app/2.0")
+        newest = set_refresh_cookie(response)
+        traveller.shift(SECOND)
+        retry = post_refresh(spa_client(issued.refresh_token), HTTP_USER_AGENT="app/2.0")
+        assert retry.status_code == 200
+        assert set_refresh_cookie(retry) == newest
+        assert session_row(issued).user_agent == "app/2.0"
+
+
+def test_an_old_reuse_event_says_it_was_outside_the_grace_window(user, settings):
+    settings.ACCOUNTS_REFRESH_REUSE_GRACE = 0
+    issued = open_session(user)
+    rotate(spa_client(issued.refresh_token))
+    assert_refresh_refused(post_refresh(spa_client(issued.refresh_token)), code="refresh_token_reused")
+    event = SecurityEvent.objects.get(kind="refresh_reuse_detected")
+    assert event.detail["in_grace_from_another_client"] is False
+
+
+def test_the_successor_is_stored_only_as_a_hash_and_depends_on_the_server_key(user, settings):
+    issued = open_session(user)
+    newest, _ = rotate(spa_client(issued.refresh_token))
+    assert newest == successor_token(issued.refresh_token)
+    assert newest != issued.refresh_token
+    row = session_row(issued)
+    assert row.refresh_token_hash == sha256(newest)
+    assert newest not in str(list(DeviceSession.objects.values_list()))
+    assert newest not in str(list(RotatedRefreshToken.objects.values_list()))
+    settings.SECRET_KEY = "another server key, long enough to be a real one " * 2
+    assert successor_token(issued.refresh_token) != newest
+
+
+def test_a_retry_across_a_secret_key_rotation_still_gets_the_successor(user, settings):
+    with time_machine.travel(START, tick=False) as traveller:
+        issued = open_session(user)
+        newest, _ = rotate(spa_client(issued.refresh_token))
+        old_key = settings.SECRET_KEY
+        settings.SECRET_KEY = "the new server key, long enough to be a real one " * 2
+        settings.SECRET_KEY_FALLBACKS = [old_key]
+        traveller.shift(SECOND)
+        response = post_refresh(spa_client(issued.refresh_token))
+        assert response.status_code == 200
+        assert set_refresh_cookie(response) == newest
+        assert session_row(issued).revoked_at is None
+
+
+def test_a_token_that_never_existed_cannot_be_replayed_into_a_session(user):
+    """Only an exchanged token's own successor is handed out: presenting the successor's
+    predecessor is the only way in, and that takes the token itself, not its hash."""
+    issued = open_session(user)
+    newest, _ = rotate(spa_client(issued.refresh_token))
+    forged = generate_token()
+    assert_refresh_refused(post_refresh(spa_client(forged)))
+    assert_refresh_refused(post_refresh(spa_client(sha256(issued.refresh_token)[:43])))
+    assert session_row(issued).revoked_at is None
+    assert session_row(issued).refresh_token_hash == sha256(newest)
 
 
 # --- Idle and absolute expiry --------------------------------------------------------------------

@@ -36,7 +36,8 @@ from accounts.models import (
     User,
 )
 from accounts.rate_limits import address_key, ip_key
-from tests.support.accounts import STRONG_PASSWORD
+from accounts.tokens import successor_token
+from tests.support.accounts import STRONG_PASSWORD, sha256
 from tests.support.api import (
     ME_URL,
     REFRESH_URL,
@@ -145,7 +146,13 @@ def assert_api_limited(response, limit_name: str) -> int:
     assert set(body) == {"code", "detail"}, body
     assert body["code"] == "rate_limited"
     assert isinstance(body["detail"], str) and "Too many attempts" in body["detail"]
-    assert django_settings.ACCOUNTS_REFRESH_COOKIE_NAME not in response.cookies
+    refresh_cookie = response.cookies.get(django_settings.ACCOUNTS_REFRESH_COOKIE_NAME)
+    if limit_name == "refresh_per_session":
+        # The refused refresh still leaves the client holding the session's one live token.
+        assert refresh_cookie is not None
+        assert DeviceSession.objects.live().filter(refresh_token_hash=sha256(refresh_cookie.value)).exists()
+    else:
+        assert refresh_cookie is None
     return retry_after_of(response, limit_name)
 
 
@@ -701,10 +708,15 @@ def test_default_limit_sixty_refreshes_per_session_per_minute(api, user):
     for _ in range(60):
         assert refresh(api, header).status_code == 200
     cookie_before = refresh_cookie_value(api)
-    assert_api_limited(refresh(api, header), "refresh_per_session")
-    # The refused refresh neither rotated nor ended anything.
-    assert refresh_cookie_value(api) == cookie_before
-    assert DeviceSession.objects.get(user=user).revoked_at is None
+    refused = refresh(api, header)
+    assert_api_limited(refused, "refresh_per_session")
+    # The refused refresh issued no access token and ended nothing. The token was rotated
+    # (one statement decides), so the answer carries its successor: the client holds the live token.
+    assert "access" not in refused.json()
+    assert refresh_cookie_value(api) == successor_token(cookie_before)
+    row = DeviceSession.objects.get(user=user)
+    assert row.revoked_at is None
+    assert row.refresh_token_hash == sha256(successor_token(cookie_before))
 
 
 def test_refused_refresh_keeps_the_cookie_usable_after_the_window(api, user, settings, clock):
@@ -731,11 +743,17 @@ def test_grace_window_answers_count_against_the_refresh_limit(api, user, setting
         api.cookies[cookie] = first_token
         response = refresh(api, header)
         assert response.status_code == 200
-        assert cookie not in response.cookies
+        assert response.cookies[cookie].value == current_token
     api.cookies[cookie] = current_token
-    assert_api_limited(refresh(api, header), "refresh_per_session")
-    api.cookies[cookie] = first_token
-    assert_api_limited(refresh(api, header), "refresh_per_session")
+    limited = refresh(api, header)
+    assert_api_limited(limited, "refresh_per_session")
+    live_token = limited.cookies[cookie].value
+    # A retry of the refused refresh is a grace answer for the token it rotated: refused too,
+    # with the same live token in the cookie.
+    api.cookies[cookie] = current_token
+    retried = refresh(api, header)
+    assert_api_limited(retried, "refresh_per_session")
+    assert retried.cookies[cookie].value == live_token
 
 
 def test_refresh_limit_is_per_device_session(user, settings):

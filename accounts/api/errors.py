@@ -84,11 +84,15 @@ def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = Non
     return body
 
 
+def rate_limited_response(exc: RateLimited) -> Response:
+    limited = Response(error_body(exc.code, exc.message), status=status.HTTP_429_TOO_MANY_REQUESTS)
+    limited["Retry-After"] = str(exc.retry_after)
+    return limited
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RateLimited):
-        limited = Response(error_body(exc.code, exc.message), status=status.HTTP_429_TOO_MANY_REQUESTS)
-        limited["Retry-After"] = str(exc.retry_after)
-        return limited
+        return rate_limited_response(exc)
     if isinstance(exc, account_errors.AccountError):
         status_code = _status_of(exc)
         fields = None

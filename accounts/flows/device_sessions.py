@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import uuid
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -20,7 +21,14 @@ from accounts.exceptions import RefreshTokenInvalid, RefreshTokenReused, Session
 from accounts.models import USER_AGENT_MAX_LENGTH, DeviceSession, RotatedRefreshToken, User
 from accounts.rate_limits import REFRESH_SESSION, RateLimited, hit, record_rate_limited
 from accounts.revocation import SessionId, mark_sessions_ended
-from accounts.tokens import generate_token, hash_token, is_well_formed
+from accounts.tokens import (
+    generate_token,
+    hash_token,
+    is_well_formed,
+    successor_candidates,
+    successor_token,
+    token_matches,
+)
 
 logger = logging.getLogger(__name__)
 EndReason = DeviceSession.EndReason
@@ -41,9 +49,22 @@ class IssuedTokens:
     session: DeviceSession
     access_token: str
     access_expires_at: datetime
-    # None when a concurrent tab presented the just-rotated token within the
-    # grace window: it gets an access token, the session keeps one refresh token.
-    refresh_token: str | None
+    # The session's one live refresh token: new at sign-in and at a rotation,
+    # the same successor again for a replay of the just-rotated token.
+    refresh_token: str
+
+
+class RefreshRateLimited(RateLimited):
+    """The session refreshes too often: no access token this time.
+
+    The token was rotated all the same (the answer is decided after the one
+    statement that rotates it), so the 429 carries the live successor in the
+    cookie; the client is never left holding a token that would read as reuse.
+    """
+
+    def __init__(self, error: RateLimited, refresh_token: str):
+        super().__init__(error.retry_after)
+        self.refresh_token = refresh_token
 
 
 def _access_token_for(session: DeviceSession, user: User) -> tuple[str, datetime]:
@@ -80,89 +101,136 @@ def start_device_session(*, user: User, ip_address: str | None, user_agent: str,
 
 
 def rotate_refresh_token(*, refresh_token: str, ip_address: str | None, user_agent: str) -> IssuedTokens:
-    """Exchange a refresh token for a new one and a fresh access token.
+    """Exchange a refresh token for its successor and a fresh access token.
 
-    A token that was already exchanged ends the whole session (it was copied),
-    except the one just replaced, presented again within the grace window by a
-    concurrent tab: that gets an access token and no new refresh token. Rows
-    are locked, so this holds across many processes on PostgreSQL.
+    The successor is derived from the presented token (tokens.successor_token),
+    so every presentation of the just-rotated token within the grace window by
+    the client that rotated it (same user agent) gets the same successor: a
+    retry after a lost answer and concurrent tabs all converge on the one live
+    token. Any other presentation of an exchanged token is reuse (it was
+    copied) and ends the session. The rotation is one conditional UPDATE, so
+    two processes presenting one token can never both rotate it.
     """
     if not is_well_formed(refresh_token):
         raise RefreshTokenInvalid
-    client = ClientInfo(ip_address=ip_address, user_agent=user_agent)
-    try:
-        return _rotate(presented_hash=hash_token(refresh_token), client=client)
-    except _RefreshLimited as limited:
-        record_rate_limited(REFRESH_SESSION, client=client, user=limited.user)
-        raise limited.error from None
-
-
-class _RefreshLimited(Exception):
-    """Leaves the refresh transaction (rolling it back) when the session is over its limit."""
-
-    def __init__(self, error: RateLimited, user: User):
-        super().__init__(error.message)
-        self.error, self.user = error, user
-
-
-def _limit_refresh(session: DeviceSession) -> None:
+    client = ClientInfo(ip_address=ip_address, user_agent=user_agent[:USER_AGENT_MAX_LENGTH])
+    presented_hash = hash_token(refresh_token)
+    successor = successor_token(refresh_token)
+    now = timezone.now()
+    claimed = _claim_rotation(presented_hash=presented_hash, successor=successor, client=client, now=now)
+    if claimed is None:
+        session, successor = _replayed_session(
+            refresh_token=refresh_token, presented_hash=presented_hash, client=client, now=now
+        )
+    else:
+        session = claimed
     try:
         hit(REFRESH_SESSION, f"session:{session.pk}", record=False)
     except RateLimited as error:
-        raise _RefreshLimited(error, session.user) from None
+        record_rate_limited(REFRESH_SESSION, client=client, user=User(pk=session.user_id))
+        raise RefreshRateLimited(error, successor) from None
+    access, access_expires_at = _access_token_for(session, session.user)
+    return IssuedTokens(
+        session=session, access_token=access, access_expires_at=access_expires_at, refresh_token=successor
+    )
 
 
-def _rotate(*, presented_hash: str, client: ClientInfo) -> IssuedTokens:
-    now = timezone.now()
-    ip_address, user_agent = client.ip_address, client.user_agent
-    reused_session_id = None
+_CLAIM_ROTATION_SQL = """
+WITH claimed AS (
+    UPDATE {sessions}
+    SET refresh_token_hash = %s, rotated_at = %s, last_used_at = %s, ip_address = %s, user_agent = %s
+    WHERE id = ({live_session}) AND refresh_token_hash = %s AND revoked_at IS NULL
+    RETURNING id, user_id
+), remembered AS (
+    INSERT INTO {rotated} (token_hash, session_id, rotated_at)
+    SELECT %s, id, %s FROM claimed
+)
+SELECT claimed.id, claimed.user_id, users.email_verified_at
+FROM claimed JOIN {users} AS users ON users.id = claimed.user_id
+"""
+
+
+def _claim_rotation(*, presented_hash: str, successor: str, client: ClientInfo, now: datetime) -> DeviceSession | None:
+    """Make ``successor`` the live token of the live session whose token is ``presented_hash``.
+
+    None when no live session holds that token (it was rotated already, or never
+    existed). On PostgreSQL this is one statement, so one round trip: the UPDATE
+    takes the row lock and re-checks the token after waiting for a concurrent
+    rotation, and the exchanged token is remembered in the same statement.
+    """
+    live = DeviceSession.objects.live(now).filter(refresh_token_hash=presented_hash).values("pk")
+    new_values = (hash_token(successor), now, now, client.ip_address, client.user_agent)
+    if connection.vendor == "postgresql":
+        live_sql, live_params = live.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _CLAIM_ROTATION_SQL.format(
+                    sessions=DeviceSession._meta.db_table,
+                    rotated=RotatedRefreshToken._meta.db_table,
+                    users=User._meta.db_table,
+                    live_session=live_sql,
+                ),
+                (*new_values, *live_params, presented_hash, presented_hash, now),
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        session_id, user_id, email_verified_at = row
+        return DeviceSession(pk=session_id, user=User(pk=user_id, email_verified_at=email_verified_at))
+    # Elsewhere (SQLite, which has no row locks but serialises writers): the
+    # same conditional UPDATE inside a transaction.
     with transaction.atomic():
-        session = (
-            DeviceSession.objects.select_for_update(of=("self",))
-            .select_related("user")
-            .filter(refresh_token_hash=presented_hash)
-            .first()
+        session = DeviceSession.objects.select_related("user").filter(pk__in=live).first()
+        if session is None:
+            return None
+        claimed = DeviceSession.objects.filter(
+            pk=session.pk, refresh_token_hash=presented_hash, revoked_at__isnull=True
+        ).update(
+            refresh_token_hash=new_values[0],
+            rotated_at=now,
+            last_used_at=now,
+            ip_address=client.ip_address,
+            user_agent=client.user_agent,
         )
-        if session is not None:
-            if not session.is_live(now):
-                raise RefreshTokenInvalid
-            _limit_refresh(session)
-            new_refresh = generate_token()
-            # Conditional, so that without row locks (SQLite) a lost race is
-            # noticed instead of forking the session into two live tokens.
-            claimed = DeviceSession.objects.filter(pk=session.pk, refresh_token_hash=presented_hash).update(
-                refresh_token_hash=hash_token(new_refresh),
-                rotated_at=now,
-                last_used_at=now,
-                ip_address=ip_address,
-                user_agent=user_agent[:USER_AGENT_MAX_LENGTH],
-            )
-            if claimed == 1:
-                RotatedRefreshToken.objects.create(token_hash=presented_hash, session_id=session.pk, rotated_at=now)
-                access, access_expires_at = _access_token_for(session, session.user)
-                return IssuedTokens(
-                    session=session, access_token=access, access_expires_at=access_expires_at, refresh_token=new_refresh
-                )
-        rotated = RotatedRefreshToken.objects.filter(token_hash=presented_hash).first()
-        if rotated is None:
-            raise RefreshTokenInvalid
-        session = (
-            DeviceSession.objects.select_for_update(of=("self",)).select_related("user").get(pk=rotated.session_id)
-        )
-        if not session.is_live(now):
-            raise RefreshTokenInvalid
-        grace = timedelta(seconds=settings.ACCOUNTS_REFRESH_REUSE_GRACE)
-        if rotated.rotated_at == session.rotated_at and now - rotated.rotated_at <= grace:
-            _limit_refresh(session)
-            access, access_expires_at = _access_token_for(session, session.user)
-            return IssuedTokens(
-                session=session, access_token=access, access_expires_at=access_expires_at, refresh_token=None
-            )
-        _end_sessions(DeviceSession.objects.filter(pk=session.pk), reason=EndReason.REFRESH_REUSE, now=now)
-        record_event(kind=EventKind.REFRESH_REUSE_DETECTED, user=session.user, client=client, session=session.pk)
-        reused_session_id = session.pk
-    logger.warning("Refresh token reuse detected; device session %s ended.", reused_session_id)
+        if claimed != 1:
+            return None
+        RotatedRefreshToken.objects.create(token_hash=presented_hash, session_id=session.pk, rotated_at=now)
+    return session
+
+
+def _replayed_session(
+    *, refresh_token: str, presented_hash: str, client: ClientInfo, now: datetime
+) -> tuple[DeviceSession, str]:
+    """The session and its live token, for the just-rotated token presented again in grace by
+    the client that rotated it; RefreshTokenReused (the session ends) for any other exchanged token."""
+    rotated = RotatedRefreshToken.objects.select_related("session__user").filter(token_hash=presented_hash).first()
+    if rotated is None or not rotated.session.is_live(now):
+        raise RefreshTokenInvalid
+    session = rotated.session
+    grace = timedelta(seconds=settings.ACCOUNTS_REFRESH_REUSE_GRACE)
+    just_rotated = rotated.rotated_at == session.rotated_at and now - rotated.rotated_at <= grace
+    if just_rotated and hmac.compare_digest(session.user_agent, client.user_agent):
+        for successor in successor_candidates(refresh_token):
+            if token_matches(successor, session.refresh_token_hash):
+                return session, successor
+    _end_reused_session(session.pk, client=client, now=now, in_grace=just_rotated)
     raise RefreshTokenReused
+
+
+def _end_reused_session(session_id: uuid.UUID, *, client: ClientInfo, now: datetime, in_grace: bool) -> None:
+    with transaction.atomic():
+        session = DeviceSession.objects.select_for_update(of=("self",)).select_related("user").get(pk=session_id)
+        if not session.is_live(now):
+            raise RefreshTokenInvalid  # ended meanwhile (a concurrent replay of the same copy)
+        _end_sessions(DeviceSession.objects.filter(pk=session.pk), reason=EndReason.REFRESH_REUSE, now=now)
+        record_event(
+            kind=EventKind.REFRESH_REUSE_DETECTED,
+            user=session.user,
+            client=client,
+            session=session.pk,
+            in_grace_from_another_client=in_grace,
+        )
+    logger.warning("Refresh token reuse detected; device session %s ended.", session_id)
 
 
 def _end_sessions(sessions: QuerySet[DeviceSession], *, reason: str, now: datetime | None = None) -> list[uuid.UUID]:

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from accounts.access_tokens import key_ring
 from accounts.api.authentication import enforce_csrf
-from accounts.api.errors import error_body
+from accounts.api.errors import error_body, rate_limited_response
 from accounts.api.schema import REFRESH_COOKIE_AUTH, csrf_header_parameter, refresh_cookie_parameter
 from accounts.api.serializers import (
     AccessTokenSerializer,
@@ -33,7 +33,12 @@ from accounts.api.views.common import (
 )
 from accounts.cookies import clear_refresh_cookie, read_refresh_cookie, set_refresh_cookie, set_signup_proof_cookie
 from accounts.exceptions import RefreshTokenInvalid
-from accounts.flows.device_sessions import EndReason, end_session_by_refresh_token, rotate_refresh_token
+from accounts.flows.device_sessions import (
+    EndReason,
+    RefreshRateLimited,
+    end_session_by_refresh_token,
+    rotate_refresh_token,
+)
 from accounts.flows.signin import authenticate_user, start_api_session
 from accounts.flows.signup import sign_up
 
@@ -80,8 +85,7 @@ class LoginView(PublicView):
         user = authenticate_user(request=request._request, email=data["email"], password=data["password"])
         issued = start_api_session(request=request._request, user=user)
         response = Response({**token_body(issued), "user": profile_body(user)})
-        if issued.refresh_token is not None:  # always, for a new session
-            set_refresh_cookie(response, issued.refresh_token)
+        set_refresh_cookie(response, issued.refresh_token)
         return response
 
 
@@ -90,9 +94,11 @@ class RefreshView(PublicView):
     @extend_schema(
         summary="Exchange the refresh cookie for a new access token",
         description=(
-            "Rotates the refresh cookie on every use. Presenting an already rotated token ends the device "
-            "session (`refresh_token_reused`), except the one just replaced, within a few seconds, by a "
-            "concurrent tab: that gets an access token and no new cookie."
+            "Rotates the refresh cookie on every use. The token just replaced, presented again within a few "
+            "seconds by the same client (a retry after a lost answer, a concurrent tab), gets the same new "
+            "cookie again. Any other already rotated token ends the device session (`refresh_token_reused`). "
+            "Over the session's refresh limit the answer is 429 with no access token, and the cookie is still "
+            "the session's live token."
         ),
         request=None,
         parameters=[refresh_cookie_parameter(), csrf_header_parameter()],
@@ -104,6 +110,7 @@ class RefreshView(PublicView):
                 description="`refresh_token_invalid` (missing, unknown, expired, ended) or `refresh_token_reused`.",
             ),
             403: OpenApiResponse(ERROR, description="`csrf_failed`: the X-CSRFToken header is missing or wrong."),
+            429: OpenApiResponse(ERROR, description="`rate_limited`: the cookie is set to the live token."),
         },
     )
     def post(self, request: Request) -> Response:
@@ -120,9 +127,12 @@ class RefreshView(PublicView):
             response = Response(error_body(error.code, error.message), status=status.HTTP_401_UNAUTHORIZED)
             clear_refresh_cookie(response)
             return response
+        except RefreshRateLimited as limited:
+            response = rate_limited_response(limited)
+            set_refresh_cookie(response, limited.refresh_token)
+            return response
         response = Response(token_body(issued))
-        if issued.refresh_token is not None:
-            set_refresh_cookie(response, issued.refresh_token)
+        set_refresh_cookie(response, issued.refresh_token)
         return response
 
 
