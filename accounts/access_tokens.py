@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from jwt.algorithms import OKPAlgorithm
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenBackendError, TokenBackendExpiredToken
 from rest_framework_simplejwt.models import TokenUser
@@ -35,6 +36,20 @@ from accounts.revocation import SessionId
 # RFC 9068: the media type of OAuth 2.0 JWT access tokens.
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 a media type, not a secret
 REQUIRED_CLAIMS = ["sub", "sid", "jti", "iat", "exp", "iss", "aud"]
+
+# The header ``alg`` values each JWT_ALGORITHM accepts. RFC 9864 deprecates the polymorphic
+# ``EdDSA`` (Ed25519 or Ed448) for the fully specified ``Ed25519``; with an Ed25519 key both
+# name the same signature, so either setting accepts both: tokens signed before a switch (or a
+# rollback) verify until they expire, and so do those of processes already switched during a
+# rolling deploy. Nothing else is accepted (no HS/ES/none confusion). Tuples, not sets: a
+# header's ``alg`` may be any JSON value, and ``in`` must not need it to be hashable.
+ACCEPTED_ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "HS256": ("HS256",),
+    "Ed25519": ("Ed25519", "EdDSA"),
+    "EdDSA": ("EdDSA", "Ed25519"),
+    "ES256": ("ES256",),
+}
+ED25519_ALGORITHMS = {"Ed25519", "EdDSA"}
 
 
 # The keys each JWT_ALGORITHM uses: the HMAC secret's bytes, or an Ed25519 / P-256 key pair.
@@ -100,7 +115,7 @@ def _public_jwk(algorithm: str, public_key: PublicKey, kid: str) -> dict[str, st
 
 
 def _checked_public_key(algorithm: str, public_key: PublicKeyTypes) -> PublicKey:
-    if algorithm == "EdDSA" and isinstance(public_key, ed25519.Ed25519PublicKey):
+    if algorithm in ED25519_ALGORITHMS and isinstance(public_key, ed25519.Ed25519PublicKey):
         return public_key
     if (
         algorithm == "ES256"
@@ -149,7 +164,7 @@ def key_ring() -> KeyRing:
     if algorithm == "HS256":
         signing_kid, signing_key, current = _load_hmac_key(settings.JWT_SIGNING_KEY)
         fallbacks = [_load_hmac_key(secret)[2] for secret in settings.JWT_VERIFYING_KEY_FALLBACKS]
-    elif algorithm in {"EdDSA", "ES256"}:
+    elif algorithm in {*ED25519_ALGORITHMS, "ES256"}:
         signing_kid, signing_key, current = _load_asymmetric_signing_key(algorithm, settings.JWT_SIGNING_KEY)
         fallbacks = [_load_pem_key(algorithm, pem, private=False)[1] for pem in settings.JWT_VERIFYING_KEY_FALLBACKS]
     else:
@@ -166,10 +181,36 @@ def _reload_keys_when_settings_change(*, setting: str, **kwargs: Any) -> None:
         _verify_once.cache_clear()
 
 
+class _Ed25519Algorithm(OKPAlgorithm):
+    """RFC 9864's ``Ed25519``: PyJWT's EdDSA, which would also take Ed448 keys, held to Ed25519."""
+
+    def prepare_key(self, key: Any) -> ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey:
+        prepared = super().prepare_key(key)
+        if isinstance(prepared, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+            return prepared
+        raise jwt.InvalidKeyError("The Ed25519 algorithm takes Ed25519 keys only.")
+
+
+def _pyjwt_with_ed25519() -> jwt.PyJWT:
+    # PyJWT knows only ``EdDSA``. Registering ``Ed25519`` on an instance of our own, not on PyJWT's
+    # global one, leaves every other user of PyJWT (simplejwt included) as it was. PyJWT offers
+    # register_algorithm on PyJWS only, so this reaches the instance's own PyJWS. Should a later
+    # PyJWT know ``Ed25519`` itself, this one (held to Ed25519 keys) still replaces it.
+    instance = jwt.PyJWT()
+    if "Ed25519" in instance._jws.get_algorithms():
+        instance._jws.unregister_algorithm("Ed25519")
+    instance._jws.register_algorithm("Ed25519", _Ed25519Algorithm())
+    return instance
+
+
+_PYJWT = _pyjwt_with_ed25519()
+
+
 class KeyRingTokenBackend(TokenBackend):
     """simplejwt's backend, extended with ``kid``/``typ`` headers and key rotation.
 
-    Exactly one algorithm is accepted (so ``none`` and HS/RS confusion fail),
+    Only the configured algorithm is accepted (both names of Ed25519 for an
+    Ed25519 ring: ACCEPTED_ALGORITHMS), so ``none`` and HS/ES/RS confusion fail;
     the header must say ``typ: at+jwt`` and name a known ``kid``, and every
     claim in REQUIRED_CLAIMS must be present and valid.
     """
@@ -177,11 +218,17 @@ class KeyRingTokenBackend(TokenBackend):
     def __init__(self, ring: KeyRing, *, audience: str, issuer: str):
         super().__init__(ring.algorithm, signing_key=None, audience=audience, issuer=issuer)
         self.ring = ring
+        self.accepted_algorithms = ACCEPTED_ALGORITHMS[ring.algorithm]
+
+    def _validate_algorithm(self, algorithm: str) -> None:
+        # simplejwt's own list has PyJWT's names only, not RFC 9864's Ed25519.
+        if algorithm not in ACCEPTED_ALGORITHMS:
+            raise TokenBackendError(f"Unsupported JWT algorithm {algorithm!r}")
 
     def encode(self, payload: dict[str, Any]) -> str:
         claims = {**payload, "aud": self.audience, "iss": self.issuer}
         headers = {"kid": self.ring.signing_kid, "typ": ACCESS_TOKEN_TYPE}
-        return jwt.encode(claims, self.ring.signing_key, algorithm=self.algorithm, headers=headers)
+        return _PYJWT.encode(claims, self.ring.signing_key, algorithm=self.algorithm, headers=headers)
 
     # simplejwt annotates the encoded JWT as ``Token``; it is the header's bytes (or text).
     def decode(self, token: bytes | str, verify: bool = True) -> dict[str, Any]:  # type: ignore[override]
@@ -193,17 +240,17 @@ class KeyRingTokenBackend(TokenBackend):
             raise TokenBackendError("Token is invalid") from error
         if str(header.get("typ", "")).lower() not in {ACCESS_TOKEN_TYPE, f"application/{ACCESS_TOKEN_TYPE}"}:
             raise TokenBackendError("Token has the wrong type")
-        if header.get("alg") != self.algorithm:
+        if header.get("alg") not in self.accepted_algorithms:
             raise TokenBackendError("Token uses the wrong algorithm")
         kid = header.get("kid")  # PyJWT has checked that a kid, if present, is a string
         verifying_key = self.ring.verifying_keys.get(kid) if isinstance(kid, str) else None
         if verifying_key is None:
             raise TokenBackendError("Token was signed with an unknown key")
         try:
-            return jwt.decode(
+            return _PYJWT.decode(
                 token,
                 verifying_key.key,
-                algorithms=[self.algorithm],
+                algorithms=list(self.accepted_algorithms),
                 audience=self.audience,
                 issuer=self.issuer,
                 options={"require": REQUIRED_CLAIMS, "verify_signature": True},

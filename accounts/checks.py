@@ -3,7 +3,8 @@
 The one source of these rules: ``manage.py check --deploy`` lists every failing one with its id,
 and outside DEBUG ``AccountsConfig.ready()`` calls ``refuse_unsafe_production_settings()``, so that
 gunicorn, manage.py and the WSGI app all refuse to start while any fails. Under DEBUG the settings
-fill in local defaults and nothing is refused at start-up.
+fill in local defaults and nothing is refused at start-up. Advice that is not a safety rule (ids
+``accounts.W…``) is a warning: ``check --deploy`` lists it, and nothing refuses to start for it.
 
 Values that are wrong in every mode (Argon2 minimums, JWT_ALGORITHM, password length limits, the
 email verification mode) are refused earlier, when config/settings.py is imported.
@@ -75,6 +76,24 @@ def check_production_settings(
             checks.Error("Configure an ESP with ANYMAIL_ESP (or set EMAIL_BACKEND explicitly).", id="accounts.E007")
         )
     return errors
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_recommended_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """One warning for each setting that works but has a better replacement."""
+    warnings: list[checks.CheckMessage] = []
+    if settings.JWT_ALGORITHM == "EdDSA":
+        warnings.append(
+            checks.Warning(
+                "JWT_ALGORITHM=EdDSA is deprecated by RFC 9864; set JWT_ALGORITHM=Ed25519 (same key, and "
+                "EdDSA tokens keep verifying until they expire).",
+                hint="Clients verifying tokens through /.well-known/jwks.json must accept alg Ed25519.",
+                id="accounts.W001",
+            )
+        )
+    return warnings
 
 
 def refuse_unsafe_production_settings() -> None:

@@ -232,8 +232,9 @@ ACCOUNTS_ENDED_SESSION_RETENTION = env_int("ACCOUNTS_ENDED_SESSION_RETENTION", 3
 # --- JWT access tokens (accounts/access_tokens.py) ----------------------------------------------------
 
 # Short-lived JWTs signed with a dedicated key (never SECRET_KEY).
-# HS256 takes a secret of at least 32 bytes; EdDSA (Ed25519) and ES256 take a
-# PEM private key and publish the public keys at /.well-known/jwks.json.
+# HS256 takes a secret of at least 32 bytes; Ed25519 and ES256 take a PEM private
+# key and publish the public keys at /.well-known/jwks.json. EdDSA is the name RFC 9864
+# deprecates for Ed25519: the same keys and signatures, accepted for existing setups.
 JWT_ALGORITHM = env_str("JWT_ALGORITHM", "HS256")
 JWT_SIGNING_KEY = env_str("JWT_SIGNING_KEY")
 if env_str("JWT_SIGNING_KEY_FILE"):
@@ -445,7 +446,7 @@ if ACCOUNTS_EMAIL_VERIFICATION not in {"mandatory", "optional"}:
     raise ImproperlyConfigured("ACCOUNTS_EMAIL_VERIFICATION must be 'mandatory' or 'optional'.")
 if ARGON2_TIME_COST < 2 or ARGON2_MEMORY_COST_KIB < 19 * 1024 or ARGON2_PARALLELISM < 1:
     raise ImproperlyConfigured("Argon2 parameters must be at least OWASP's m=19 MiB, t=2, p=1.")
-if JWT_ALGORITHM not in {"HS256", "EdDSA", "ES256"}:
-    raise ImproperlyConfigured("JWT_ALGORITHM must be HS256, EdDSA or ES256.")
+if JWT_ALGORITHM not in {"HS256", "Ed25519", "EdDSA", "ES256"}:
+    raise ImproperlyConfigured("JWT_ALGORITHM must be HS256, Ed25519, EdDSA or ES256.")
 if not 8 <= ACCOUNTS_PASSWORD_MIN_LENGTH <= ACCOUNTS_PASSWORD_MAX_LENGTH <= 1024:
     raise ImproperlyConfigured("Password length limits must satisfy 8 <= min <= max <= 1024.")

@@ -1,6 +1,7 @@
 """JWT access tokens: their shape, every way a forged or stale token is refused, key rotation,
-asymmetric keys and the JWKS document, misconfigured keys, and immediate revocation of the
-device session a token names (answered from the cache, falling back to the database)."""
+asymmetric keys and the JWKS document, the switch from EdDSA to Ed25519 (RFC 9864), misconfigured
+keys, and immediate revocation of the device session a token names (answered from the cache,
+falling back to the database)."""
 
 import base64
 import hashlib
@@ -15,11 +16,12 @@ import jwt
 import pytest
 import time_machine
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, RequestFactory
 
+from accounts import access_tokens
 from accounts.access_tokens import key_ring
 from accounts.api.authentication import AccessTokenAuthentication
 from accounts.flows.account_status import deactivate_user
@@ -61,6 +63,12 @@ def hmac_token(header: dict, claims: dict, secret: bytes) -> str:
     signing_input = f"{b64url_json(header)}.{b64url_json(claims)}"
     signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(signature)}"
+
+
+def okp_token(header: dict, claims: dict, private_key) -> str:
+    """A compact JWS signed with an Ed25519 (or Ed448) key, whatever ``alg`` the header names."""
+    signing_input = f"{b64url_json(header)}.{b64url_json(claims)}"
+    return f"{signing_input}.{b64url(private_key.sign(signing_input.encode()))}"
 
 
 def open_session(user, **kwargs):
@@ -115,7 +123,7 @@ def pem_public(key) -> str:
 
 
 def new_key(algorithm: str):
-    if algorithm == "EdDSA":
+    if algorithm in {"EdDSA", "Ed25519"}:
         return ed25519.Ed25519PrivateKey.generate()
     return ec.generate_private_key(ec.SECP256R1())
 
@@ -235,7 +243,7 @@ def test_alg_none_with_the_real_signature_attached_is_refused(issued):
     assert_refused(get_me(f"{b64url_json(header)}.{payload}.{signature}"))
 
 
-@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA"])
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA", "Ed25519"])
 def test_hs256_token_keyed_with_the_public_key_is_refused(settings, user, algorithm):
     private_key = new_key(algorithm)
     use_keys(settings, algorithm, private_key)
@@ -364,13 +372,13 @@ def test_tampered_signature_is_refused(issued):
 
 def count_signature_checks(monkeypatch) -> list:
     calls = []
-    original = jwt.decode
+    original = access_tokens._PYJWT.decode
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr("accounts.access_tokens.jwt.decode", counting)
+    monkeypatch.setattr(access_tokens._PYJWT, "decode", counting)
     return calls
 
 
@@ -539,7 +547,7 @@ def test_token_claiming_the_fallback_kid_but_signed_with_another_key_is_refused(
     assert_refused(get_me(forge(valid_claims(issued), header=header, secret=K2.encode())))
 
 
-@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA"])
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA", "Ed25519"])
 def test_asymmetric_rotation_with_a_public_key_fallback(settings, user, algorithm):
     old_key, new_key_ = new_key(algorithm), new_key(algorithm)
     use_keys(settings, algorithm, old_key)
@@ -640,6 +648,221 @@ def test_jwks_is_not_found_with_hs256(settings):
     assert settings.JWT_SIGNING_KEY not in response.content.decode()
 
 
+# --- Ed25519 (RFC 9864) and the deprecated EdDSA -------------------------------------------------
+# RFC 9864 deprecates the polymorphic "EdDSA" for the fully specified "Ed25519": the same Ed25519
+# key and signature under another name. Either setting accepts both names and nothing else.
+
+
+def test_ed25519_tokens_name_the_fully_specified_algorithm(settings, user):
+    private_key = new_key("Ed25519")
+    use_keys(settings, "Ed25519", private_key)
+    token = open_session(user).access_token
+    header = jwt.get_unverified_header(token)
+    assert header == {"alg": "Ed25519", "typ": "at+jwt", "kid": key_ring().signing_kid}
+    signing_input, _, signature = token.rpartition(".")
+    private_key.public_key().verify(unb64url(signature), signing_input.encode())  # an Ed25519 signature
+    assert get_me(token).status_code == 200
+
+
+def test_jwks_publishes_ed25519_for_the_same_key_and_kid(settings):
+    private_key = new_key("Ed25519")
+    use_keys(settings, "EdDSA", private_key)
+    [before] = Client().get(JWKS_URL).json()["keys"]
+    use_keys(settings, "Ed25519", private_key)
+    [after] = Client().get(JWKS_URL).json()["keys"]
+    assert before["alg"] == "EdDSA"
+    assert after == {**before, "alg": "Ed25519"}  # only the name changes: same kty, crv, x and kid
+    assert after["kty"] == "OKP"
+    assert after["crv"] == "Ed25519"
+    assert "d" not in after
+
+
+def test_eddsa_token_of_the_same_key_verifies_after_the_switch(settings, user):
+    private_key = new_key("Ed25519")
+    use_keys(settings, "EdDSA", private_key)
+    old = open_session(user).access_token
+    assert jwt.get_unverified_header(old)["alg"] == "EdDSA"
+
+    use_keys(settings, "Ed25519", private_key)
+    assert get_me(old).status_code == 200
+    new = open_session(user).access_token
+    assert jwt.get_unverified_header(new)["alg"] == "Ed25519"
+    assert jwt.get_unverified_header(new)["kid"] == jwt.get_unverified_header(old)["kid"]
+    assert get_me(new).status_code == 200
+
+
+def test_eddsa_token_of_a_fallback_key_verifies_until_the_fallback_is_removed(settings, user):
+    old_key, new_key_ = new_key("EdDSA"), new_key("Ed25519")
+    use_keys(settings, "EdDSA", old_key)
+    old = open_session(user).access_token
+
+    use_keys(settings, "Ed25519", new_key_, fallbacks=[pem_public(old_key)])
+    assert get_me(old).status_code == 200
+    assert {jwk["alg"] for jwk in Client().get(JWKS_URL).json()["keys"]} == {"Ed25519"}
+
+    settings.JWT_VERIFYING_KEY_FALLBACKS = []
+    assert_refused(get_me(old))
+
+
+def test_ed25519_token_still_verifies_after_a_rollback_to_eddsa(settings, user):
+    private_key = new_key("Ed25519")
+    use_keys(settings, "Ed25519", private_key)
+    token = open_session(user).access_token
+    use_keys(settings, "EdDSA", private_key)
+    assert get_me(token).status_code == 200
+
+
+@pytest.mark.parametrize("configured", ["Ed25519", "EdDSA"])
+@pytest.mark.parametrize("alg", ["Ed25519", "EdDSA"])
+def test_hand_signed_token_under_either_name_is_accepted(settings, user, configured, alg):
+    """The control for the refusals below: a token signed by hand, as the server signs it."""
+    private_key = new_key(configured)
+    use_keys(settings, configured, private_key)
+    issued = open_session(user)
+    header = {"alg": alg, "typ": "at+jwt", "kid": key_ring().signing_kid}
+    assert get_me(okp_token(header, valid_claims(issued), private_key)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "alg",
+    ["Ed448", "ed25519", "ED25519", "eddsa", "EDDSA", "Ed25519 ", "OKP", "ES256K", "", None, ["Ed25519"], 25519],
+    ids=repr,
+)
+def test_other_alg_over_a_genuine_ed25519_signature_is_refused(settings, user, alg):
+    private_key = new_key("Ed25519")
+    use_keys(settings, "Ed25519", private_key)
+    issued = open_session(user)
+    header = {"typ": "at+jwt", "kid": key_ring().signing_kid}
+    if alg is not None:
+        header["alg"] = alg
+    assert_refused(get_me(okp_token(header, valid_claims(issued), private_key)))
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE"])
+def test_alg_none_is_refused_by_an_ed25519_ring(settings, user, alg):
+    use_keys(settings, "Ed25519", new_key("Ed25519"))
+    issued = open_session(user)
+    header = {"alg": alg, "typ": "at+jwt", "kid": key_ring().signing_kid}
+    assert_refused(get_me(f"{b64url_json(header)}.{b64url_json(valid_claims(issued))}."))
+
+
+def test_hs256_token_keyed_with_the_raw_ed25519_public_key_is_refused(settings, user):
+    private_key = new_key("Ed25519")
+    use_keys(settings, "Ed25519", private_key)
+    issued = open_session(user)
+    raw = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    jwk_x = Client().get(JWKS_URL).json()["keys"][0]["x"]
+    header = {"alg": "HS256", "typ": "at+jwt", "kid": key_ring().signing_kid}
+    for secret in (raw, jwk_x.encode()):
+        assert_refused(get_me(hmac_token(header, valid_claims(issued), secret)))
+
+
+def test_es256_token_is_refused_by_an_ed25519_ring(settings, user):
+    use_keys(settings, "Ed25519", new_key("Ed25519"))
+    issued = open_session(user)
+    header = {"typ": "at+jwt", "kid": key_ring().signing_kid}
+    token = jwt.encode(valid_claims(issued), new_key("ES256"), algorithm="ES256", headers=header)
+    assert_refused(get_me(token))
+
+
+@pytest.mark.parametrize("alg", ["Ed25519", "EdDSA"])
+def test_ed25519_token_is_refused_by_an_es256_ring(settings, user, alg):
+    use_keys(settings, "ES256", new_key("ES256"))
+    issued = open_session(user)
+    header = {"alg": alg, "typ": "at+jwt", "kid": key_ring().signing_kid}
+    assert_refused(get_me(okp_token(header, valid_claims(issued), new_key("Ed25519"))))
+
+
+@pytest.mark.parametrize("alg", ["Ed25519", "EdDSA"])
+def test_token_of_another_ed25519_key_pair_is_refused(settings, user, alg):
+    use_keys(settings, "Ed25519", new_key("Ed25519"))
+    issued = open_session(user)
+    header = {"alg": alg, "typ": "at+jwt", "kid": key_ring().signing_kid}
+    assert_refused(get_me(okp_token(header, valid_claims(issued), new_key("Ed25519"))))
+
+
+@pytest.mark.parametrize("alg", ["Ed25519", "EdDSA"])
+def test_ed448_signature_is_refused(settings, user, alg):
+    use_keys(settings, "Ed25519", new_key("Ed25519"))
+    issued = open_session(user)
+    header = {"alg": alg, "typ": "at+jwt", "kid": key_ring().signing_kid}
+    assert_refused(get_me(okp_token(header, valid_claims(issued), ed448.Ed448PrivateKey.generate())))
+
+
+def test_the_ed25519_algorithm_takes_ed25519_keys_only():
+    with pytest.raises(jwt.InvalidKeyError):
+        access_tokens._PYJWT.encode({"sub": "1"}, ed448.Ed448PrivateKey.generate(), algorithm="Ed25519")
+
+
+def test_ed25519_is_registered_on_a_private_pyjwt_only():
+    # Other users of PyJWT (simplejwt, the bench peers) see PyJWT's own algorithms, unchanged.
+    assert set(jwt.api_jws._jws_global_obj.get_algorithms()) == set(jwt.algorithms.get_default_algorithms())
+    assert "Ed25519" in access_tokens._PYJWT._jws.get_algorithms()
+
+
+def test_the_api_accepts_both_names_end_to_end(settings, user):
+    private_key = new_key("Ed25519")
+    use_keys(settings, "EdDSA", private_key)
+    client = api_client()
+    eddsa_access = login(client)
+    assert jwt.get_unverified_header(eddsa_access)["alg"] == "EdDSA"
+
+    use_keys(settings, "Ed25519", private_key)
+    response = client.post("/api/auth/refresh/", HTTP_X_CSRFTOKEN=fetch_csrf_token(client))
+    assert response.status_code == 200, response.content
+    ed25519_access = response.json()["access"]
+    assert jwt.get_unverified_header(ed25519_access)["alg"] == "Ed25519"
+    for access in (eddsa_access, ed25519_access):
+        assert get_me(access, client).status_code == 200
+        assert api_client().get("/api/todos/", HTTP_AUTHORIZATION=f"Bearer {access}").status_code == 200
+
+
+def test_a_pyjwt_client_verifies_ed25519_tokens_as_the_readme_says(settings, user):
+    # PyJWT knows only "EdDSA": the client registers "Ed25519" (here on an instance of its own)
+    # and builds the key from the JWK as an EdDSA key.
+    use_keys(settings, "Ed25519", new_key("Ed25519"))
+    token = open_session(user).access_token
+    [published] = Client().get(JWKS_URL).json()["keys"]
+    client_jwt = jwt.PyJWT()
+    client_jwt._jws.register_algorithm("Ed25519", jwt.algorithms.OKPAlgorithm())
+    key = jwt.PyJWK(published, algorithm="EdDSA").key
+    claims = client_jwt.decode(token, key, algorithms=["Ed25519"], audience=settings.JWT_AUDIENCE)
+    assert claims["sub"] == str(user.pk)
+
+
+def _verify_with_joserfc(token: str, jwks: dict, algorithm: str):
+    """Verify as an independent JOSE library does, from the published JWKS alone."""
+    from joserfc import jwt as joserfc_jwt
+    from joserfc.jwk import KeySet
+
+    return joserfc_jwt.decode(token, KeySet.import_key_set(jwks), algorithms=[algorithm])
+
+
+def test_an_independent_jose_library_verifies_ed25519_tokens_through_the_jwks_without_warnings(settings, user):
+    import warnings
+
+    use_keys(settings, "Ed25519", new_key("Ed25519"))
+    issued = open_session(user)
+    jwks = Client().get(JWKS_URL).json()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # joserfc warns (SecurityWarning) about deprecated algorithms
+        verified = _verify_with_joserfc(issued.access_token, jwks, "Ed25519")
+    assert verified.header["alg"] == "Ed25519"
+    assert verified.claims["sid"] == str(issued.session.pk)
+
+
+def test_the_same_library_warns_about_eddsa_tokens(settings, user):
+    """Why the switch: what clients of an EdDSA deployment see today."""
+    from joserfc.errors import SecurityWarning
+
+    use_keys(settings, "EdDSA", new_key("EdDSA"))
+    issued = open_session(user)
+    jwks = Client().get(JWKS_URL).json()
+    with pytest.warns(SecurityWarning, match="RFC 9864"):
+        verified = _verify_with_joserfc(issued.access_token, jwks, "EdDSA")
+    assert verified.claims["sid"] == str(issued.session.pk)
+
+
 # --- Misconfigured keys are refused at load ---------------------------------------------------
 
 
@@ -697,8 +920,23 @@ def _rsa_pem() -> str:
         ("EdDSA", lambda: "not a pem at all"),
         ("ES256", lambda: pem_public(ec.generate_private_key(ec.SECP256R1()))),
         ("EdDSA", lambda: "a-long-enough-hmac-secret-is-no-pem-key-0000"),
+        ("Ed25519", lambda: pem_private(ec.generate_private_key(ec.SECP256R1()))),
+        ("Ed25519", lambda: pem_private(ed448.Ed448PrivateKey.generate())),
+        ("Ed25519", lambda: pem_public(ed25519.Ed25519PrivateKey.generate())),
     ],
-    ids=["ES256-ed25519", "EdDSA-p256", "ES256-p384", "ES256-rsa", "EdDSA-rsa", "garbage", "public-as-signing", "hmac"],
+    ids=[
+        "ES256-ed25519",
+        "EdDSA-p256",
+        "ES256-p384",
+        "ES256-rsa",
+        "EdDSA-rsa",
+        "garbage",
+        "public-as-signing",
+        "hmac",
+        "Ed25519-p256",
+        "Ed25519-ed448",
+        "Ed25519-public-as-signing",
+    ],
 )
 def test_pem_of_the_wrong_kind_is_refused(settings, algorithm, make_pem):
     settings.JWT_ALGORITHM = algorithm
@@ -708,8 +946,9 @@ def test_pem_of_the_wrong_kind_is_refused(settings, algorithm, make_pem):
         key_ring()
 
 
-def test_fallback_of_the_wrong_key_type_is_refused(settings):
-    use_keys(settings, "EdDSA", new_key("EdDSA"), fallbacks=[pem_public(new_key("ES256"))])
+@pytest.mark.parametrize("algorithm", ["EdDSA", "Ed25519"])
+def test_fallback_of_the_wrong_key_type_is_refused(settings, algorithm):
+    use_keys(settings, algorithm, new_key(algorithm), fallbacks=[pem_public(new_key("ES256"))])
     with pytest.raises(ImproperlyConfigured):
         key_ring()
 

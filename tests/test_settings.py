@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from accounts.checks import check_production_settings
+from accounts.checks import check_production_settings, check_recommended_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,6 +161,11 @@ def test_unsafe_password_length_limits_refuse_to_load(lengths):
     assert "Password length" in settings_error(DEBUG="true", **lengths)
 
 
+@pytest.mark.parametrize("algorithm", ["Ed448", "ed25519", "RS256", "none"])
+def test_unsupported_jwt_algorithm_refuses_to_load(algorithm):
+    assert "JWT_ALGORITHM" in settings_error(DEBUG="true", JWT_ALGORITHM=algorithm)
+
+
 # --- Production -------------------------------------------------------------------
 
 
@@ -203,6 +210,7 @@ def test_site_url_trailing_slash_is_removed():
         ({"JWT_SIGNING_KEY": "short-jwt-key"}, "JWT_SIGNING_KEY", "accounts.E005"),
         ({"JWT_SIGNING_KEY": PRODUCTION_ENV["SECRET_KEY"]}, "JWT_SIGNING_KEY", "accounts.E005"),
         ({"JWT_ALGORITHM": "EdDSA", "JWT_SIGNING_KEY": ""}, "JWT_SIGNING_KEY", "accounts.E006"),
+        ({"JWT_ALGORITHM": "Ed25519", "JWT_SIGNING_KEY": ""}, "JWT_SIGNING_KEY", "accounts.E006"),
     ],
 )
 def test_each_unsafe_production_variant_refuses_to_load(override, named, check_id):
@@ -216,6 +224,23 @@ def test_every_unsafe_production_setting_is_listed_at_once():
     stderr = settings_error(**{**PRODUCTION_ENV, "SECRET_KEY": "", "ALLOWED_HOSTS": "*", "SITE_URL": ""})
     for check_id in ("accounts.E001", "accounts.E003", "accounts.E004"):
         assert f"({check_id})" in stderr
+
+
+def ed25519_pem() -> str:
+    return (
+        ed25519.Ed25519PrivateKey.generate()
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["Ed25519", "EdDSA"])
+def test_production_with_an_ed25519_key_starts(algorithm):
+    # EdDSA is only deprecated (a warning, accounts.W001): production still starts with it.
+    env = minimal_env(**{**PRODUCTION_ENV, "JWT_ALGORITHM": algorithm, "JWT_SIGNING_KEY": ed25519_pem()})
+    started = run_python(START + "; from accounts.access_tokens import key_ring; print(key_ring().algorithm)", env)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == algorithm
 
 
 def test_production_without_any_email_configuration_refuses_to_load():
@@ -375,6 +400,24 @@ def test_check_deploy_reports_each_production_problem_with_its_id(settings, unsa
     reported = [line for line in str(refused.value).splitlines() if f"({check_id})" in line]
     assert len(reported) == 1
     assert named in reported[0]
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "Ed25519", "ES256"])
+def test_current_jwt_algorithms_get_no_recommendation(settings, algorithm):
+    settings.JWT_ALGORITHM = algorithm
+    assert check_recommended_settings() == []
+
+
+def test_check_deploy_recommends_ed25519_over_eddsa_as_a_warning(settings):
+    for name, value in {**SAFE_PRODUCTION_SETTINGS, "JWT_ALGORITHM": "EdDSA", "JWT_SIGNING_KEY": ed25519_pem()}.items():
+        setattr(settings, name, value)
+    assert check_production_settings() == []  # a recommendation, not a safety rule
+    [warning] = check_recommended_settings()
+    assert warning.id == "accounts.W001"
+    assert "Ed25519" in warning.msg
+    stderr = io.StringIO()
+    call_command("check", deploy=True, stdout=io.StringIO(), stderr=stderr)  # warnings raise no SystemCheckError
+    assert "(accounts.W001) JWT_ALGORITHM=EdDSA" in stderr.getvalue()
 
 
 def test_plain_check_leaves_the_production_checks_out(settings):
