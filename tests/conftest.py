@@ -66,12 +66,20 @@ def _argon2_cost(request):
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Rate-limit counters and revocation state must not leak between tests."""
+    """Rate-limit counters and revocation state (the cache's and this process's view) must not leak
+    between tests."""
     from django.core.cache import cache
+
+    from accounts.revocation import local_view
 
     # On Redis, only this run's keys (its prefix): clear() is FLUSHDB, which would also empty the
     # other xdist workers' keys, and anyone else's on the same database.
-    clear = (lambda: cache.delete_pattern("*")) if hasattr(cache, "delete_pattern") else cache.clear
+    clear_cache = (lambda: cache.delete_pattern("*")) if hasattr(cache, "delete_pattern") else cache.clear
+
+    def clear() -> None:
+        clear_cache()
+        local_view.forget_all()
+
     clear()
     yield
     clear()
