@@ -16,9 +16,8 @@ passes the app's production checks (``production_env``), ``manage.py`` and seedi
 PASS/FAIL lines the scripts print (``Checks``), a watchdog that bounds a run, and calls raced on
 threads released together (``at_once``).
 
-Used by bench/faults.py, bench/soak.py, bench/enumeration_timing.py, bench/revocation_bound.py, bench/run.py
-and the tests. Only
-the standard library is imported up front (psycopg and redis where they are used). Everything here
+Used by bench/faults.py, bench/soak.py, bench/enumeration_timing.py, bench/revocation_bound.py,
+bench/run.py and the tests. Only the standard library is imported up front (psycopg and redis where they are used). Everything here
 is a plain function or class: the scripts keep their own command lines and output.
 """
 
