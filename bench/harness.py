@@ -17,8 +17,9 @@ PASS/FAIL lines the scripts print (``Checks``), a watchdog that bounds a run, an
 threads released together (``at_once``).
 
 Used by bench/faults.py, bench/soak.py, bench/enumeration_timing.py, bench/revocation_bound.py,
-bench/run.py and the tests. Only the standard library is imported up front (psycopg and redis where they are used). Everything here
-is a plain function or class: the scripts keep their own command lines and output.
+bench/run.py and the tests. Only the standard library is imported up front (psycopg and redis where
+they are used). Everything here is a plain function or class: the scripts keep their own command
+lines and output.
 """
 
 import json
