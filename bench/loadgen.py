@@ -7,7 +7,7 @@ import statistics
 import threading
 import time
 
-from djtool import PASSWORD
+from djtool import PASSWORD, REFRESH_COOKIE, USER_AGENT
 from harness import at_once
 
 MAX_REQUESTS_PER_THREAD = 100_000
@@ -15,15 +15,17 @@ JSON = {"Content-Type": "application/json"}
 
 
 class Http:
-    """One client connection (reopened whenever the server closes it, as gunicorn's sync workers do)."""
+    """One client connection (reopened whenever the server closes it, as gunicorn's sync workers do).
+
+    Every request carries the same browser User-Agent (djtool.USER_AGENT)."""
 
     def __init__(self, port: int):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
     def call(self, method, path, body=b"", headers=None) -> tuple[int, dict, bytes]:
-        """(status, cookies set, body); status 0 on a connection error."""
+        """(status, cookies set: "" for a cleared one, body); status 0 on a connection error."""
         try:
-            self.conn.request(method, path, body=body, headers=headers or {})
+            self.conn.request(method, path, body=body, headers={"User-Agent": USER_AGENT, **(headers or {})})
             response = self.conn.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException):
@@ -42,9 +44,15 @@ class Http:
 
 def _json(data: bytes) -> dict:
     try:
-        return json.loads(data)
+        parsed = json.loads(data)
     except ValueError:
         return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+# Each protocol: login(h, email, csrf) -> the client's state ({"access", "refresh", ...}) or None;
+# refresh(h, state) -> (status, the refresh token the response gives the client to keep: None when it
+# gives none, "" when it clears the cookie).
 
 
 class Ours:
@@ -52,8 +60,9 @@ class Ours:
 
     name = "ours"
 
-    def login(self, h: Http, email: str) -> dict | None:
-        _, cookies, _ = h.call("GET", "/api/auth/csrf/")
+    def login(self, h: Http, email: str, csrf: bool = True) -> dict | None:
+        """With csrf, first GET /api/auth/csrf/ for the CSRF cookie a refresh needs (sign-in needs none)."""
+        cookies = h.call("GET", "/api/auth/csrf/")[1] if csrf else {}
         status, set_cookies, data = h.call(
             "POST", "/api/auth/login/", json.dumps({"email": email, "password": PASSWORD}), JSON
         )
@@ -61,14 +70,14 @@ class Ours:
             return None
         return {
             "access": _json(data)["access"],
-            "refresh": set_cookies.get("todo_refresh"),
-            "csrf": cookies.get("csrftoken"),
+            "refresh": set_cookies.get(REFRESH_COOKIE),
+            "csrf": set_cookies.get("csrftoken") or cookies.get("csrftoken"),
         }
 
-    def refresh(self, h: Http, s: dict) -> tuple[bool, str | None]:
-        headers = {"Cookie": f"csrftoken={s['csrf']}; todo_refresh={s['refresh']}", "X-CSRFToken": s["csrf"]}
-        status, cookies, _ = h.call("POST", "/api/auth/refresh/", b"", headers)
-        return status == 200, (cookies.get("todo_refresh") or None) if status == 200 else None
+    def refresh(self, h: Http, s: dict) -> tuple[int, str | None]:
+        cookie = f"csrftoken={s['csrf']}" + (f"; {REFRESH_COOKIE}={s['refresh']}" if s.get("refresh") else "")
+        status, cookies, _ = h.call("POST", "/api/auth/refresh/", b"", {"Cookie": cookie, "X-CSRFToken": s["csrf"]})
+        return status, cookies.get(REFRESH_COOKIE)
 
 
 class SimpleJWT:
@@ -76,13 +85,13 @@ class SimpleJWT:
 
     name = "simplejwt"
 
-    def login(self, h: Http, email: str) -> dict | None:
+    def login(self, h: Http, email: str, csrf: bool = True) -> dict | None:
         status, _, data = h.call("POST", "/api/token/", json.dumps({"username": email, "password": PASSWORD}), JSON)
         return _json(data) if status == 200 else None
 
-    def refresh(self, h: Http, s: dict) -> tuple[bool, str | None]:
+    def refresh(self, h: Http, s: dict) -> tuple[int, str | None]:
         status, _, data = h.call("POST", "/api/token/refresh/", json.dumps({"refresh": s["refresh"]}), JSON)
-        return status == 200, _json(data).get("refresh") if status == 200 else None
+        return status, _json(data).get("refresh") if status == 200 else None
 
 
 class Allauth:
@@ -90,16 +99,16 @@ class Allauth:
 
     name = "allauth"
 
-    def login(self, h: Http, email: str) -> dict | None:
+    def login(self, h: Http, email: str, csrf: bool = True) -> dict | None:
         body = json.dumps({"email": email, "password": PASSWORD})
         status, _, data = h.call("POST", "/_allauth/app/v1/auth/login", body, JSON)
         meta = _json(data).get("meta", {})
         return {"access": meta["access_token"], "refresh": meta["refresh_token"]} if status == 200 else None
 
-    def refresh(self, h: Http, s: dict) -> tuple[bool, str | None]:
+    def refresh(self, h: Http, s: dict) -> tuple[int, str | None]:
         body = json.dumps({"refresh_token": s["refresh"]})
         status, _, data = h.call("POST", "/_allauth/app/v1/tokens/refresh", body, JSON)
-        return status == 200, _json(data).get("data", {}).get("refresh_token") if status == 200 else None
+        return status, _json(data).get("data", {}).get("refresh_token") if status == 200 else None
 
 
 PROTOCOLS = {p.name: p for p in (Ours(), SimpleJWT(), Allauth())}
@@ -119,21 +128,22 @@ def refresh_chain_step(proto, session: dict):
     """Each call presents the token the previous call returned (one client's chain)."""
 
     def step(h: Http) -> bool:
-        ok, new = proto.refresh(h, session)
-        if ok and new:
+        status, new = proto.refresh(h, session)
+        if new:
             session["refresh"] = new
-        return ok and bool(new)
+        return status == 200 and bool(new)
 
     return step
 
 
 def login_step(proto, emails: list[str]):
+    """Sign-in alone, users in rotation (no CSRF request first: a sign-in needs none)."""
     state = {"next": 0}
 
     def step(h: Http) -> bool:
         email = emails[state["next"] % len(emails)]
         state["next"] += 1
-        return proto.login(h, email) is not None
+        return proto.login(h, email, csrf=False) is not None
 
     return step
 
@@ -184,44 +194,78 @@ def closed_loop(port: int, steps: list, duration: float) -> tuple[list[float], i
     return [x for lat, _ in results for x in lat], sum(e for _, e in results), time.perf_counter() - began
 
 
-def tabs(port: int, proto, email: str, rounds: int, tabs_count: int = 8) -> tuple[dict, str]:
-    """One session; each round, `tabs_count` threads refresh with the same token at the same instant.
+def tabs(port: int, proto, email: str, rounds: int, tabs_count: int = 8, holds=None) -> tuple[dict, list]:
+    """One session in `tabs_count` tabs of one browser, each with its own cookie jar; every round, all tabs
+    send a refresh with the token their jar holds, released at the same instant.
 
-    The next round uses the token of the response that arrived last among those that
-    returned a new one (what a cookie jar or localStorage keeps). A round with no new
-    token signs in again (`relogins`).
+    Each tab updates its own jar from its own response only: a new token replaces the one it held, a
+    cleared cookie leaves it empty, a response without one leaves the jar as it was. After each round
+    `holds(tokens)` (the server's view: {"live": n, "held": [bool per token]}) tells how many refresh
+    tokens of the account are live and which jars hold one; a tab whose jar holds none is stale. A round
+    after which no jar holds a live token signs in again (`relogins`) and every jar gets the new token.
+    Without `holds`, only a round with no 200 at all signs in again.
+
+    Returns the summary and the token each jar holds at the end.
     """
     h = Http(port)
     session = proto.login(h, email)
     h.close()
-    latencies, errors, forks, relogins, elapsed = [], 0, 0, 0, 0.0
+    if session is None:
+        raise RuntimeError(f"{proto.name}: sign-in failed before (d)")
+    jars = [dict(session) for _ in range(tabs_count)]
+    latencies, errors, extra, relogins, stale, stale_rounds, live_max, elapsed = [], 0, 0, 0, 0, 0, 0, 0.0
 
-    def fire(conn: Http, tokens: dict) -> tuple:
+    def fire(conn: Http, jar: dict) -> tuple:
         began = time.perf_counter()
-        ok, new = proto.refresh(conn, tokens)
+        status, new = proto.refresh(conn, jar)
         ended = time.perf_counter()
         conn.close()
-        return ok, new, ended - began, ended
+        return status, new, ended - began
 
-    for _ in range(rounds):
+    for index in range(rounds):
         round_began = time.perf_counter()
         connections = [Http(port) for _ in range(tabs_count)]
         for conn in connections:  # connected before the barrier: the race is the refresh alone
             conn.conn.connect()
-        raced = at_once([functools.partial(fire, conn, dict(session)) for conn in connections])
+        raced = at_once([functools.partial(fire, conn, jar) for conn, jar in zip(connections, jars, strict=True)])
         elapsed += time.perf_counter() - round_began
-        done = [outcome.value for outcome in raced if outcome.error is None]  # a failed call is an error
-        errors += tabs_count - sum(1 for ok, *_ in done if ok)
-        latencies += [o[2] for o in done]
-        fresh = sorted((o for o in done if o[0] and o[1]), key=lambda o: o[3])
-        forks += max(0, len(fresh) - 1)
-        if fresh:
-            session["refresh"] = fresh[-1][1]
-        else:
+        minted, answered = set(), 0
+        for jar, outcome in zip(jars, raced, strict=True):
+            if outcome.error is not None:  # a failed call is an error, and leaves the jar alone
+                errors += 1
+                continue
+            status, new, latency = outcome.value
+            latencies.append(latency)
+            errors += status != 200
+            answered += status == 200
+            if new is not None:
+                jar["refresh"] = new or None
+            if new:
+                minted.add(new)
+        extra += max(0, len(minted) - 1)
+        state = holds([jar["refresh"] for jar in jars]) if holds else None
+        if state is not None:
+            missing = sum(not held for held in state["held"])
+            stale += missing
+            stale_rounds += missing > 0
+            live_max = max(live_max, state["live"])
+        broken = not any(state["held"]) if state is not None else not answered
+        if broken and index < rounds - 1:
             relogins += 1
             h = Http(port)
             session = proto.login(h, email) or session
             h.close()
+            jars = [dict(session) for _ in range(tabs_count)]
     result = summarize(latencies, errors, elapsed)
-    result.update({"rounds": rounds, "extra_new_tokens": forks, "relogins": relogins})
-    return result, session["refresh"]
+    result.update(
+        {
+            "rounds": rounds,
+            "tabs": tabs_count,
+            "extra_new_tokens": extra,
+            "relogins": relogins,
+            "stale_jars": stale,
+            "rounds_with_stale_jars": stale_rounds,
+            "live_max": live_max,
+        }
+    )
+    return result, [jar["refresh"] for jar in jars]

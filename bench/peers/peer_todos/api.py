@@ -1,9 +1,17 @@
-"""A DRF ModelViewSet over the signed-in user's todos, paginated like the app's."""
+"""The todo list of the peers and the floor: the app's TodoViewSet (todos/api.py) in plain DRF.
+
+The same fields, page size, default ordering (-created_at, -id), query parameters (completed,
+ordering: validated the same way) and so the same two statements: a COUNT for the page count, then
+one page.
+"""
 
 from rest_framework import serializers, viewsets
 from rest_framework.pagination import PageNumberPagination
 
 from peer_todos.models import Todo
+
+ORDERINGS = ("created_at", "-created_at", "updated_at", "-updated_at", "title", "-title")
+_BOOLEAN_QUERY = {"true": True, "1": True, "false": False, "0": False}
 
 
 class TodoPagination(PageNumberPagination):
@@ -23,8 +31,23 @@ class TodoViewSet(viewsets.ModelViewSet):
     serializer_class = TodoSerializer
     pagination_class = TodoPagination
 
+    def owner_id(self):
+        return self.request.user.id
+
     def get_queryset(self):
-        return Todo.objects.filter(owner_id=self.request.user.id).order_by("-created_at", "-id")
+        todos = Todo.objects.filter(owner_id=self.owner_id())
+        if self.action != "list":
+            return todos
+        params = self.request.query_params
+        if "completed" in params:
+            completed = _BOOLEAN_QUERY.get(params["completed"].lower())
+            if completed is None:
+                raise serializers.ValidationError({"completed": ["Use true or false."]})
+            todos = todos.filter(completed=completed)
+        ordering = params.get("ordering", "-created_at")
+        if ordering not in ORDERINGS:
+            raise serializers.ValidationError({"ordering": [f"Use one of: {', '.join(ORDERINGS)}."]})
+        return todos.order_by(ordering, "-id")
 
     def perform_create(self, serializer):
-        serializer.save(owner_id=self.request.user.id)
+        serializer.save(owner_id=self.owner_id())
