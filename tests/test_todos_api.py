@@ -486,3 +486,23 @@ def test_session_ended_while_cache_is_warm_is_still_refused(client, user):
     other = access_token_for(user)
     assert client.delete(f"/api/auth/sessions/{session_id}/", **bearer(other)).status_code == 204
     assert_error(client.get(TODOS_URL, **bearer(access)), 401, "session_ended")
+
+
+@pytest.mark.parametrize("notes", ["", "multi\nline notes ✓"])
+def test_the_fast_representation_is_the_one_drf_would_give(user, notes):
+    """TodoSerializer reads its fields directly; DRF's own ModelSerializer must agree, key order included."""
+    from rest_framework import serializers
+
+    from todos.api import TodoSerializer
+
+    class StockTodoSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Todo
+            fields = TodoSerializer.Meta.fields
+
+    todo = Todo.objects.create(owner=user, title="Buy milk", notes=notes, completed=True)
+    Todo.objects.filter(pk=todo.pk).update(created_at=datetime(2031, 5, 1, 9, 0, 0, 123456, tzinfo=UTC))
+    todo.refresh_from_db()
+    ours, stock = TodoSerializer(todo).data, StockTodoSerializer(todo).data
+    assert list(ours.items()) == list(stock.items())
+    assert ours["created_at"] == "2031-05-01T09:00:00.123456Z"
