@@ -57,13 +57,20 @@ WORKLOADS = {
 
 def python_of(kind: str) -> str:
     """The floor runs in simplejwt's environment (Django, DRF, psycopg, gunicorn: all it needs)."""
-    if kind == "ours":
-        return sys.executable
     return str(VENVS / ("simplejwt" if kind == "floor" else kind) / "bin" / "python")
 
 
 def ensure_peer_environments() -> None:
-    """Create bench/.venvs/<peer> with uv the first time."""
+    """Sync bench/.venvs/ours from uv.lock without the development tools, as a deployment installs
+    the app (pytest, Playwright, mypy and their libraries are not in it, so nothing of theirs is
+    imported or counted in its memory); create bench/.venvs/<peer> with uv the first time."""
+    subprocess.run(
+        ["uv", "sync", "-q", "--frozen", "--no-dev", "--compile-bytecode"],
+        check=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(VENVS / "ours")},
+    )
     for peer, packages in PEER_PACKAGES.items():
         if (VENVS / peer / "bin" / "python").exists():
             continue
