@@ -20,14 +20,17 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from django.conf import settings
 from django.db import transaction
 
 # django-ratelimit ships no type information.
+from django_ratelimit import core as ratelimit_core  # type: ignore[import-untyped]
 from django_ratelimit.core import get_usage  # type: ignore[import-untyped]
+from django_redis.cache import RedisCache  # type: ignore[import-untyped]
 
 from accounts.audit import EventKind, email_fingerprint, record_event
 from accounts.client_info import ClientInfo
@@ -105,14 +108,35 @@ class Usage(TypedDict):
 _UNLIMITED: Usage = {"count": 0, "limit": 1, "time_left": 0}
 
 
+def _redis_usage(backend: Any, limit: Limit, key: str, *, increment: bool) -> Usage:
+    """django-ratelimit's counter in one Redis round trip instead of its two (``add``, then ``incr``
+    or ``get``): the same key, window, expiry and count, computed with its own functions."""
+    most, period = ratelimit_core._split_rate(limit.rate)
+    window = ratelimit_core._get_window(key, period)
+    cache_key = backend.make_key(ratelimit_core._make_cache_key(limit.name, window, limit.rate, key, None))
+    pipeline = backend.client.get_client(write=True).pipeline(transaction=False)
+    pipeline.set(cache_key, 0, ex=period + ratelimit_core.EXPIRATION_FUDGE, nx=True)
+    if increment:
+        pipeline.incr(cache_key)
+    else:
+        pipeline.get(cache_key)
+    _created, count = pipeline.execute()
+    return {"count": int(count), "limit": most, "time_left": window - int(time.time())}
+
+
 def _usage(limit: Limit, key: str, *, increment: bool) -> Usage | None:
     """django-ratelimit's counter, or None if the cache could not be reached."""
     if not getattr(settings, "RATELIMIT_ENABLE", True):
         return _UNLIMITED  # switched off (benchmarks); never in production
     try:
-        usage: Usage | None = get_usage(
-            None, group=limit.name, key=lambda _group, _request: key, rate=limit.rate, increment=increment
-        )
+        usage: Usage | None
+        backend = ratelimit_core.caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+        if isinstance(backend, RedisCache):
+            usage = _redis_usage(backend, limit, key, increment=increment)
+        else:
+            usage = get_usage(
+                None, group=limit.name, key=lambda _group, _request: key, rate=limit.rate, increment=increment
+            )
     except Exception as error:  # the cache's own errors (django-redis re-raises redis-py's, e.g. ConnectionError)
         logger.error("Rate-limit counter %s unavailable: %s", limit.name, type(error).__name__)
         return None

@@ -961,6 +961,7 @@ def counters_unreachable(request, monkeypatch, caplog):
             raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
         monkeypatch.setattr("accounts.rate_limits.get_usage", unreachable)
+        monkeypatch.setattr("accounts.rate_limits._redis_usage", unreachable)  # its one-round-trip twin
     else:
         broken = {"cache_raises": _RaisingCache, "cache_answers_nothing": _SilentCache, "redis_down": _redis_down}
         monkeypatch.setattr(django_ratelimit.core, "caches", {"default": broken[request.param]()})

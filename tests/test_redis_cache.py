@@ -138,3 +138,36 @@ def test_incr_is_one_round_trip():
     # (Django's own Redis cache asks EXISTS, then INCRBY: two, with a race between them).
     assert commands == ["EVAL"]
     cache.delete("hits")
+
+
+@needs_redis
+def test_a_rate_limit_counter_is_one_round_trip_and_the_same_counter_as_django_ratelimits(monkeypatch):
+    import uuid
+
+    from django_ratelimit.core import get_usage
+
+    from accounts.rate_limits import REFRESH_SESSION, _usage
+
+    key = f"session:{uuid.uuid4()}"
+    client = caches["default"].client.get_client(write=True)
+    single_commands, pipelines = [], []
+    original_command, original_execute = client.execute_command, redis.client.Pipeline.execute
+    monkeypatch.setattr(
+        client, "execute_command", lambda *a, **k: single_commands.append(a[0]) or original_command(*a, **k)
+    )
+    monkeypatch.setattr(
+        redis.client.Pipeline, "execute", lambda self, *a, **k: pipelines.append(1) or original_execute(self, *a, **k)
+    )
+
+    ours = _usage(REFRESH_SESSION, key, increment=True)
+    assert (single_commands, len(pipelines)) == ([], 1)
+    assert ours["count"] == 1
+    theirs = get_usage(
+        None, group=REFRESH_SESSION.name, key=lambda _group, _request: key, rate=REFRESH_SESSION.rate, increment=True
+    )
+    assert theirs["count"] == 2  # the one counter, under the key django-ratelimit computes
+    assert theirs["limit"] == ours["limit"] == 60
+    assert abs(theirs["time_left"] - ours["time_left"]) <= 1
+    peeked = _usage(REFRESH_SESSION, key, increment=False)
+    assert peeked["count"] == 2
+    assert _usage(REFRESH_SESSION, key, increment=True)["count"] == 3
