@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -150,6 +152,29 @@ FROM claimed JOIN {users} AS users ON users.id = claimed.user_id
 """
 
 
+# Stand-ins for the values that change from one rotation to the next, so that the SQL of the
+# claiming statement is compiled from DeviceSession.objects.live() once per process.
+_AT = datetime(2000, 1, 1, tzinfo=UTC)
+_PRESENTED = "presented-token-hash"
+
+
+@functools.cache
+def _claim_rotation_statement(idle_lifetime: int) -> tuple[str, tuple[Any, ...]]:
+    """The claiming statement for PostgreSQL and its parameters with the stand-ins in them.
+
+    Compiled from the one definition of a live session (it depends on the idle lifetime
+    only through the stand-in values, which is why that is the cache key)."""
+    live = DeviceSession.objects.live(_AT).filter(refresh_token_hash=_PRESENTED).values("pk")
+    live_sql, live_params = live.query.sql_with_params()
+    sql = _CLAIM_ROTATION_SQL.format(
+        sessions=DeviceSession._meta.db_table,
+        rotated=RotatedRefreshToken._meta.db_table,
+        users=User._meta.db_table,
+        live_session=live_sql,
+    )
+    return sql, tuple(live_params)
+
+
 def _claim_rotation(*, presented_hash: str, successor: str, client: ClientInfo, now: datetime) -> DeviceSession | None:
     """Make ``successor`` the live token of the live session whose token is ``presented_hash``.
 
@@ -158,20 +183,24 @@ def _claim_rotation(*, presented_hash: str, successor: str, client: ClientInfo, 
     takes the row lock and re-checks the token after waiting for a concurrent
     rotation, and the exchanged token is remembered in the same statement.
     """
-    live = DeviceSession.objects.live(now).filter(refresh_token_hash=presented_hash).values("pk")
     new_values = (hash_token(successor), now, now, client.ip_address, client.user_agent)
     if connection.vendor == "postgresql":
-        live_sql, live_params = live.query.sql_with_params()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _CLAIM_ROTATION_SQL.format(
-                    sessions=DeviceSession._meta.db_table,
-                    rotated=RotatedRefreshToken._meta.db_table,
-                    users=User._meta.db_table,
-                    live_session=live_sql,
-                ),
-                (*new_values, *live_params, presented_hash, presented_hash, now),
-            )
+        idle_lifetime = settings.ACCOUNTS_REFRESH_IDLE_LIFETIME
+        sql, live_params = _claim_rotation_statement(idle_lifetime)
+        shift = now - _AT
+        # The stand-ins replaced by this rotation's values: the time, times relative to it, the hash.
+        params = [
+            presented_hash if value == _PRESENTED else value + shift if isinstance(value, datetime) else value
+            for value in live_params
+        ]
+        # A server-side-binding cursor (the parameters travel apart from the SQL, nothing is
+        # quoted in Python), still inside Django's wrapper: its error translation and its
+        # execute_wrapper hooks (query counting in tests) apply as to any other statement.
+        import psycopg  # the PostgreSQL backend's driver, imported only where it is in use
+
+        connection.ensure_connection()
+        with CursorWrapper(psycopg.Cursor(connection.connection), connection) as cursor:
+            cursor.execute(sql, (*new_values, *params, presented_hash, presented_hash, now))
             row = cursor.fetchone()
         if row is None:
             return None
@@ -179,6 +208,7 @@ def _claim_rotation(*, presented_hash: str, successor: str, client: ClientInfo, 
         return DeviceSession(pk=session_id, user=User(pk=user_id, email_verified_at=email_verified_at))
     # Elsewhere (SQLite, which has no row locks but serialises writers): the
     # same conditional UPDATE inside a transaction.
+    live = DeviceSession.objects.live(now).filter(refresh_token_hash=presented_hash).values("pk")
     with transaction.atomic():
         session = DeviceSession.objects.select_related("user").filter(pk__in=live).first()
         if session is None:
