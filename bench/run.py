@@ -40,7 +40,8 @@ REDIS_URL = "redis://127.0.0.1:6379/13"
 COMMON_PACKAGES = ["django>=5.2,<5.3", "djangorestframework", "psycopg[binary]", "argon2-cffi", "gunicorn"]
 PEER_PACKAGES = {
     "simplejwt": [*COMMON_PACKAGES, "djangorestframework-simplejwt"],
-    "allauth": [*COMMON_PACKAGES, "django-allauth[headless]", "PyJWT", "cryptography"],
+    # redis: allauth's rate limits count in the cache, which a deployment of several processes shares.
+    "allauth": [*COMMON_PACKAGES, "django-allauth[headless]", "PyJWT", "cryptography", "redis"],
 }
 ARGON2 = {"time_cost": 2, "memory_cost": 19456, "parallelism": 1}
 RUN_ID = secrets.token_hex(4)
@@ -72,10 +73,10 @@ def ensure_peer_environments() -> None:
         env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(VENVS / "ours")},
     )
     for peer, packages in PEER_PACKAGES.items():
-        if (VENVS / peer / "bin" / "python").exists():
-            continue
-        print(f"creating {VENVS / peer} ...", flush=True)
-        subprocess.run(["uv", "venv", "-q", str(VENVS / peer)], check=True, timeout=300)
+        if not (VENVS / peer / "bin" / "python").exists():
+            print(f"creating {VENVS / peer} ...", flush=True)
+            subprocess.run(["uv", "venv", "-q", str(VENVS / peer)], check=True, timeout=300)
+        # Every run: installs what a package list gained since the environment was made.
         subprocess.run(["uv", "pip", "install", "-q", "--python", python_of(peer), *packages], check=True, timeout=600)
 
 
@@ -99,7 +100,12 @@ def env_of(kind: str, port: int) -> dict:
             **rate_limits_at("100000/m"),
         )
     else:
-        env.update(DJANGO_SETTINGS_MODULE=f"{kind}_peer.settings", PEER_DB_NAME=DATABASES[kind])
+        env.update(
+            DJANGO_SETTINGS_MODULE=f"{kind}_peer.settings",
+            PEER_DB_NAME=DATABASES[kind],
+            PEER_REDIS_URL=REDIS_URL,
+            PEER_CACHE_PREFIX=f"bench-{RUN_ID}-{kind}",
+        )
     return env
 
 
