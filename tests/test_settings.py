@@ -270,7 +270,15 @@ def test_database_url_selects_postgresql_with_sslmode():
         "keepalives_interval": 2,
         "keepalives_count": 2,
         "tcp_user_timeout": 5000,
+        "server_side_binding": True,
     }
+
+
+def test_server_side_binding_can_be_switched_off():
+    loaded = load_settings(
+        DEBUG="true", DATABASE_URL="postgres://u:p@host:5432/db", DATABASE_SERVER_SIDE_BINDING="false"
+    )
+    assert loaded["DB_OPTIONS"]["server_side_binding"] is False
 
 
 def test_unsupported_database_url_scheme_refuses_to_load():

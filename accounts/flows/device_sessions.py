@@ -12,7 +12,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -193,13 +192,7 @@ def _claim_rotation(*, presented_hash: str, successor: str, client: ClientInfo, 
             presented_hash if value == _PRESENTED else value + shift if isinstance(value, datetime) else value
             for value in live_params
         ]
-        # A server-side-binding cursor (the parameters travel apart from the SQL, nothing is
-        # quoted in Python), still inside Django's wrapper: its error translation and its
-        # execute_wrapper hooks (query counting in tests) apply as to any other statement.
-        import psycopg  # the PostgreSQL backend's driver, imported only where it is in use
-
-        connection.ensure_connection()
-        with CursorWrapper(psycopg.Cursor(connection.connection), connection) as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(sql, (*new_values, *params, presented_hash, presented_hash, now))
             row = cursor.fetchone()
         if row is None:
