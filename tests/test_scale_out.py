@@ -1,11 +1,12 @@
-"""Concurrent refreshes of one device session on two app processes leave one live refresh token, which every client holds.
+"""Concurrent refreshes of one session on two app processes leave one live refresh token, which every client holds.
 
 Two real servers (``manage.py runserver`` subprocesses, threaded, so each also
 races with itself) use the test database and this process's Redis. Each round
 fires 10 refreshes of the same cookie at once (a Barrier), alternating between
 the servers; the next round uses the cookie the round produced. After every
 round there is still exactly one device session, live, whose stored hash is
-that of the new cookie, and every one of the 10 answers handed out that same cookie. Runs only in the PostgreSQL + Redis pass.
+that of the new cookie, and every one of the 10 answers handed out that same cookie. Runs only in
+the PostgreSQL + Redis pass.
 """
 
 import functools
