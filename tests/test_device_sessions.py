@@ -436,6 +436,84 @@ def test_the_just_rotated_token_from_another_user_agent_within_the_grace_window_
         assert event.user_agent == "curl/8.5"
 
 
+def test_a_retry_from_another_network_gets_the_successor_once_in_a_while(user):
+    """A phone whose answer was lost may retry from another network (wifi to mobile) and keep its
+    session; a token and user agent copied to another network cannot ride along every rotation."""
+    with time_machine.travel(START, tick=False) as traveller:
+        issued = open_session(user)
+        phone = spa_client(issued.refresh_token)
+        traveller.shift(SECOND)
+        first = set_refresh_cookie(post_refresh(phone, REMOTE_ADDR="198.51.100.20"))
+        retry = post_refresh(spa_client(issued.refresh_token), REMOTE_ADDR="203.0.113.99")
+        assert retry.status_code == 200
+        assert set_refresh_cookie(retry) == first
+        assert session_row(issued).split_replay_at == START + SECOND
+
+        # Ten minutes later the same happens again: a rider, not a phone. Reuse.
+        traveller.shift(timedelta(minutes=10))
+        second = set_refresh_cookie(post_refresh(spa_client(first), REMOTE_ADDR="198.51.100.20"))
+        ridden = post_refresh(spa_client(first), REMOTE_ADDR="203.0.113.99")
+        assert_refresh_refused(ridden, code="refresh_token_reused")
+        assert session_row(issued).revoked_reason == "refresh_reuse"
+        assert_refresh_refused(post_refresh(spa_client(second), REMOTE_ADDR="198.51.100.20"))
+
+
+def test_another_network_is_allowed_again_after_the_allowance(user):
+    with time_machine.travel(START, tick=False) as traveller:
+        issued = open_session(user)
+        token = issued.refresh_token
+        for _ in range(3):
+            traveller.shift(timedelta(hours=1, seconds=1))
+            newest = set_refresh_cookie(post_refresh(spa_client(token), REMOTE_ADDR="198.51.100.20"))
+            retry = post_refresh(spa_client(token), REMOTE_ADDR="203.0.113.99")
+            assert retry.status_code == 200
+            assert set_refresh_cookie(retry) == newest
+            token = newest
+        assert session_row(issued).revoked_at is None
+
+
+def test_retries_from_the_rotations_network_are_always_graced(user):
+    with time_machine.travel(START, tick=False) as traveller:
+        issued = open_session(user)
+        token = issued.refresh_token
+        for _ in range(5):
+            traveller.shift(timedelta(minutes=4))
+            newest = set_refresh_cookie(post_refresh(spa_client(token), REMOTE_ADDR="2001:db8:1:2::10"))
+            retry = post_refresh(spa_client(token), REMOTE_ADDR="2001:db8:1:2::99")  # the same /64
+            assert set_refresh_cookie(retry) == newest
+            token = newest
+        row = session_row(issued)
+        assert row.revoked_at is None
+        assert row.split_replay_at is None
+
+
+def test_a_non_ascii_user_agent_is_graced_like_any_other(user):
+    """gunicorn decodes header bytes as latin-1: such agents must neither crash the grace answer
+    nor keep a stale token from being recognised as reuse."""
+    agent = "Mozilla/5.0 caf\xe9"
+    with time_machine.travel(START, tick=False) as traveller:
+        issued = open_session(user)
+        traveller.shift(SECOND)
+        newest = set_refresh_cookie(post_refresh(spa_client(issued.refresh_token), HTTP_USER_AGENT=agent))
+        retry = post_refresh(spa_client(issued.refresh_token), HTTP_USER_AGENT=agent)
+        assert retry.status_code == 200
+        assert set_refresh_cookie(retry) == newest
+        thief = post_refresh(spa_client(issued.refresh_token), HTTP_USER_AGENT="x\xff")
+        assert_refresh_refused(thief, code="refresh_token_reused")
+
+
+def test_signing_out_with_an_already_rotated_token_ends_the_session(user):
+    """A sign-out racing another tab's refresh, or after a thief rotated first, still ends it."""
+    issued = open_session(user)
+    newest, access = rotate(spa_client(issued.refresh_token))
+    tab = spa_client(issued.refresh_token)
+    response = tab.post("/api/auth/logout/", HTTP_X_CSRFTOKEN=tab.cookies["csrftoken"].value)
+    assert response.status_code == 204
+    assert session_row(issued).revoked_reason == "logout"
+    assert_refresh_refused(post_refresh(spa_client(newest)))
+    assert get_me(access).status_code == 401
+
+
 def test_the_user_agent_that_rotated_is_the_one_that_counts(user):
     """The client that rotated (not the one that signed in) is the one whose retries are graced."""
     with time_machine.travel(START, tick=False) as traveller:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hmac
 import logging
 import uuid
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.exceptions import RefreshTokenInvalid, RefreshTokenReused, SessionNotFound
 from accounts.models import USER_AGENT_MAX_LENGTH, DeviceSession, RotatedRefreshToken, User
-from accounts.rate_limits import REFRESH_SESSION, RateLimited, hit, record_rate_limited
+from accounts.rate_limits import REFRESH_SESSION, RateLimited, hit, ip_key, record_rate_limited
 from accounts.revocation import SessionId, mark_sessions_ended
 from accounts.tokens import (
     generate_token,
@@ -232,12 +231,36 @@ def _replayed_session(
     session = rotated.session
     grace = timedelta(seconds=settings.ACCOUNTS_REFRESH_REUSE_GRACE)
     just_rotated = rotated.rotated_at == session.rotated_at and now - rotated.rotated_at <= grace
-    if just_rotated and hmac.compare_digest(session.user_agent, client.user_agent):
-        for successor in successor_candidates(refresh_token):
-            if token_matches(successor, session.refresh_token_hash):
-                return session, successor
+    # The user agent is not a secret: a plain comparison (compare_digest refuses non-ASCII text).
+    if just_rotated and session.user_agent == client.user_agent:
+        successor = next(
+            (
+                token
+                for token in successor_candidates(refresh_token)
+                if token_matches(token, session.refresh_token_hash)
+            ),
+            None,
+        )
+        if successor is not None and _may_replay_from(session, client=client, now=now):
+            return session, successor
     _end_reused_session(session.pk, client=client, now=now, in_grace=just_rotated)
     raise RefreshTokenReused
+
+
+# A thief who copied the token and the user agent could ride along with the owner by presenting
+# each just-rotated token within the grace window. From the rotation's network that is the
+# owner's own retry or tab; from another network it is allowed once in this long (a phone
+# switching networks as its answer was lost), and the second time is reuse.
+SPLIT_REPLAY_ALLOWANCE = timedelta(hours=1)
+
+
+def _may_replay_from(session: DeviceSession, *, client: ClientInfo, now: datetime) -> bool:
+    if session.ip_address is None or ip_key(client.ip_address) == ip_key(session.ip_address):
+        return True
+    if session.split_replay_at is not None and now - session.split_replay_at < SPLIT_REPLAY_ALLOWANCE:
+        return False
+    DeviceSession.objects.filter(pk=session.pk).update(split_replay_at=now)
+    return True
 
 
 def _end_reused_session(session_id: uuid.UUID, *, client: ClientInfo, now: datetime, in_grace: bool) -> None:
@@ -278,10 +301,17 @@ def _record_ended(
 def end_session_by_refresh_token(
     *, refresh_token: str, reason: str = EndReason.LOGOUT, client: ClientInfo | None = None
 ) -> DeviceSession | None:
-    """End the session this refresh token belongs to, if any (sign-out)."""
+    """End the session this refresh token belongs to, if any (sign-out).
+
+    A token already rotated counts too: a sign-out racing a refresh in another tab, or after a
+    thief rotated first, still ends the session."""
     if not is_well_formed(refresh_token):
         return None
-    session = DeviceSession.objects.filter(refresh_token_hash=hash_token(refresh_token)).first()
+    presented_hash = hash_token(refresh_token)
+    session = DeviceSession.objects.filter(refresh_token_hash=presented_hash).first()
+    if session is None:
+        rotated = RotatedRefreshToken.objects.select_related("session").filter(token_hash=presented_hash).first()
+        session = rotated.session if rotated is not None else None
     if session is None:
         return None
     with transaction.atomic():
