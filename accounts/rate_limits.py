@@ -108,19 +108,26 @@ class Usage(TypedDict):
 _UNLIMITED: Usage = {"count": 0, "limit": 1, "time_left": 0}
 
 
+# Count (by ARGV[2]: 1, or 0 to read) and make sure the counter expires: its first use sets the
+# window's expiry, and a counter found without one (it expired between two calls and INCRBY made
+# it again) gets it too, so no counter ever outlives its window.
+_COUNT_SCRIPT = """
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
+
 def _redis_usage(backend: Any, limit: Limit, key: str, *, increment: bool) -> Usage:
-    """django-ratelimit's counter in one Redis round trip instead of its two (``add``, then ``incr``
-    or ``get``): the same key, window, expiry and count, computed with its own functions."""
+    """django-ratelimit's counter in one Redis round trip (a script) instead of its two (``add``,
+    then ``incr`` or ``get``): the same key, window, expiry and count, computed with its own functions."""
     most, period = ratelimit_core._split_rate(limit.rate)
     window = ratelimit_core._get_window(key, period)
     cache_key = backend.make_key(ratelimit_core._make_cache_key(limit.name, window, limit.rate, key, None))
-    pipeline = backend.client.get_client(write=True).pipeline(transaction=False)
-    pipeline.set(cache_key, 0, ex=period + ratelimit_core.EXPIRATION_FUDGE, nx=True)
-    if increment:
-        pipeline.incr(cache_key)
-    else:
-        pipeline.get(cache_key)
-    _created, count = pipeline.execute()
+    client = backend.client.get_client(write=True)
+    count = client.register_script(_COUNT_SCRIPT)(
+        keys=[cache_key], args=[period + ratelimit_core.EXPIRATION_FUDGE, 1 if increment else 0]
+    )
     return {"count": int(count), "limit": most, "time_left": window - int(time.time())}
 
 

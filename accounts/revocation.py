@@ -45,6 +45,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -155,14 +156,25 @@ class LocalSessionView:
             threading.Thread(target=self._listen_forever, name="session-ended-subscriber", daemon=True).start()
 
     def _listen_forever(self) -> None:
-        while self._pid == os.getpid():
-            try:
-                self._listen()
-            except Exception as error:
-                if self.connected:
-                    logger.warning("Session-ended channel lost (%s); checking every request.", type(error).__name__)
+        try:
+            while self._pid == os.getpid():
+                try:
+                    self._listen()
+                except Exception as error:
+                    if self.connected:
+                        logger.warning("Session-ended channel lost (%s); checking every request.", type(error).__name__)
+                self.reset(connected=False)
+                time.sleep(self.RECONNECT_DELAY)
+        finally:
+            # However this thread ends, nothing is trusted without it (the next check starts another).
+            self._pid = None
             self.reset(connected=False)
-            time.sleep(self.RECONNECT_DELAY)
+
+    def after_fork_in_child(self) -> None:
+        """A forked process has none of its parent's threads: it starts with an empty, untrusted view."""
+        self._pid = None
+        self._start_lock = threading.Lock()
+        self.reset(connected=False)
 
     def _listen(self) -> None:
         pubsub = self._redis_client().pubsub()
@@ -205,6 +217,7 @@ def _cache_redis_client() -> Any:
 
 
 local_view = LocalSessionView()
+os.register_at_fork(after_in_child=local_view.after_fork_in_child)
 
 
 def _ttl() -> int:
@@ -269,10 +282,20 @@ def is_session_live(session_id: SessionId) -> bool:
 
 def mark_sessions_ended(session_ids: Iterable[SessionId]) -> None:
     """Publish that these sessions ended; call right after the database change,
-    inside its transaction (see the module docstring for why that is safe)."""
+    inside its transaction (see the module docstring for why that is safe).
+
+    Published again once the transaction commits: if the first attempt was lost
+    (a Redis hiccup, the entry evicted before the commit), the second one still
+    reaches the cache and every process's view.
+    """
     names = [str(session_id) for session_id in session_ids]
     if not names:
         return
+    _publish_ended(names)
+    transaction.on_commit(lambda: _publish_ended(names))
+
+
+def _publish_ended(names: list[str]) -> None:
     local_view.forget(names)
     entries = {_key(name): _ENDED for name in names}
     try:

@@ -148,19 +148,15 @@ def test_a_rate_limit_counter_is_one_round_trip_and_the_same_counter_as_django_r
 
     from accounts.rate_limits import REFRESH_SESSION, _usage
 
+    _usage(REFRESH_SESSION, f"session:{uuid.uuid4()}", increment=False)  # Redis has the script now
     key = f"session:{uuid.uuid4()}"
     client = caches["default"].client.get_client(write=True)
-    single_commands, pipelines = [], []
-    original_command, original_execute = client.execute_command, redis.client.Pipeline.execute
-    monkeypatch.setattr(
-        client, "execute_command", lambda *a, **k: single_commands.append(a[0]) or original_command(*a, **k)
-    )
-    monkeypatch.setattr(
-        redis.client.Pipeline, "execute", lambda self, *a, **k: pipelines.append(1) or original_execute(self, *a, **k)
-    )
+    commands = []
+    original = client.execute_command
+    monkeypatch.setattr(client, "execute_command", lambda *a, **k: commands.append(a[0]) or original(*a, **k))
 
     ours = _usage(REFRESH_SESSION, key, increment=True)
-    assert (single_commands, len(pipelines)) == ([], 1)
+    assert commands == ["EVALSHA"]
     assert ours["count"] == 1
     theirs = get_usage(
         None, group=REFRESH_SESSION.name, key=lambda _group, _request: key, rate=REFRESH_SESSION.rate, increment=True
@@ -171,3 +167,27 @@ def test_a_rate_limit_counter_is_one_round_trip_and_the_same_counter_as_django_r
     peeked = _usage(REFRESH_SESSION, key, increment=False)
     assert peeked["count"] == 2
     assert _usage(REFRESH_SESSION, key, increment=True)["count"] == 3
+
+
+@needs_redis
+def test_a_rate_limit_counter_always_expires(monkeypatch):
+    """A counter that lost its expiry (it expired between two calls and was made again) gets it back."""
+    import uuid
+
+    from django_ratelimit import core
+
+    from accounts.rate_limits import REFRESH_SESSION, _usage
+
+    key = f"session:{uuid.uuid4()}"
+    backend = caches["default"]
+    client = backend.client.get_client(write=True)
+    _most, period = core._split_rate(REFRESH_SESSION.rate)
+    stored = backend.make_key(
+        core._make_cache_key(REFRESH_SESSION.name, core._get_window(key, period), REFRESH_SESSION.rate, key, None)
+    )
+    assert _usage(REFRESH_SESSION, key, increment=False)["count"] == 0
+    assert 0 < client.ttl(stored) <= period + core.EXPIRATION_FUDGE
+    client.persist(stored)
+    assert client.ttl(stored) == -1
+    assert _usage(REFRESH_SESSION, key, increment=True)["count"] == 1
+    assert 0 < client.ttl(stored) <= period + core.EXPIRATION_FUDGE

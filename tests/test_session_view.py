@@ -232,3 +232,58 @@ def test_the_view_hears_ids_published_on_its_channel(private_redis):
     redis.Redis(port=private_redis.port).publish(ended_channel(), ended)
     assert wait_until(lambda: not view.is_known_live(ended), timeout=2, interval=0.001)
     assert view.is_known_live(other) is True
+
+
+def test_a_forked_child_starts_with_an_untrusted_empty_view():
+    """gunicorn forks its workers; a fork from a process whose view was trusted must not inherit it."""
+    session_id = a_session_id()
+    was_connected = local_view.connected
+    local_view.connected = True
+    local_view.remember(session_id, time.time() + 60, generation=local_view.generation)
+    try:
+        assert local_view.is_known_live(session_id) is True
+        child = os.fork()
+        if child == 0:  # the child: report through the exit status, never return into pytest
+            os._exit(0 if not local_view.connected and not local_view.is_known_live(session_id) else 1)
+        _pid, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        local_view.forget_all()
+        local_view.connected = was_connected
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # it dies, as the test wants
+def test_if_the_subscriber_thread_dies_nothing_is_trusted():
+    def dies():
+        raise SystemExit("the thread ends (not an Exception: it is not caught as a connection error)")
+
+    view = LocalSessionView(redis_client=dies)
+    view.connected = True
+    view._ensure_listening()  # starts the thread, which dies at once
+    assert wait_until(lambda: view._pid is None, timeout=5, interval=0.01)
+    assert view.connected is False
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_an_end_whose_first_publish_was_lost_is_published_again_after_the_commit(user, monkeypatch):
+    other_process = LocalSessionView()
+    wait_connected(other_process)
+    issued = start_device_session(user=user, ip_address=None, user_agent="pytest")
+    session_id = str(issued.session.pk)
+    other_process.remember(session_id, time.time() + 60, generation=other_process.generation)
+    client = revocation._cache_redis_client()
+    real_publish, attempts = client.publish, []
+
+    def flaky_publish(channel, message):
+        attempts.append(message)
+        if len(attempts) == 1:
+            raise redis.exceptions.TimeoutError("Timeout reading from socket")
+        return real_publish(channel, message)
+
+    monkeypatch.setattr(client, "publish", flaky_publish)
+    end_device_session(user=user, session_id=issued.session.pk, reason="logout")
+
+    assert attempts == [session_id, session_id]
+    assert wait_until(lambda: not other_process.is_known_live(session_id), timeout=2, interval=0.001)
+    assert cache.get(revocation._key(session_id)) == "ended"

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.access_tokens import AccessToken
 from accounts.audit import EventKind, record_event
@@ -100,6 +101,8 @@ def start_device_session(*, user: User, ip_address: str | None, user_agent: str,
     )
 
 
+# Error reports (a DEBUG page, an admin email, an error tracker) must not show the tokens.
+@sensitive_variables("refresh_token", "successor")
 def rotate_refresh_token(*, refresh_token: str, ip_address: str | None, user_agent: str) -> IssuedTokens:
     """Exchange a refresh token for its successor and a fresh access token.
 
@@ -173,6 +176,7 @@ def _claim_rotation_statement(idle_lifetime: int) -> tuple[str, tuple[Any, ...]]
     return sql, tuple(live_params)
 
 
+@sensitive_variables("successor", "new_values")
 def _claim_rotation(*, presented_hash: str, successor: str, client: ClientInfo, now: datetime) -> DeviceSession | None:
     """Make ``successor`` the live token of the live session whose token is ``presented_hash``.
 
@@ -220,6 +224,7 @@ def _claim_rotation(*, presented_hash: str, successor: str, client: ClientInfo, 
     return session
 
 
+@sensitive_variables("refresh_token", "successor")
 def _replayed_session(
     *, refresh_token: str, presented_hash: str, client: ClientInfo, now: datetime
 ) -> tuple[DeviceSession, str]:
