@@ -211,6 +211,9 @@ class RotatedRefreshToken(models.Model):
     """A refresh token that has been exchanged: seeing it again means it was copied."""
 
     token_hash = models.CharField(max_length=64, primary_key=True)
+    # Its successor, sealed with a pad only the token itself unlocks (tokens.seal_successor),
+    # so that a retry within the grace window gets the same successor back.
+    successor_sealed = models.CharField(max_length=64, blank=True, editable=False)
     session = models.ForeignKey(DeviceSession, on_delete=models.CASCADE, related_name="+")
     rotated_at = models.DateTimeField()
 

@@ -41,28 +41,37 @@ def is_well_formed(token: str | None) -> TypeGuard[str]:
     return isinstance(token, str) and _TOKEN_SHAPE.fullmatch(token) is not None
 
 
-def successor_token(token: str, *, secret: str | None = None) -> str:
-    """The refresh token that replaces ``token`` when it is rotated.
+def seal_successor(successor: str, *, presented: str) -> str:
+    """The successor of ``presented``, sealed for storage beside the rotated token's hash (hex).
 
-    An HMAC of the presented token under a key derived from SECRET_KEY, so every
-    presentation of one token yields the same successor (a retry after a lost
-    answer, or many tabs at once, all converge on the one live token) while the
-    database still holds only hashes: the successor cannot be computed from
-    what is stored, only from the token itself and the server's key.
+    A rotation's successor is a fresh random token; a retry of the same presented token within
+    the grace window must get that same successor back, so it is kept, but never as such: it is
+    XORed with a one-time pad, an HMAC of the presented token under a key derived from
+    SECRET_KEY. Only someone holding both the presented token (which the database does not
+    hold, only its hash) and the server key can unseal it. The pad is used once, because each
+    token is rotated once.
     """
-    digest = salted_hmac(_SUCCESSOR_SALT, token, secret=secret, algorithm="sha256").digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return bytes(a ^ b for a, b in zip(_token_bytes(successor), _pad(presented), strict=True)).hex()
 
 
-def successor_candidates(token: str) -> Iterator[str]:
-    """The successor under SECRET_KEY, then under each fallback key: a rotation
-    just before a key change still has its successor recognised after it."""
-    yield successor_token(token)
-    for secret in settings.SECRET_KEY_FALLBACKS:
-        yield successor_token(token, secret=secret)
+def unseal_successor(sealed: str, *, presented: str) -> Iterator[str]:
+    """The successor sealed under SECRET_KEY, then under each fallback key: a rotation just
+    before a key change is still recognised after it (the caller checks against the stored hash)."""
+    data = bytes.fromhex(sealed)
+    for secret in [None, *settings.SECRET_KEY_FALLBACKS]:
+        raw = bytes(a ^ b for a, b in zip(data, _pad(presented, secret=secret), strict=True))
+        yield base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-_SUCCESSOR_SALT = "accounts.tokens.successor_token"
+_SUCCESSOR_SALT = "accounts.tokens.seal_successor"
+
+
+def _pad(presented: str, *, secret: str | None = None) -> bytes:
+    return salted_hmac(_SUCCESSOR_SALT, presented, secret=secret, algorithm="sha256").digest()
+
+
+def _token_bytes(token: str) -> bytes:
+    return base64.urlsafe_b64decode(token + "=")
 
 
 def token_matches(token: str, stored_hash: str) -> bool:

@@ -28,7 +28,7 @@ from accounts.models import (
     SecurityEvent,
     User,
 )
-from accounts.tokens import generate_token, hash_token, successor_token
+from accounts.tokens import generate_token, hash_token, seal_successor, unseal_successor
 from tests.support.accounts import STRONG_PASSWORD, sha256
 from tests.support.api import CSRF_URL, REFRESH_URL, get_me
 from tests.support.pages import browser as fresh_browser
@@ -538,17 +538,22 @@ def test_an_old_reuse_event_says_it_was_outside_the_grace_window(user, settings)
     assert event.detail["in_grace_from_another_client"] is False
 
 
-def test_the_successor_is_stored_only_as_a_hash_and_depends_on_the_server_key(user, settings):
+def test_the_successor_is_random_and_stored_only_as_a_hash_and_sealed(user):
     issued = open_session(user)
     newest, _ = rotate(spa_client(issued.refresh_token))
-    assert newest == successor_token(issued.refresh_token)
-    assert newest != issued.refresh_token
-    row = session_row(issued)
-    assert row.refresh_token_hash == sha256(newest)
+    assert session_row(issued).refresh_token_hash == sha256(newest)
+    rotated = RotatedRefreshToken.objects.get(token_hash=sha256(issued.refresh_token))
     assert newest not in str(list(DeviceSession.objects.values_list()))
     assert newest not in str(list(RotatedRefreshToken.objects.values_list()))
-    settings.SECRET_KEY = "another server key, long enough to be a real one " * 2
-    assert successor_token(issued.refresh_token) != newest
+    # Sealed with a pad only the presented token unlocks: another token unseals something else.
+    assert newest in unseal_successor(rotated.successor_sealed, presented=issued.refresh_token)
+    assert newest not in unseal_successor(rotated.successor_sealed, presented=generate_token())
+    # Not derived from the presented token: a second session rotating gets an unrelated successor,
+    # so the server key and an old token do not give the live one.
+    other = open_session(user)
+    other_newest, _ = rotate(spa_client(other.refresh_token))
+    assert other_newest != newest
+    assert_refresh_refused(post_refresh(spa_client(seal_successor(newest, presented=issued.refresh_token)[:43])))
 
 
 def test_a_retry_across_a_secret_key_rotation_still_gets_the_successor(user, settings):

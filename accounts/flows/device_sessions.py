@@ -26,9 +26,9 @@ from accounts.tokens import (
     generate_token,
     hash_token,
     is_well_formed,
-    successor_candidates,
-    successor_token,
+    seal_successor,
     token_matches,
+    unseal_successor,
 )
 
 logger = logging.getLogger(__name__)
@@ -106,8 +106,9 @@ def start_device_session(*, user: User, ip_address: str | None, user_agent: str,
 def rotate_refresh_token(*, refresh_token: str, ip_address: str | None, user_agent: str) -> IssuedTokens:
     """Exchange a refresh token for its successor and a fresh access token.
 
-    The successor is derived from the presented token (tokens.successor_token),
-    so every presentation of the just-rotated token within the grace window by
+    The successor is random; it is kept beside the rotated token's hash, sealed
+    so that only the presented token itself unseals it (tokens.seal_successor).
+    So every presentation of the just-rotated token within the grace window by
     the client that rotated it (same user agent) gets the same successor: a
     retry after a lost answer and concurrent tabs all converge on the one live
     token. Any other presentation of an exchanged token is reuse (it was
@@ -118,9 +119,15 @@ def rotate_refresh_token(*, refresh_token: str, ip_address: str | None, user_age
         raise RefreshTokenInvalid
     client = ClientInfo(ip_address=ip_address, user_agent=user_agent[:USER_AGENT_MAX_LENGTH])
     presented_hash = hash_token(refresh_token)
-    successor = successor_token(refresh_token)
+    successor = generate_token()
     now = timezone.now()
-    claimed = _claim_rotation(presented_hash=presented_hash, successor=successor, client=client, now=now)
+    claimed = _claim_rotation(
+        presented_hash=presented_hash,
+        successor=successor,
+        sealed=seal_successor(successor, presented=refresh_token),
+        client=client,
+        now=now,
+    )
     if claimed is None:
         session, successor = _replayed_session(
             refresh_token=refresh_token, presented_hash=presented_hash, client=client, now=now
@@ -145,8 +152,8 @@ WITH claimed AS (
     WHERE id = ({live_session}) AND refresh_token_hash = %s AND revoked_at IS NULL
     RETURNING id, user_id
 ), remembered AS (
-    INSERT INTO {rotated} (token_hash, session_id, rotated_at)
-    SELECT %s, id, %s FROM claimed
+    INSERT INTO {rotated} (token_hash, session_id, rotated_at, successor_sealed)
+    SELECT %s, id, %s, %s FROM claimed
 )
 SELECT claimed.id, claimed.user_id, users.email_verified_at
 FROM claimed JOIN {users} AS users ON users.id = claimed.user_id
@@ -176,8 +183,10 @@ def _claim_rotation_statement(idle_lifetime: int) -> tuple[str, tuple[Any, ...]]
     return sql, tuple(live_params)
 
 
-@sensitive_variables("successor", "new_values")
-def _claim_rotation(*, presented_hash: str, successor: str, client: ClientInfo, now: datetime) -> DeviceSession | None:
+@sensitive_variables("successor", "sealed", "new_values")
+def _claim_rotation(
+    *, presented_hash: str, successor: str, sealed: str, client: ClientInfo, now: datetime
+) -> DeviceSession | None:
     """Make ``successor`` the live token of the live session whose token is ``presented_hash``.
 
     None when no live session holds that token (it was rotated already, or never
@@ -196,7 +205,7 @@ def _claim_rotation(*, presented_hash: str, successor: str, client: ClientInfo, 
             for value in live_params
         ]
         with connection.cursor() as cursor:
-            cursor.execute(sql, (*new_values, *params, presented_hash, presented_hash, now))
+            cursor.execute(sql, (*new_values, *params, presented_hash, presented_hash, now, sealed))
             row = cursor.fetchone()
         if row is None:
             return None
@@ -220,7 +229,9 @@ def _claim_rotation(*, presented_hash: str, successor: str, client: ClientInfo, 
         )
         if claimed != 1:
             return None
-        RotatedRefreshToken.objects.create(token_hash=presented_hash, session_id=session.pk, rotated_at=now)
+        RotatedRefreshToken.objects.create(
+            token_hash=presented_hash, session_id=session.pk, rotated_at=now, successor_sealed=sealed
+        )
     return session
 
 
@@ -237,15 +248,9 @@ def _replayed_session(
     grace = timedelta(seconds=settings.ACCOUNTS_REFRESH_REUSE_GRACE)
     just_rotated = rotated.rotated_at == session.rotated_at and now - rotated.rotated_at <= grace
     # The user agent is not a secret: a plain comparison (compare_digest refuses non-ASCII text).
-    if just_rotated and session.user_agent == client.user_agent:
-        successor = next(
-            (
-                token
-                for token in successor_candidates(refresh_token)
-                if token_matches(token, session.refresh_token_hash)
-            ),
-            None,
-        )
+    if just_rotated and session.user_agent == client.user_agent and rotated.successor_sealed:
+        unsealed = unseal_successor(rotated.successor_sealed, presented=refresh_token)
+        successor = next((token for token in unsealed if token_matches(token, session.refresh_token_hash)), None)
         if successor is not None and _may_replay_from(session, client=client, now=now):
             return session, successor
     _end_reused_session(session.pk, client=client, now=now, in_grace=just_rotated)

@@ -1,4 +1,4 @@
-"""Device sessions remember when the just-rotated refresh token last came back from another network."""
+"""Rotated refresh tokens keep their sealed successor; device sessions note replays from another network."""
 
 from django.db import migrations, models
 
@@ -13,5 +13,10 @@ class Migration(migrations.Migration):
             model_name="devicesession",
             name="split_replay_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
+        ),
+        migrations.AddField(
+            model_name="rotatedrefreshtoken",
+            name="successor_sealed",
+            field=models.CharField(blank=True, editable=False, max_length=64),
         ),
     ]
