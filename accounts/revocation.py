@@ -100,6 +100,7 @@ class LocalSessionView:
         self.generation = 0
         self.connected = False
         self._pid: int | None = None
+        self.thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
     # --- what requests use --------------------------------------------------------------------------
@@ -153,7 +154,8 @@ class LocalSessionView:
                 return
             self._pid = os.getpid()
             self.reset(connected=False)
-            threading.Thread(target=self._listen_forever, name="session-ended-subscriber", daemon=True).start()
+            self.thread = threading.Thread(target=self._listen_forever, name="session-ended-subscriber", daemon=True)
+            self.thread.start()
 
     def _listen_forever(self) -> None:
         try:

@@ -260,7 +260,10 @@ def test_if_the_subscriber_thread_dies_nothing_is_trusted():
     view = LocalSessionView(redis_client=dies)
     view.connected = True
     view._ensure_listening()  # starts the thread, which dies at once
-    assert wait_until(lambda: view._pid is None, timeout=5, interval=0.01)
+    assert view.thread is not None
+    view.thread.join(timeout=5)
+    assert not view.thread.is_alive()
+    assert view._pid is None
     assert view.connected is False
 
 
