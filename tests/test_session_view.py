@@ -103,15 +103,19 @@ def test_a_full_view_starts_again_empty(connected_view):
     assert connected_view.is_known_live(first) is False
 
 
-def test_without_redis_there_is_no_view_and_every_check_asks_the_cache(user, settings):
-    if settings.REDIS_URL:
-        pytest.skip("the local-memory cache is this pass's setting; the Redis pass tests the subscriber")
+def test_without_redis_there_is_no_view_and_every_check_asks_the_cache(user, settings, monkeypatch):
+    # The embedded default's cache, in whichever pass this runs, and a process that has not yet
+    # looked at any session (this test process's own view may be subscribed to the Redis pass's).
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "view"}}
+    fresh = LocalSessionView()
+    monkeypatch.setattr(revocation, "local_view", fresh)
     issued = start_device_session(user=user, ip_address=None, user_agent="pytest")
     with mock.patch.object(cache, "get", wraps=cache.get) as cache_get:
         for _ in range(3):
             assert is_session_live(issued.session.pk) is True
     assert cache_get.call_count == 3
-    assert local_view.connected is False
+    assert fresh.connected is False
+    assert fresh.thread is None  # no subscriber without Redis
 
 
 # --- The subscriber, against the real Redis -----------------------------------------------------------
