@@ -213,7 +213,9 @@ class RotatedRefreshToken(models.Model):
     token_hash = models.CharField(max_length=64, primary_key=True)
     # Its successor, sealed with a pad only the token itself unlocks (tokens.seal_successor),
     # so that a retry within the grace window gets the same successor back.
-    successor_sealed = models.CharField(max_length=64, blank=True, editable=False)
+    # A database default too: during a rolling deploy, processes still on the previous release
+    # insert rows without it.
+    successor_sealed = models.CharField(max_length=64, blank=True, editable=False, db_default="")
     session = models.ForeignKey(DeviceSession, on_delete=models.CASCADE, related_name="+")
     rotated_at = models.DateTimeField()
 

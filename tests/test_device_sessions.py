@@ -556,6 +556,35 @@ def test_the_successor_is_random_and_stored_only_as_a_hash_and_sealed(user):
     assert_refresh_refused(post_refresh(spa_client(seal_successor(newest, presented=issued.refresh_token)[:43])))
 
 
+def test_a_rotation_by_the_previous_release_is_neither_graced_nor_reuse_in_the_window(user):
+    """During a rolling deploy the previous release inserts rotations without a sealed successor
+    (the column's database default): a retry in the window is refused, the session kept."""
+    with time_machine.travel(START, tick=False) as traveller:
+        issued = open_session(user)
+        newest, _ = rotate(spa_client(issued.refresh_token))
+        RotatedRefreshToken.objects.filter(session_id=issued.session.pk).update(successor_sealed="")
+        traveller.shift(SECOND)
+        assert_refresh_refused(post_refresh(spa_client(issued.refresh_token)))
+        assert session_row(issued).revoked_at is None
+        assert rotate(spa_client(newest))[0] != newest
+        traveller.shift(timedelta(seconds=11))  # after the window it is reuse, as for any other
+        assert_refresh_refused(post_refresh(spa_client(issued.refresh_token)), code="refresh_token_reused")
+
+
+def test_a_row_inserted_without_the_sealed_successor_gets_the_database_default(user):
+    from django.db import connection
+
+    issued = open_session(user)
+    # The previous release's INSERT, which names no successor_sealed column.
+    columns = "(token_hash, session_id, rotated_at) VALUES (%s, %s, %s)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {RotatedRefreshToken._meta.db_table} {columns}",
+            [sha256("old release"), issued.session.pk.hex, START],
+        )
+    assert RotatedRefreshToken.objects.get(token_hash=sha256("old release")).successor_sealed == ""
+
+
 def test_a_retry_across_a_secret_key_rotation_still_gets_the_successor(user, settings):
     with time_machine.travel(START, tick=False) as traveller:
         issued = open_session(user)

@@ -248,7 +248,11 @@ def _replayed_session(
     grace = timedelta(seconds=settings.ACCOUNTS_REFRESH_REUSE_GRACE)
     just_rotated = rotated.rotated_at == session.rotated_at and now - rotated.rotated_at <= grace
     # The user agent is not a secret: a plain comparison (compare_digest refuses non-ASCII text).
-    if just_rotated and session.user_agent == client.user_agent and rotated.successor_sealed:
+    if just_rotated and session.user_agent == client.user_agent:
+        if not rotated.successor_sealed:
+            # Rotated by a process of the previous release (a rolling deploy), which kept no
+            # successor: this client cannot be given it, but it is no thief either.
+            raise RefreshTokenInvalid
         unsealed = unseal_successor(rotated.successor_sealed, presented=refresh_token)
         successor = next((token for token in unsealed if token_matches(token, session.refresh_token_hash)), None)
         if successor is not None and _may_replay_from(session, client=client, now=now):
