@@ -173,8 +173,8 @@ class DeviceSession(models.Model):
     user_agent = models.CharField(max_length=USER_AGENT_MAX_LENGTH, blank=True)
     refresh_token_hash = models.CharField(max_length=64, unique=True, editable=False)
     rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # When the just-rotated token last came back within the grace window from another network
-    # than the rotation's: allowed once in a while (a phone changing networks), not every time.
+    # The rotation (its rotated_at) whose token last came back within the grace window from
+    # another network than the rotation's: allowed once an hour (a phone changing networks).
     split_replay_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The last time the person proved who they are on this device (sign-in or
     # password entry); sensitive actions need it to be recent.

@@ -56,13 +56,22 @@ def seal_successor(successor: str, *, presented: str) -> str:
 
 def unseal_successor(sealed: str, *, presented: str) -> Iterator[str]:
     """The successor sealed under SECRET_KEY, then under each fallback key: a rotation just
-    before a key change is still recognised after it (the caller checks against the stored hash)."""
+    before a key change is still recognised after it (the caller checks against the stored hash).
+    Nothing for a value that is not one seal_successor made."""
+    if not is_sealed_successor(sealed):
+        return
     data = bytes.fromhex(sealed)
     for secret in [None, *settings.SECRET_KEY_FALLBACKS]:
         raw = bytes(a ^ b for a, b in zip(data, _pad(presented, secret=secret), strict=True))
         yield base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+def is_sealed_successor(value: str) -> bool:
+    """Whether a stored value has the shape seal_successor gives (32 bytes in hex)."""
+    return _SEALED_SHAPE.fullmatch(value) is not None
+
+
+_SEALED_SHAPE = re.compile(r"^[0-9a-f]{64}$")
 _SUCCESSOR_SALT = "accounts.tokens.seal_successor"
 
 

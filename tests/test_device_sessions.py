@@ -458,6 +458,20 @@ def test_a_retry_from_another_network_gets_the_successor_once_in_a_while(user):
         assert_refresh_refused(post_refresh(spa_client(second), REMOTE_ADDR="198.51.100.20"))
 
 
+def test_every_retry_of_one_rotation_from_the_new_network_counts_once(user):
+    """Two tabs (or two retries) of a phone that moved from wifi to LTE as its answer was lost."""
+    with time_machine.travel(START, tick=False) as traveller:
+        issued = open_session(user)
+        traveller.shift(SECOND)
+        newest = set_refresh_cookie(post_refresh(spa_client(issued.refresh_token), REMOTE_ADDR="192.0.2.10"))
+        for _ in range(3):
+            traveller.shift(timedelta(milliseconds=500))
+            retry = post_refresh(spa_client(issued.refresh_token), REMOTE_ADDR="198.51.100.20")
+            assert retry.status_code == 200
+            assert set_refresh_cookie(retry) == newest
+        assert session_row(issued).revoked_at is None
+
+
 def test_another_network_is_allowed_again_after_the_allowance(user):
     with time_machine.travel(START, tick=False) as traveller:
         issued = open_session(user)
@@ -569,6 +583,29 @@ def test_a_rotation_by_the_previous_release_is_neither_graced_nor_reuse_in_the_w
         assert rotate(spa_client(newest))[0] != newest
         traveller.shift(timedelta(seconds=11))  # after the window it is reuse, as for any other
         assert_refresh_refused(post_refresh(spa_client(issued.refresh_token)), code="refresh_token_reused")
+
+
+@pytest.mark.parametrize("damaged", ["zz" * 32, "00", "0" * 63, " " * 64, "A" * 64])
+def test_a_damaged_sealed_successor_is_refused_without_ending_the_session(user, damaged):
+    with time_machine.travel(START, tick=False) as traveller:
+        issued = open_session(user)
+        rotate(spa_client(issued.refresh_token))
+        RotatedRefreshToken.objects.filter(session_id=issued.session.pk).update(successor_sealed=damaged)
+        traveller.shift(SECOND)
+        assert_refresh_refused(post_refresh(spa_client(issued.refresh_token)))
+        assert session_row(issued).revoked_at is None
+
+
+def test_only_the_latest_rotation_keeps_its_sealed_successor(user):
+    """Older sealed successors are never unsealed again; kept, they would be a chain that the
+    server key, a database copy and one old token could walk to the live token."""
+    issued = open_session(user)
+    client = spa_client(issued.refresh_token)
+    for _ in range(4):
+        rotate(client)
+    rows = RotatedRefreshToken.objects.filter(session_id=issued.session.pk).order_by("rotated_at", "successor_sealed")
+    assert len(rows) == 4
+    assert [bool(row.successor_sealed) for row in rows] == [False, False, False, True]
 
 
 def test_a_row_inserted_without_the_sealed_successor_gets_the_database_default(user):

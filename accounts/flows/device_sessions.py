@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -25,6 +25,7 @@ from accounts.revocation import SessionId, mark_sessions_ended
 from accounts.tokens import (
     generate_token,
     hash_token,
+    is_sealed_successor,
     is_well_formed,
     seal_successor,
     token_matches,
@@ -154,6 +155,11 @@ WITH claimed AS (
 ), remembered AS (
     INSERT INTO {rotated} (token_hash, session_id, rotated_at, successor_sealed)
     SELECT %s, id, %s, %s FROM claimed
+), forgotten AS (
+    -- Only the latest rotation's successor is ever unsealed: the older ones go, so that no
+    -- chain of them is kept (this does not see the row the INSERT above adds).
+    UPDATE {rotated} SET successor_sealed = ''
+    WHERE session_id = (SELECT id FROM claimed) AND successor_sealed <> ''
 )
 SELECT claimed.id, claimed.user_id, users.email_verified_at
 FROM claimed JOIN {users} AS users ON users.id = claimed.user_id
@@ -229,6 +235,9 @@ def _claim_rotation(
         )
         if claimed != 1:
             return None
+        RotatedRefreshToken.objects.filter(session_id=session.pk).exclude(successor_sealed="").update(
+            successor_sealed=""
+        )
         RotatedRefreshToken.objects.create(
             token_hash=presented_hash, session_id=session.pk, rotated_at=now, successor_sealed=sealed
         )
@@ -249,9 +258,10 @@ def _replayed_session(
     just_rotated = rotated.rotated_at == session.rotated_at and now - rotated.rotated_at <= grace
     # The user agent is not a secret: a plain comparison (compare_digest refuses non-ASCII text).
     if just_rotated and session.user_agent == client.user_agent:
-        if not rotated.successor_sealed:
+        if not is_sealed_successor(rotated.successor_sealed):
             # Rotated by a process of the previous release (a rolling deploy), which kept no
-            # successor: this client cannot be given it, but it is no thief either.
+            # successor (or the value is damaged): this client cannot be given it, but it is no
+            # thief either.
             raise RefreshTokenInvalid
         unsealed = unseal_successor(rotated.successor_sealed, presented=refresh_token)
         successor = next((token for token in unsealed if token_matches(token, session.refresh_token_hash)), None)
@@ -271,10 +281,19 @@ SPLIT_REPLAY_ALLOWANCE = timedelta(hours=1)
 def _may_replay_from(session: DeviceSession, *, client: ClientInfo, now: datetime) -> bool:
     if session.ip_address is None or ip_key(client.ip_address) == ip_key(session.ip_address):
         return True
-    if session.split_replay_at is not None and now - session.split_replay_at < SPLIT_REPLAY_ALLOWANCE:
-        return False
-    DeviceSession.objects.filter(pk=session.pk).update(split_replay_at=now)
-    return True
+    # Claimed for this rotation in one conditional UPDATE: any number of replays of one rotation
+    # (two tabs retrying over the new network) count once, and concurrent replays of two
+    # rotations cannot both pass.
+    allowed = (
+        DeviceSession.objects.filter(pk=session.pk, rotated_at=session.rotated_at)
+        .filter(
+            Q(split_replay_at__isnull=True)
+            | Q(split_replay_at=session.rotated_at)
+            | Q(split_replay_at__lte=now - SPLIT_REPLAY_ALLOWANCE)
+        )
+        .update(split_replay_at=session.rotated_at)
+    )
+    return allowed == 1
 
 
 def _end_reused_session(session_id: uuid.UUID, *, client: ClientInfo, now: datetime, in_grace: bool) -> None:
