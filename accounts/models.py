@@ -221,6 +221,13 @@ class RotatedRefreshToken(models.Model):
 
     class Meta:
         db_table = "rotated_refresh_tokens"
+        indexes = [
+            # Each rotation clears the session's previous sealed successor: this finds that one row
+            # without reading the session's whole history.
+            models.Index(
+                fields=["session"], condition=~models.Q(successor_sealed=""), name="rotated_sealed_session_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Rotated refresh token of session {self.session_id}"

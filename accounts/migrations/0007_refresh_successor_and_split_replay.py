@@ -19,4 +19,12 @@ class Migration(migrations.Migration):
             name="successor_sealed",
             field=models.CharField(blank=True, db_default="", editable=False, max_length=64),
         ),
+        migrations.AddIndex(
+            model_name="rotatedrefreshtoken",
+            index=models.Index(
+                condition=models.Q(("successor_sealed", ""), _negated=True),
+                fields=["session"],
+                name="rotated_sealed_session_idx",
+            ),
+        ),
     ]
