@@ -14,6 +14,7 @@ export async function renderTodos() {
   let todos = [];
   let nextPage = null;
   let latestLoad = 0;
+  let loadsInFlight = 0;
 
   const status = h("div", { class: "form-errors", role: "alert", hidden: true });
   const list = h("ul", { class: "todo-list", "aria-label": "Todos" });
@@ -33,6 +34,7 @@ export async function renderTodos() {
   async function load(url = null, append = false) {
     const query = FILTERS.find((item) => item.value === filter).query;
     const ticket = ++latestLoad;
+    loadsInFlight += 1;
     try {
       const page = await api(url || `/api/todos/?ordering=-created_at${query}`);
       // A slower, older answer (say, for the filter chosen before this one) must not overwrite a newer one.
@@ -43,6 +45,8 @@ export async function renderTodos() {
       draw();
     } catch (error) {
       if (error.status !== 401) showError(error);
+    } finally {
+      loadsInFlight -= 1;
     }
   }
 
@@ -165,6 +169,9 @@ export async function renderTodos() {
         // A list load that reached the server after this POST may have drawn the new todo already.
         if (filter !== "completed") todos = mergeById([created], todos);
         draw();
+        // One still in flight may have been answered before it, and would draw the list without
+        // it: load again, which supersedes that one and includes the new todo.
+        if (loadsInFlight > 0) load();
         announce(`Added “${created.title}”.`);
         newTitle.focus();
       } catch (error) {
