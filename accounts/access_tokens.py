@@ -285,12 +285,24 @@ class AccessToken(Token):
         return None
 
     @classmethod
-    def for_session(cls, *, user_id: int, session_id: SessionId, email_verified: bool) -> AccessToken:
+    def for_session(
+        cls,
+        *,
+        user_id: int,
+        session_id: SessionId,
+        email_verified: bool,
+        amr: list[str] | None = None,
+        auth_time: datetime | None = None,
+    ) -> AccessToken:
         token = cls()
         token.payload.pop("token_type", None)
         token["sub"] = str(user_id)
         token["sid"] = str(session_id)
         token["email_verified"] = email_verified
+        # How and when the person last authenticated on this device (RFC 8176, OpenID Connect).
+        token["amr"] = list(amr) if amr is not None else ["pwd"]
+        if auth_time is not None:
+            token["auth_time"] = int(auth_time.timestamp())
         return token
 
     @property
@@ -348,3 +360,7 @@ class AccessTokenUser(TokenUser):
     @property
     def email_verified(self) -> bool:
         return bool(self.token.get("email_verified", False))
+
+    @property
+    def amr(self) -> list[str]:
+        return [str(method) for method in self.token.get("amr", [])]

@@ -17,7 +17,7 @@ from django.contrib.admin.options import InlineModelAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Model, QuerySet
+from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
 from django.urls import URLPattern, reverse
@@ -26,6 +26,7 @@ from django.utils.html import format_html, format_html_join
 from accounts.client_info import ClientInfo
 from accounts.email_address import InvalidEmailAddress, normalize_email
 from accounts.exceptions import InvalidName
+from accounts.flows.mfa import mfa_status
 from accounts.flows.profile import clean_display_name
 from accounts.flows.support import (
     Outcome,
@@ -39,10 +40,11 @@ from accounts.flows.support import (
     staff_mark_email_verified,
     staff_reactivate,
     staff_resend_verification,
+    staff_reset_mfa,
     staff_save_user,
     staff_send_password_reset,
 )
-from accounts.models import DeviceSession, SecurityEvent, User
+from accounts.models import DeviceSession, SecurityEvent, TotpAuthenticator, User
 from accounts.user_agents import describe_user_agent
 
 RECENT_EVENTS_SHOWN = 20
@@ -50,7 +52,9 @@ RECENT_EVENTS_SHOWN = 20
 # of them, and must not let anyone filter by them either: a changelist URL
 # such as ?refresh_token_hash__startswith=ab answers "some row matches" and
 # lets its user read a hash one character at a time.
-SECRET_FIELDS = frozenset({"password", "refresh_token_hash", "token_hash"})
+SECRET_FIELDS = frozenset(
+    {"password", "refresh_token_hash", "token_hash", "secret_encrypted", "code_hash", "handle_hash", "last_used_step"}
+)
 
 
 def acting_staff(request: HttpRequest) -> User:
@@ -106,6 +110,21 @@ class EmailVerifiedFilter(admin.SimpleListFilter):
             return queryset.filter(email_verified_at__isnull=False)
         if self.value() == "no":
             return queryset.filter(email_verified_at__isnull=True)
+        return queryset
+
+
+class MfaFilter(admin.SimpleListFilter):
+    title = "two-factor authentication"
+    parameter_name = "mfa"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "On"), ("no", "Off")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        if self.value() == "yes":
+            return queryset.filter(totp__confirmed_at__isnull=False)
+        if self.value() == "no":
+            return queryset.exclude(totp__confirmed_at__isnull=False)
         return queryset
 
 
@@ -165,12 +184,12 @@ class UserAdmin(NoSecretLookupsMixin, DjangoUserAdmin):
     form = UserChangeAdminForm
     add_form = UserCreationAdminForm
     ordering = ["-date_joined"]
-    list_display = ["email", "name", "email_verified", "is_active", "is_staff", "date_joined", "last_login"]
-    list_filter = [EmailVerifiedFilter, "is_active", "is_staff", "is_superuser", "date_joined"]
+    list_display = ["email", "name", "email_verified", "mfa", "is_active", "is_staff", "date_joined", "last_login"]
+    list_filter = [EmailVerifiedFilter, MfaFilter, "is_active", "is_staff", "is_superuser", "date_joined"]
     search_fields = ["email", "name"]
-    readonly_fields = ["password_status", "last_login", "date_joined", "recent_events"]
+    readonly_fields = ["password_status", "two_factor", "last_login", "date_joined", "recent_events"]
     fieldsets = [
-        (None, {"fields": ["email", "password_status"]}),
+        (None, {"fields": ["email", "password_status", "two_factor"]}),
         ("Profile", {"fields": ["name", "email_verified_at"]}),
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
@@ -187,7 +206,16 @@ class UserAdmin(NoSecretLookupsMixin, DjangoUserAdmin):
         "mark_email_verified",
         "deactivate",
         "reactivate",
+        "reset_mfa",
     ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        # Whether each listed user has MFA, in the list's own query.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(has_mfa=Exists(TotpAuthenticator.objects.filter(user=OuterRef("pk"), confirmed_at__isnull=False)))
+        )
 
     def get_urls(self) -> list[URLPattern]:
         # Passwords are never set in the admin: people reset their own by email.
@@ -216,6 +244,20 @@ class UserAdmin(NoSecretLookupsMixin, DjangoUserAdmin):
     @admin.display(boolean=True, description="verified", ordering="email_verified_at")
     def email_verified(self, user: User) -> bool:
         return user.email_verified
+
+    @admin.display(boolean=True, description="2FA", ordering="has_mfa")
+    def mfa(self, user: User) -> bool:
+        return bool(getattr(user, "has_mfa", False))
+
+    @admin.display(description="two-factor authentication")
+    def two_factor(self, user: User) -> str:
+        status = mfa_status(user=user)
+        if not status.totp_enabled:
+            return "Off."
+        return (
+            f"On: authenticator app; {status.recovery_codes_remaining} of 10 recovery codes unused. "
+            "Use the “Reset two-factor authentication” action for someone who lost both."
+        )
 
     @admin.display(description="password")
     def password_status(self, user: User) -> str:
@@ -304,6 +346,16 @@ class UserAdmin(NoSecretLookupsMixin, DjangoUserAdmin):
     def reactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         self._run(request, queryset.filter(is_active=False), staff_reactivate, "Reactivated")
 
+    @admin.action(
+        description="Reset two-factor authentication (turns it off; the user is emailed)",
+        permissions=["reset_mfa"],
+    )
+    def reset_mfa(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self._run(request, queryset, staff_reset_mfa, "Two-factor authentication reset (users who had it)")
+
+    def has_reset_mfa_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.reset_user_mfa")
+
     def has_end_sessions_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.end_user_sessions")
 
@@ -335,6 +387,7 @@ class DeviceSessionAdmin(ReadOnlyAdminMixin, NoSecretLookupsMixin):
         "created_at",
         "last_used_at",
         "authenticated_at",
+        "amr",
         "expires_at",
         "revoked_at",
         "revoked_reason",

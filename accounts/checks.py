@@ -18,6 +18,8 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from accounts.encryption import invalid_keys
+
 MIN_SECRET_KEY_LENGTH = 50
 MIN_SECRET_KEY_DISTINCT_CHARACTERS = 5
 # HS256 keys shorter than this are refused here and by accounts.access_tokens when it loads one
@@ -69,6 +71,25 @@ def check_production_settings(
             checks.Error(
                 f"JWT_ALGORITHM={jwt_algorithm} needs a PEM private key in JWT_SIGNING_KEY(_FILE).",
                 id="accounts.E006",
+            )
+        )
+    mfa_keys = [key.strip() for key in settings.MFA_ENCRYPTION_KEYS if key.strip()]
+    if not mfa_keys:
+        errors.append(
+            checks.Error(
+                "MFA_ENCRYPTION_KEYS is required: one or more Fernet keys (comma-separated) that encrypt "
+                "second-factor secrets at rest.",
+                hint="Make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'",
+                id="accounts.E008",
+            )
+        )
+    elif bad := invalid_keys(mfa_keys):
+        errors.append(
+            checks.Error(
+                f"MFA_ENCRYPTION_KEYS: key {', '.join(map(str, bad))} is not a Fernet key "
+                "(urlsafe base64 of 32 bytes).",
+                id="accounts.E009",
             )
         )
     if not settings.EMAIL_BACKEND:  # config/settings.py leaves it empty when neither is configured

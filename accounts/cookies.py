@@ -76,3 +76,27 @@ def clear_signup_proof_cookie(response: HttpResponse) -> None:
 
 def read_signup_proof(request: HttpRequest) -> str | None:
     return request.COOKIES.get(SIGNUP_PROOF_COOKIE) or None
+
+
+# The API's pending sign-in (accounts.flows.pending): its handle, between the password and the code.
+# HttpOnly, SameSite=Strict and on the auth API's path only, like the refresh cookie.
+def set_pending_sign_in_cookie(response: HttpResponse, handle: str) -> None:
+    response.set_cookie(
+        settings.ACCOUNTS_MFA_PENDING_COOKIE_NAME,
+        handle,
+        max_age=settings.ACCOUNTS_MFA_PENDING_LIFETIME,
+        path=settings.ACCOUNTS_REFRESH_COOKIE_PATH,
+        secure=settings.ACCOUNTS_REFRESH_COOKIE_SECURE,
+        httponly=True,
+        samesite="Strict",
+    )
+
+
+def clear_pending_sign_in_cookie(response: HttpResponse) -> None:
+    response.delete_cookie(
+        settings.ACCOUNTS_MFA_PENDING_COOKIE_NAME, path=settings.ACCOUNTS_REFRESH_COOKIE_PATH, samesite="Strict"
+    )
+
+
+def read_pending_sign_in_cookie(request: HttpRequest) -> str | None:
+    return request.COOKIES.get(settings.ACCOUNTS_MFA_PENDING_COOKIE_NAME) or None

@@ -137,3 +137,39 @@ class EmailUnchanged(AccountError):
     code = "email_unchanged"
     message = "This is already your email address."
     field = "new_email"
+
+
+class SecondFactorRequired(ReauthenticationRequired):
+    """Managing the second factors of an account that has them needs one of them, recently."""
+
+    message = "For your security, enter a code from your authenticator app (or a recovery code) first."
+
+
+class InvalidCode(AccountError):
+    """A second-factor code (TOTP or recovery code) that is wrong, used already, or of no factor."""
+
+    code = "invalid_code"
+    message = "That code is not correct. Try the newest code from your app, or a recovery code."
+    field = "code"
+
+
+class PendingSignInInvalid(AccountError):
+    """No sign-in waits for a second factor here: it expired, ran out of attempts, finished or never began."""
+
+    code = "sign_in_expired"
+    message = "This sign-in has expired. Please sign in again."
+
+
+class TotpAlreadyEnabled(AccountError):
+    code = "totp_already_enabled"
+    message = "An authenticator app is already set up. Turn it off first to set up another."
+
+
+class TotpSetupRequired(AccountError):
+    code = "totp_setup_required"
+    message = "Start the authenticator app setup first."
+
+
+class MfaNotEnabled(AccountError):
+    code = "mfa_not_enabled"
+    message = "Two-factor authentication is not turned on."

@@ -153,3 +153,32 @@ class DeleteAccountForm(forms.Form):
     confirm = forms.BooleanField(
         label="I understand that my account and all my todos will be deleted for good.", required=True
     )
+
+
+def code_field(label: str = "Code") -> forms.CharField:
+    """A TOTP code or a recovery code: digits or letters, so a text input (not numeric)."""
+    return forms.CharField(
+        label=label,
+        max_length=64,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "autocapitalize": "characters", "spellcheck": "false"}
+        ),
+        help_text="The 6-digit code from your authenticator app, or one of your recovery codes.",
+    )
+
+
+class SecondFactorForm(forms.Form):
+    """The second step of signing in, and re-authenticating with a code."""
+
+    code = code_field()
+
+
+class TotpConfirmForm(forms.Form):
+    """Turning the authenticator app on: a code from it proves it is set up."""
+
+    code = forms.CharField(
+        label="Code from the app",
+        max_length=64,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )

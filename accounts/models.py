@@ -1,4 +1,4 @@
-"""Account data: the custom user, email-link tokens, device sessions and their refresh tokens."""
+"""Account data: the custom user, email-link tokens, device sessions, refresh tokens and second factors."""
 
 import uuid
 from datetime import datetime, timedelta
@@ -54,6 +54,7 @@ class User(AbstractBaseUser, PermissionsMixin):
             ("resend_verification", "Can resend the verification email to a user"),
             ("mark_email_verified", "Can mark a user's email address verified"),
             ("change_user_active", "Can deactivate and reactivate users"),
+            ("reset_user_mfa", "Can reset a user's two-factor authentication"),
         ]
         constraints = [
             # Addresses differing only in case are one account, whatever code
@@ -177,8 +178,13 @@ class DeviceSession(models.Model):
     # another network than the rotation's: allowed once an hour (a phone changing networks).
     split_replay_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The last time the person proved who they are on this device (sign-in or
-    # password entry); sensitive actions need it to be recent.
+    # password entry); sensitive actions need it to be recent. Access tokens carry it as auth_time.
     authenticated_at = models.DateTimeField(default=timezone.now)
+    # How: RFC 8176 methods ("pwd", "otp", "mfa"), gathered at sign-in and by re-authentication.
+    # A database default too, for processes of the previous release during a rolling deploy.
+    amr = models.JSONField(default=list, db_default=models.Value([], output_field=models.JSONField()))
+    # The last time a second factor was proven on this device: managing the factors needs it recent.
+    second_factor_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=32, choices=EndReason.choices, blank=True)
 
@@ -233,6 +239,69 @@ class RotatedRefreshToken(models.Model):
         return f"Rotated refresh token of session {self.session_id}"
 
 
+class TotpAuthenticator(models.Model):
+    """An account's authenticator app (RFC 6238). One row per account, kept when TOTP is turned off,
+    so that the last accepted time step is never forgotten: a code is accepted once, ever."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="totp", primary_key=True)
+    # Fernet ciphertext of the base32 secret, and the id of the key that made it (accounts.encryption).
+    secret_encrypted = models.TextField(blank=True, editable=False)
+    secret_key_id = models.CharField(max_length=16, blank=True, editable=False)
+    # Set when a code confirmed the secret: only then does TOTP protect the account.
+    confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The newest time step (Unix time // 30) accepted; only a later one is accepted next.
+    last_used_step = models.BigIntegerField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "mfa_totp"
+        verbose_name = "authenticator app"
+
+    def __str__(self) -> str:
+        return f"Authenticator app of user {self.user_id}"
+
+
+class RecoveryCode(models.Model):
+    """One single-use recovery code; only its keyed hash is stored (accounts.flows.mfa)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    code_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "mfa_recovery_codes"
+        indexes = [models.Index(fields=["user", "code_hash"], name="recovery_code_user_hash_idx")]
+
+    def __str__(self) -> str:
+        return f"Recovery code of user {self.user_id}"
+
+
+class PendingSignIn(models.Model):
+    """A sign-in whose first factor is proven and whose second is awaited: no session yet.
+
+    Its handle (in the page's session, or an HttpOnly cookie for the API) is stored only as a
+    hash. Each code spends one attempt (a conditional UPDATE), and completing it is single use.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    handle_hash = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    # The RFC 8176 methods proven so far ("pwd").
+    amr = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    attempts_left = models.PositiveSmallIntegerField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "pending_sign_ins"
+        indexes = [models.Index(fields=["expires_at"], name="pending_sign_in_expires_idx")]
+
+    def __str__(self) -> str:
+        return f"Pending sign-in of user {self.user_id}"
+
+
 class SecurityEvent(models.Model):
     """The audit log: one security-relevant event. Never holds a password or token (or its hash)."""
 
@@ -254,6 +323,11 @@ class SecurityEvent(models.Model):
         ACCOUNT_DELETED = "account_deleted", "Account deleted"
         RATE_LIMITED = "rate_limited", "Rate limited"
         STAFF_ACTION = "staff_action", "Staff action"
+        MFA_ENABLED = "mfa_enabled", "Two-factor authentication turned on"
+        MFA_DISABLED = "mfa_disabled", "Two-factor authentication turned off"
+        MFA_FAILED = "mfa_failed", "Wrong two-factor code"
+        RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated", "New recovery codes made"
+        RECOVERY_CODE_USED = "recovery_code_used", "Recovery code used"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="security_events")

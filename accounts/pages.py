@@ -20,7 +20,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from accounts.cookies import CLEAR_SITE_DATA_KEEP_COOKIES, clear_refresh_cookie
-from accounts.exceptions import AccountError, ReauthenticationRequired, TokenInvalid
+from accounts.exceptions import AccountError, ReauthenticationRequired, SecondFactorRequired, TokenInvalid
 from accounts.forms import add_flow_error
 from accounts.models import User
 
@@ -72,16 +72,28 @@ def form_page(
             return on_valid(form.cleaned_data)
         except TokenInvalid:
             raise
-        except ReauthenticationRequired:
-            return reauthenticate_first(request, next_path=request.get_full_path())
+        except ReauthenticationRequired as error:
+            return reauthenticate_first(request, next_path=request.get_full_path(), error=error)
         except AccountError as error:
             add_flow_error(form, error)
     return render(request, template, {"form": form, **(context or {})})
 
 
-def reauthenticate_first(request: HttpRequest, *, next_path: str) -> HttpResponse:
-    messages.info(request, ReauthenticationRequired.message)
-    return redirect(f"{reverse('accounts:reauthenticate')}?{urlencode({'next': next_path})}")
+def reauthenticate_first(
+    request: HttpRequest, *, next_path: str, error: ReauthenticationRequired | None = None
+) -> HttpResponse:
+    """To the page that asks for the password (or, when ``error`` needs one, a second-factor code) and back."""
+    error = error or ReauthenticationRequired()
+    messages.info(request, error.message)
+    query = {"next": next_path}
+    if isinstance(error, SecondFactorRequired):
+        query["factor"] = "code"
+    return redirect(f"{reverse('accounts:reauthenticate')}?{urlencode(query)}")
+
+
+def with_next(path: str, next_url: str | None) -> str:
+    """``path`` with ``?next=`` when there is somewhere to go on to."""
+    return f"{path}?{urlencode({'next': next_url})}" if next_url else path
 
 
 def signed_out(request: HttpRequest, *, to: str, message: str, level: int = messages.SUCCESS) -> HttpResponse:

@@ -9,7 +9,8 @@ per action (``on_cache_failure``):
   sign-in, sign-up and refresh, where refusing everyone would be an outage and
   Argon2's cost still slows guessing.
 - ``deny``: the action is refused. For confirming the current password while
-  signed in (a stolen session must not get unlimited guesses).
+  signed in (a stolen session must not get unlimited guesses) and for
+  second-factor codes (cheap to guess, and the guesser knows the password).
 - ``skip``: the request is answered as usual but its email is not sent. For
   reset and verification mails, so an outage cannot be used to flood inboxes
   and the answer still reveals nothing.
@@ -77,6 +78,10 @@ VERIFY_MAIL_IP = Limit("verification_mails_per_ip", "skip")
 SIGN_UP_MAIL_ADDRESS = Limit("sign_up_mails_per_address", "skip")
 REFRESH_SESSION = Limit("refresh_per_session", "allow")
 PASSWORD_CONFIRM_USER = Limit("password_confirmation_per_user", "deny")
+# Wrong second-factor codes. A code is cheap to guess and the guesser already knows the password:
+# without the counters, nothing else would slow them, so an unreachable cache refuses.
+MFA_ACCOUNT = Limit("mfa_failures_per_account", "deny")
+MFA_IP = Limit("mfa_failures_per_ip", "deny")
 
 
 def ip_key(ip_address: str | None) -> str:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from accounts import views
+from accounts import mfa_views, views
 
 app_name = "accounts"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("signup/", views.signup, name="signup"),
     path("signup/done/", views.signup_done, name="signup_done"),
     path("login/", views.login_view, name="login"),
+    path("login/mfa/", mfa_views.login_mfa, name="login_mfa"),
     path("logout/", views.logout_view, name="logout"),
     # Fixed paths before the <token> ones that would otherwise swallow them.
     path("verify-email/resend/", views.resend_verification, name="resend_verification"),
@@ -31,5 +32,9 @@ urlpatterns = [
     path("sessions/end-others/", views.sessions_end_others, name="sessions_end_others"),
     path("sessions/<str:session_id>/end/", views.session_end, name="session_end"),
     path("reauthenticate/", views.reauthenticate_view, name="reauthenticate"),
+    path("security/", mfa_views.security, name="security"),
+    path("security/totp/", mfa_views.totp_setup, name="totp_setup"),
+    path("security/totp/disable/", mfa_views.totp_disable, name="totp_disable"),
+    path("security/recovery-codes/", mfa_views.recovery_codes_regenerate, name="recovery_codes"),
     path("delete/", views.delete_account_view, name="delete_account"),
 ]

@@ -16,6 +16,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
+from accounts import amr as methods
 from accounts.audit import recent_events_of
 from accounts.client_info import ClientInfo
 from accounts.cookies import (
@@ -40,7 +41,16 @@ from accounts.flows.password_change import change_password
 from accounts.flows.password_reset import check_password_reset_token, request_password_reset, reset_password
 from accounts.flows.profile import update_profile
 from accounts.flows.reauthentication import reauthenticate
-from accounts.flows.signin import DEVICE_SESSION_KEY, authenticate_user, end_browser_session, start_browser_session
+from accounts.flows.second_factor import has_mfa
+from accounts.flows.signin import (
+    DEVICE_SESSION_KEY,
+    SecondStepRequired,
+    SignedIn,
+    authenticate_user,
+    end_browser_session,
+    finish_first_factor,
+    start_browser_session,
+)
 from accounts.flows.signup import sign_up
 from accounts.flows.verification import (
     Verifier,
@@ -58,6 +68,7 @@ from accounts.forms import (
     PasswordChangeForm,
     PasswordConfirmForm,
     ProfileForm,
+    SecondFactorForm,
     SetPasswordForm,
     SignInForm,
     SignUpForm,
@@ -75,8 +86,12 @@ from accounts.pages import (
     reauthenticate_first,
     safe_next_url,
     signed_out,
+    with_next,
 )
 from accounts.user_agents import describe_user_agent
+
+# The handle of this browser's pending sign-in (accounts.flows.pending), while it waits for its code.
+PENDING_SIGN_IN_KEY = "_pending_sign_in"
 
 
 def _client(request: HttpRequest) -> ClientInfo:
@@ -128,14 +143,23 @@ def login_view(request: HttpRequest) -> HttpResponse:
         except EmailNotVerified:
             context["unverified_email"] = data["email"]
             return render(request, "accounts/login.html", {"form": form, **context})
-        issued = start_browser_session(request=request, user=user)
-        response = redirect(next_url or resolve_url(settings.LOGIN_REDIRECT_URL))
-        # An SPA served by this site continues from here with /api/auth/refresh/.
-        set_refresh_cookie(response, issued.refresh_token)
-        return response
+        step = finish_first_factor(user=user, amr=[methods.PASSWORD])
+        if isinstance(step, SecondStepRequired):
+            request.session[PENDING_SIGN_IN_KEY] = step.handle
+            return redirect(with_next(reverse("accounts:login_mfa"), next_url))
+        return signed_in(request, step, next_url)
 
     form = SignInForm(request.POST or None)
     return form_page(request, form=form, template="accounts/login.html", on_valid=on_valid, context=context)
+
+
+def signed_in(request: HttpRequest, sign_in: SignedIn, next_url: str | None) -> HttpResponse:
+    """Start this browser's session and go where the person was heading."""
+    issued = start_browser_session(request=request, sign_in=sign_in)
+    response = redirect(next_url or resolve_url(settings.LOGIN_REDIRECT_URL))
+    # An SPA served by this site continues from here with /api/auth/refresh/.
+    set_refresh_cookie(response, issued.refresh_token)
+    return response
 
 
 @account_page(methods=("POST",))
@@ -202,7 +226,12 @@ def email_change(request: SignedInRequest) -> HttpResponse:
 def sessions(request: SignedInRequest) -> HttpResponse:
     current = _device_session_id(request)
     rows = [
-        {"session": session, "device": describe_user_agent(session.user_agent), "current": str(session.pk) == current}
+        {
+            "session": session,
+            "device": describe_user_agent(session.user_agent),
+            "current": str(session.pk) == current,
+            "signed_in_with": methods.describe(session.amr),
+        }
         for session in live_sessions(user=request.user)
     ]
     return render(request, "accounts/sessions.html", {"rows": rows})
@@ -250,22 +279,31 @@ def sessions_end_others(request: SignedInRequest) -> HttpResponse:
     )
 
 
-@account_page(signed_in=True, secrets=("password",))
+@account_page(signed_in=True, secrets=("password", "code"))
 def reauthenticate_view(request: SignedInRequest) -> HttpResponse:
+    """The password, or a code of the second factor; the page asks for the code first when the
+    action needs a second factor (``?factor=code``) and the account has one."""
     next_url = safe_next_url(request)
+    has_code = has_mfa(request.user)
+    with_code = has_code and (request.POST.get("proof") == "code" or request.GET.get("factor") == "code")
 
     def on_valid(data: Data) -> HttpResponse:
         reauthenticate(
             user=request.user,
             session_id=_device_session_id(request),
-            password=data["password"],
+            password=data.get("password"),
+            code=data.get("code"),
             client=_client(request),
         )
         return redirect(next_url or "accounts:home")
 
-    form = PasswordConfirmForm(request.POST or None)
+    form: forms.Form = (SecondFactorForm if with_code else PasswordConfirmForm)(request.POST or None)
     return form_page(
-        request, form=form, template="accounts/reauthenticate.html", on_valid=on_valid, context={"next": next_url or ""}
+        request,
+        form=form,
+        template="accounts/reauthenticate.html",
+        on_valid=on_valid,
+        context={"next": next_url or "", "with_code": with_code, "has_code": has_code},
     )
 
 

@@ -22,6 +22,7 @@ they are used). Everything here is a plain function or class: the scripts keep t
 lines and output.
 """
 
+import base64
 import json
 import os
 import secrets
@@ -201,6 +202,7 @@ def production_env(*, database_url: str, redis_url: str, key_prefix: str, email_
         DEBUG="false",
         SECRET_KEY=secrets.token_urlsafe(64),
         JWT_SIGNING_KEY=secrets.token_urlsafe(48),
+        MFA_ENCRYPTION_KEYS=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SITE_URL="https://faults.example",
         SECURE_SSL_REDIRECT="false",

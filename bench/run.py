@@ -8,6 +8,7 @@ the ratios and the targets; writes bench/.work/results.json.
 """
 
 import argparse
+import base64
 import contextlib
 import json
 import multiprocessing
@@ -45,7 +46,11 @@ PEER_PACKAGES = {
 }
 ARGON2 = {"time_cost": 2, "memory_cost": 19456, "parallelism": 1}
 RUN_ID = secrets.token_hex(4)
-KEYS = {"SECRET_KEY": secrets.token_urlsafe(64), "JWT_SIGNING_KEY": secrets.token_urlsafe(48)}
+KEYS = {
+    "SECRET_KEY": secrets.token_urlsafe(64),
+    "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
+    "MFA_ENCRYPTION_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+}
 # CPU seconds of requests the in-process profile samples, per server and workload.
 PROFILE_SECONDS = 3.0
 WORKLOADS = {

@@ -8,6 +8,8 @@ an email provider) are system checks tagged ``deploy`` in accounts/checks.py: ou
 every process at start-up, and ``manage.py check --deploy`` lists them.
 """
 
+import base64
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -205,6 +207,23 @@ ACCOUNTS_EMAIL_VERIFICATION = env_str("ACCOUNTS_EMAIL_VERIFICATION", "mandatory"
 # sessions) need a sign-in or password entry within this many seconds.
 ACCOUNTS_REAUTHENTICATION_WINDOW = env_int("ACCOUNTS_REAUTHENTICATION_WINDOW", 5 * 60)
 
+# --- Multi-factor authentication (accounts/flows/mfa.py) -----------------------------------------------
+
+# Fernet keys (urlsafe base64 of 32 bytes, comma-separated) that encrypt TOTP secrets at rest. The first
+# encrypts; every one decrypts, so a new key goes first and the old ones stay until
+# `manage.py rotate_mfa_keys` has re-encrypted every secret. Required in production; under DEBUG a key
+# derived from SECRET_KEY stands in (so `make run` needs none).
+MFA_ENCRYPTION_KEYS = env_list("MFA_ENCRYPTION_KEYS")
+if not MFA_ENCRYPTION_KEYS and DEBUG:
+    _derived_key = hashlib.sha256(b"accounts.mfa.development-key:" + SECRET_KEY.encode()).digest()
+    MFA_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(_derived_key).decode()]
+# The name authenticator apps show beside the account.
+ACCOUNTS_MFA_TOTP_ISSUER = env_str("ACCOUNTS_MFA_TOTP_ISSUER", SITE_NAME)
+# A sign-in waiting for its second factor lasts this long and takes at most this many codes.
+ACCOUNTS_MFA_PENDING_LIFETIME = env_int("ACCOUNTS_MFA_PENDING_LIFETIME", 10 * 60)
+ACCOUNTS_MFA_PENDING_ATTEMPTS = env_int("ACCOUNTS_MFA_PENDING_ATTEMPTS", 5)
+ACCOUNTS_MFA_PENDING_COOKIE_NAME = env_str("ACCOUNTS_MFA_PENDING_COOKIE_NAME", "todo_mfa_pending")
+
 # --- Emailed links and retention ----------------------------------------------------------------------
 
 ACCOUNTS_PASSWORD_RESET_TIMEOUT = env_int("ACCOUNTS_PASSWORD_RESET_TIMEOUT", 60 * 60)
@@ -321,6 +340,9 @@ ACCOUNTS_RATE_LIMITS = {
     "sign_up_mails_per_address": env_str("RATE_LIMIT_MAILS_PER_ADDRESS", "3/h"),
     "refresh_per_session": env_str("RATE_LIMIT_REFRESH_PER_SESSION", "60/m"),
     "password_confirmation_per_user": env_str("RATE_LIMIT_PASSWORD_CHANGE_PER_USER", "5/m"),
+    # Wrong second-factor codes, across every pending sign-in and re-authentication of an account.
+    "mfa_failures_per_account": env_str("RATE_LIMIT_MFA_PER_ACCOUNT", "10/15m"),
+    "mfa_failures_per_ip": env_str("RATE_LIMIT_MFA_PER_IP", "30/10m"),
 }
 # django-ratelimit's default today, named so that a new default cannot silently rename every counter.
 RATELIMIT_HASH_ALGORITHM = "hashlib.sha256"
@@ -453,5 +475,7 @@ if ARGON2_TIME_COST < 2 or ARGON2_MEMORY_COST_KIB < 19 * 1024 or ARGON2_PARALLEL
     raise ImproperlyConfigured("Argon2 parameters must be at least OWASP's m=19 MiB, t=2, p=1.")
 if JWT_ALGORITHM not in {"HS256", "Ed25519", "EdDSA", "ES256"}:
     raise ImproperlyConfigured("JWT_ALGORITHM must be HS256, Ed25519, EdDSA or ES256.")
+if not 1 <= ACCOUNTS_MFA_PENDING_ATTEMPTS <= 10 or not 60 <= ACCOUNTS_MFA_PENDING_LIFETIME <= 60 * 60:
+    raise ImproperlyConfigured("ACCOUNTS_MFA_PENDING_ATTEMPTS must be 1-10, ACCOUNTS_MFA_PENDING_LIFETIME 60-3600.")
 if not 8 <= ACCOUNTS_PASSWORD_MIN_LENGTH <= ACCOUNTS_PASSWORD_MAX_LENGTH <= 1024:
     raise ImproperlyConfigured("Password length limits must satisfy 8 <= min <= max <= 1024.")

@@ -57,6 +57,20 @@ START = datetime(2030, 5, 1, 12, 0, 0, tzinfo=UTC)
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
+# What the API shows of a device session.
+SESSION_FIELDS = {
+    "id",
+    "created_at",
+    "last_used_at",
+    "ip_address",
+    "user_agent",
+    "device",
+    "current",
+    "amr",
+    "authenticated_at",
+}
+
+
 @pytest.fixture
 def client():
     """Every API call in this module goes through a CSRF-enforcing client."""
@@ -680,7 +694,7 @@ def test_sessions_lists_the_callers_live_sessions_marking_the_current_one(client
     assert isinstance(sessions, list)
     assert {item["id"] for item in sessions} == {session_id_of(access_here), session_id_of(access_there)}
     for item in sessions:
-        assert set(item) == {"id", "created_at", "last_used_at", "ip_address", "user_agent", "device", "current"}
+        assert set(item) == SESSION_FIELDS
         assert item["ip_address"] == "127.0.0.1"
     current = [item for item in sessions if item["current"]]
     assert len(current) == 1

@@ -153,7 +153,7 @@ def test_page_sign_in_records_success_with_the_request_client_and_session(clock,
         only_event(EventKind.SIGN_IN_SUCCEEDED),
         kind="sign_in_succeeded",
         user=user,
-        detail={"session": str(session.pk), "via": "page"},
+        detail={"session": str(session.pk), "via": "page", "amr": "pwd"},
     )
 
 
@@ -165,7 +165,7 @@ def test_api_sign_in_records_success_via_api(clock, user):
         only_event(EventKind.SIGN_IN_SUCCEEDED),
         kind="sign_in_succeeded",
         user=user,
-        detail={"session": str(session.pk), "via": "api"},
+        detail={"session": str(session.pk), "via": "api", "amr": "pwd"},
         ip=OTHER_IP,
         agent=OTHER_UA,
     )

@@ -98,7 +98,11 @@ def test_ending_the_other_sessions_keeps_the_current_one_and_needs_a_recent_auth
 
 
 def test_only_the_listed_actions_are_guarded_by_the_window(user):
-    assert {SensitiveAction.END_OTHER_SESSION, SensitiveAction.END_OTHER_SESSIONS} == NEEDS_RECENT_AUTHENTICATION
+    assert {
+        SensitiveAction.END_OTHER_SESSION,
+        SensitiveAction.END_OTHER_SESSIONS,
+        SensitiveAction.MANAGE_MFA,
+    } == NEEDS_RECENT_AUTHENTICATION
     session = _device(user)  # just signed in: recent
     for action in set(SensitiveAction) - NEEDS_RECENT_AUTHENTICATION:
         # Their flows take the password every time; a recent sign-in must never stand in for it.

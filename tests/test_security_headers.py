@@ -1,5 +1,6 @@
 """Security headers, cookies, CORS and deployment checks on every page and every API endpoint."""
 
+import base64
 import json
 import secrets
 import string
@@ -776,6 +777,7 @@ def production_env(**extra: str) -> dict[str, str]:
         DEBUG="false",
         SECRET_KEY=_random(64),
         JWT_SIGNING_KEY=_random(48),
+        MFA_ENCRYPTION_KEYS=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         ALLOWED_HOSTS="todo.example",
         SITE_URL="https://todo.example",
         ANYMAIL_ESP="postmark",

@@ -525,7 +525,18 @@ def test_sessions_list_marks_the_current_one_and_shows_client_details(client, us
     rows = {row["id"]: row for row in response.json()}
     assert set(rows) == {session_id_of(access), session_id_of(other_access)}
     here, there = rows[session_id_of(access)], rows[session_id_of(other_access)]
-    assert set(here) == {"id", "created_at", "last_used_at", "ip_address", "user_agent", "device", "current"}
+    assert set(here) == {
+        "id",
+        "created_at",
+        "last_used_at",
+        "ip_address",
+        "user_agent",
+        "device",
+        "current",
+        "amr",
+        "authenticated_at",
+    }
+    assert here["amr"] == ["pwd"]
     assert (here["current"], here["user_agent"], here["ip_address"]) == (True, "Here/1.0", "203.0.113.5")
     assert (there["current"], there["user_agent"], there["ip_address"]) == (False, "There/2.0", "198.51.100.6")
 
@@ -898,7 +909,7 @@ def test_schema_documents_every_self_service_operation(schema, path, method):
     [
         ("/api/auth/password/change/", "post", {"current_password", "new_password"}),
         ("/api/auth/email/change/", "post", {"new_email", "password"}),
-        ("/api/auth/reauthenticate/", "post", {"password"}),
+        ("/api/auth/reauthenticate/", "post", {"password", "code"}),
         ("/api/auth/me/", "delete", {"password"}),
         ("/api/auth/me/", "patch", {"name"}),
     ],

@@ -26,6 +26,8 @@ PRODUCTION_ENV = {
     "ANYMAIL_ESP": "postmark",
     "ANYMAIL_POSTMARK_SERVER_TOKEN": "x",
     "JWT_SIGNING_KEY": "Jw7Kd2pL9xZ4rB8nW1hS6tG3jY5mC0fA7uE2kI9lO4p",
+    # A Fernet key: urlsafe base64 of 32 bytes.
+    "MFA_ENCRYPTION_KEYS": "Cw8yVQ6mX1o9pZ3kR2sT5uW7aB4cD0eF1gH2iJ3kL4m=",
 }
 
 # What a process started in this environment sees. Outside DEBUG the production checks run in
@@ -378,6 +380,7 @@ SAFE_PRODUCTION_SETTINGS = {
     "JWT_ALGORITHM": "HS256",
     "JWT_SIGNING_KEY": PRODUCTION_ENV["JWT_SIGNING_KEY"],
     "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
+    "MFA_ENCRYPTION_KEYS": [PRODUCTION_ENV["MFA_ENCRYPTION_KEYS"]],
 }
 
 
@@ -397,6 +400,13 @@ def test_safe_production_settings_pass_the_production_checks(settings):
         ({"JWT_SIGNING_KEY": PRODUCTION_ENV["SECRET_KEY"]}, "accounts.E005", "JWT_SIGNING_KEY"),
         ({"JWT_ALGORITHM": "ES256", "JWT_SIGNING_KEY": ""}, "accounts.E006", "JWT_SIGNING_KEY"),
         ({"EMAIL_BACKEND": ""}, "accounts.E007", "ANYMAIL_ESP"),
+        ({"MFA_ENCRYPTION_KEYS": []}, "accounts.E008", "MFA_ENCRYPTION_KEYS"),
+        ({"MFA_ENCRYPTION_KEYS": ["not-a-fernet-key"]}, "accounts.E009", "MFA_ENCRYPTION_KEYS"),
+        (
+            {"MFA_ENCRYPTION_KEYS": [PRODUCTION_ENV["MFA_ENCRYPTION_KEYS"], "short"]},
+            "accounts.E009",
+            "key 2",
+        ),
     ],
 )
 def test_check_deploy_reports_each_production_problem_with_its_id(settings, unsafe, check_id, named):

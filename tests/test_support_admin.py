@@ -29,6 +29,7 @@ from accounts.tokens import hash_token
 from tests.support.accounts import STRONG_PASSWORD, force_page_login
 from tests.support.api import REFRESH_URL, bearer, csrf_header, login_response, post_json
 from tests.support.mail import links_in, token_from_link
+from tests.support.mfa import enable_totp, totp_code
 from tests.support.pages import csrf_in
 from todos.models import Todo
 
@@ -818,7 +819,17 @@ def test_admin_login_redirects_to_the_product_sign_in_page(db):
     assert response["Location"] == "/accounts/login/?next=%2Fadmin%2F"
 
 
+def _second_step(client: Client, secret: str, *, next_path: str | None = None):
+    """Post the authenticator app's code on the sign-in's second page (staff always have one)."""
+    url = "/accounts/login/mfa/" + (f"?next={next_path}" if next_path else "")
+    data = {"code": totp_code(secret), "csrfmiddlewaretoken": cookie_token(client)}
+    if next_path:
+        data["next"] = next_path
+    return client.post(url, data)
+
+
 def test_staff_signing_in_on_the_product_page_land_in_the_admin(support):
+    secret = enable_totp(support)
     client = Client(enforce_csrf_checks=True, REMOTE_ADDR=STAFF_IP, HTTP_USER_AGENT=STAFF_UA)
     page = client.get("/admin/login/", {"next": "/admin/"}, follow=True)
     assert page.status_code == 200
@@ -828,6 +839,10 @@ def test_staff_signing_in_on_the_product_page_land_in_the_admin(support):
         "/accounts/login/?next=%2Fadmin%2F",
         {"email": support.email, "password": STRONG_PASSWORD, "next": "/admin/", "csrfmiddlewaretoken": token},
     )
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/mfa/?next=%2Fadmin%2F"
+    assert client.get(ADMIN).status_code == 302  # the password alone opens nothing
+    response = _second_step(client, secret, next_path="/admin/")
     assert response.status_code == 302
     assert response["Location"] == ADMIN
     index = client.get(ADMIN)
@@ -868,9 +883,11 @@ def test_admin_login_never_redirects_signed_in_staff_off_site(desk):
 
 
 def test_admin_logout_signs_out_through_the_product_logout(support):
+    secret = enable_totp(support)
     client = Client(enforce_csrf_checks=True)
     token = page_token(client, LOGIN_PAGE)
     client.post(LOGIN_PAGE, {"email": support.email, "password": STRONG_PASSWORD, "csrfmiddlewaretoken": token})
+    assert _second_step(client, secret).status_code == 302
     session = DeviceSession.objects.get(user=support)
     assert client.get(f"{ADMIN}logout/").status_code == 405  # never on a GET
     assert client.get(ADMIN).status_code == 200

@@ -22,6 +22,7 @@ _STATUS_OF_ACCOUNT_ERROR = {
     account_errors.RefreshTokenInvalid: status.HTTP_401_UNAUTHORIZED,
     account_errors.SessionNotFound: status.HTTP_404_NOT_FOUND,
     account_errors.ReauthenticationRequired: status.HTTP_403_FORBIDDEN,
+    account_errors.PendingSignInInvalid: status.HTTP_401_UNAUTHORIZED,
 }
 _CODE_OF_DRF_ERROR = {
     exceptions.Throttled: "rate_limited",

@@ -138,7 +138,21 @@ class DeviceSessionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DeviceSession
-        fields = ["id", "created_at", "last_used_at", "ip_address", "user_agent", "device", "current"]
+        fields = [
+            "id",
+            "created_at",
+            "last_used_at",
+            "ip_address",
+            "user_agent",
+            "device",
+            "current",
+            "amr",
+            "authenticated_at",
+        ]
+        extra_kwargs = {
+            "amr": {"help_text": 'How this device signed in (RFC 8176): "pwd", "otp", and "mfa" for two factors.'},
+            "authenticated_at": {"help_text": "The last sign-in or re-authentication on this device (auth_time)."},
+        }
 
     def get_current(self, session: DeviceSession) -> bool:
         return str(session.pk) == self.context.get("current_session_id")
@@ -163,6 +177,45 @@ class EmailChangeSerializer(serializers.Serializer):
 
 class PasswordSerializer(serializers.Serializer):
     password = password_field()
+
+
+class CodeSerializer(serializers.Serializer):
+    code = StrictCharField(max_length=64, help_text="A 6-digit TOTP code, or a recovery code (hyphens optional).")
+
+
+class ReauthenticateSerializer(serializers.Serializer):
+    password = password_field(required=False)
+    code = StrictCharField(max_length=64, required=False, help_text="A TOTP code or a recovery code.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "password" not in attrs and "code" not in attrs:
+            raise serializers.ValidationError({"password": ["This field is required (or send a `code`)."]})
+        if "password" in attrs and "code" in attrs:
+            raise serializers.ValidationError({"code": ["Send either `password` or `code`, not both."]})
+        return attrs
+
+
+class MfaRequiredSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["mfa_required"])
+    methods = serializers.ListField(
+        child=serializers.ChoiceField(choices=["totp", "recovery_code"]),
+        help_text="The second factors this account can use.",
+    )
+
+
+class MfaStatusSerializer(serializers.Serializer):
+    totp_enabled = serializers.BooleanField()
+    recovery_codes_remaining = serializers.IntegerField()
+
+
+class TotpSetupSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text="The base32 key, for typing into an app by hand.")
+    otpauth_uri = serializers.CharField(help_text="The otpauth:// URI the QR code holds.")
+    qr_svg = serializers.CharField(help_text="The QR code as an inline SVG document.")
+
+
+class RecoveryCodesSerializer(serializers.Serializer):
+    recovery_codes = serializers.ListField(child=serializers.CharField(), help_text="Shown this once; save them.")
 
 
 class SecurityEventSerializer(serializers.Serializer):

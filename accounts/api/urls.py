@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from accounts.api.views import account, links, sessions, signin
+from accounts.api.views import account, links, mfa, sessions, signin
 
 app_name = "auth-api"
 
@@ -10,6 +10,12 @@ urlpatterns = [
     path("register/", signin.RegisterView.as_view(), name="register"),
     path("login/", signin.LoginView.as_view(), name="login"),
     path("refresh/", signin.RefreshView.as_view(), name="refresh"),
+    path("mfa/", mfa.MfaStatusView.as_view(), name="mfa"),
+    path("mfa/verify/", signin.MfaVerifyView.as_view(), name="mfa-verify"),
+    path("mfa/totp/", mfa.TotpView.as_view(), name="mfa-totp"),
+    path("mfa/totp/setup/", mfa.TotpSetupView.as_view(), name="mfa-totp-setup"),
+    path("mfa/totp/confirm/", mfa.TotpConfirmView.as_view(), name="mfa-totp-confirm"),
+    path("mfa/recovery-codes/", mfa.RecoveryCodesView.as_view(), name="mfa-recovery-codes"),
     path("logout/", signin.LogoutView.as_view(), name="logout"),
     path("csrf/", signin.CsrfView.as_view(), name="csrf"),
     path("sessions/", sessions.SessionListView.as_view(), name="sessions"),

@@ -70,13 +70,29 @@ class RefreshRateLimited(RateLimited):
 
 
 def _access_token_for(session: DeviceSession, user: User) -> tuple[str, datetime]:
-    token = AccessToken.for_session(user_id=user.pk, session_id=session.pk, email_verified=user.email_verified)
+    token = AccessToken.for_session(
+        user_id=user.pk,
+        session_id=session.pk,
+        email_verified=user.email_verified,
+        amr=session.amr,
+        auth_time=session.authenticated_at,
+    )
     return str(token), token.expires_at
 
 
-def start_device_session(*, user: User, ip_address: str | None, user_agent: str, via: str = "api") -> IssuedTokens:
-    """Open a device session for a user who has just proven who they are."""
+def start_device_session(
+    *,
+    user: User,
+    ip_address: str | None,
+    user_agent: str,
+    via: str = "api",
+    amr: list[str] | None = None,
+    second_factor: bool = False,
+) -> IssuedTokens:
+    """Open a device session for a user who has just proven who they are (``amr``: how; a password
+    unless said otherwise)."""
     now = timezone.now()
+    amr = list(amr) if amr is not None else ["pwd"]
     refresh = generate_token()
     with transaction.atomic():
         session = DeviceSession.objects.create(
@@ -84,6 +100,8 @@ def start_device_session(*, user: User, ip_address: str | None, user_agent: str,
             created_at=now,
             last_used_at=now,
             authenticated_at=now,
+            amr=amr,
+            second_factor_at=now if second_factor else None,
             expires_at=now + timedelta(seconds=settings.ACCOUNTS_REFRESH_ABSOLUTE_LIFETIME),
             ip_address=ip_address,
             user_agent=user_agent[:USER_AGENT_MAX_LENGTH],
@@ -95,6 +113,7 @@ def start_device_session(*, user: User, ip_address: str | None, user_agent: str,
             client=ClientInfo(ip_address=ip_address, user_agent=user_agent),
             session=session.pk,
             via=via,
+            amr=" ".join(amr),
         )
     access, access_expires_at = _access_token_for(session, user)
     return IssuedTokens(
@@ -151,7 +170,7 @@ WITH claimed AS (
     UPDATE {sessions}
     SET refresh_token_hash = %s, rotated_at = %s, last_used_at = %s, ip_address = %s, user_agent = %s
     WHERE id = ({live_session}) AND refresh_token_hash = %s AND revoked_at IS NULL
-    RETURNING id, user_id
+    RETURNING id, user_id, amr, authenticated_at
 ), remembered AS (
     INSERT INTO {rotated} (token_hash, session_id, rotated_at, successor_sealed)
     SELECT %s, id, %s, %s FROM claimed
@@ -161,7 +180,7 @@ WITH claimed AS (
     UPDATE {rotated} SET successor_sealed = ''
     WHERE session_id = (SELECT id FROM claimed) AND successor_sealed <> ''
 )
-SELECT claimed.id, claimed.user_id, users.email_verified_at
+SELECT claimed.id, claimed.user_id, claimed.amr, claimed.authenticated_at, users.email_verified_at
 FROM claimed JOIN {users} AS users ON users.id = claimed.user_id
 """
 
@@ -215,8 +234,13 @@ def _claim_rotation(
             row = cursor.fetchone()
         if row is None:
             return None
-        session_id, user_id, email_verified_at = row
-        return DeviceSession(pk=session_id, user=User(pk=user_id, email_verified_at=email_verified_at))
+        session_id, user_id, amr, authenticated_at, email_verified_at = row
+        return DeviceSession(
+            pk=session_id,
+            amr=amr,
+            authenticated_at=authenticated_at,
+            user=User(pk=user_id, email_verified_at=email_verified_at),
+        )
     # Elsewhere (SQLite, which has no row locks but serialises writers): the
     # same conditional UPDATE inside a transaction.
     live = DeviceSession.objects.live(now).filter(refresh_token_hash=presented_hash).values("pk")

@@ -5,6 +5,10 @@ moment of the last authentication is kept on the device session (``authenticated
 not in a browser session, so that the pages and the API (which has no Django
 session) answer the same. A sign-in sets it (``start_device_session``), and so does
 every flow that checks the current password again (``confirm_password``).
+
+A second factor proven on the device (at sign-in or by re-authenticating with a code) is kept
+beside it (``second_factor_at``): managing the second factors of an account that has them needs
+that one to be recent, so a password alone (known to an intruder, perhaps) cannot remove them.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
+from accounts import amr as methods
 from accounts.client_info import ClientInfo
-from accounts.exceptions import InvalidPassword, ReauthenticationRequired
+from accounts.exceptions import InvalidPassword, ReauthenticationRequired, SecondFactorRequired
 from accounts.flows.device_sessions import as_session_uuid
+from accounts.flows.second_factor import has_mfa, prove_second_factor
 from accounts.models import DeviceSession, User
 from accounts.rate_limits import PASSWORD_CONFIRM_USER, RateLimited, hit, record_rate_limited
 from accounts.revocation import SessionId
@@ -29,6 +36,8 @@ class SensitiveAction(StrEnum):
     # Need a sign-in or password entry on this device within the window:
     END_OTHER_SESSION = "end_other_session"
     END_OTHER_SESSIONS = "end_other_sessions"
+    # Setting up, turning off or replacing second factors (and their recovery codes):
+    MANAGE_MFA = "manage_mfa"
     # Take the current password with the request itself (the form has a password field):
     CHANGE_PASSWORD = "change_password"  # noqa: S105 an action name
     CHANGE_EMAIL = "change_email"
@@ -37,7 +46,11 @@ class SensitiveAction(StrEnum):
 
 # Which actions the window applies to. The others ask for the password every time
 # (confirm_password), which is stronger; entering it there also opens the window.
-NEEDS_RECENT_AUTHENTICATION = frozenset({SensitiveAction.END_OTHER_SESSION, SensitiveAction.END_OTHER_SESSIONS})
+NEEDS_RECENT_AUTHENTICATION = frozenset(
+    {SensitiveAction.END_OTHER_SESSION, SensitiveAction.END_OTHER_SESSIONS, SensitiveAction.MANAGE_MFA}
+)
+# For an account with a second factor, these need that factor within the window, not just any sign-in.
+NEEDS_A_RECENT_SECOND_FACTOR = frozenset({SensitiveAction.MANAGE_MFA})
 NEEDS_THE_PASSWORD = frozenset(SensitiveAction) - NEEDS_RECENT_AUTHENTICATION
 
 
@@ -46,15 +59,19 @@ def recent_since(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(seconds=settings.ACCOUNTS_REAUTHENTICATION_WINDOW)
 
 
-def did_recently_authenticate(*, session_id: SessionId | None) -> bool:
-    """Whether this live device session signed in or confirmed the password within the window."""
+def did_recently_authenticate(*, session_id: SessionId | None, second_factor: bool = False) -> bool:
+    """Whether this live device session signed in or confirmed the password (``second_factor``:
+    proved a second factor) within the window."""
     session_uuid = as_session_uuid(session_id)
     if session_uuid is None:
         return False
-    return DeviceSession.objects.live().filter(pk=session_uuid, authenticated_at__gte=recent_since()).exists()
+    recent = {"second_factor_at__gte" if second_factor else "authenticated_at__gte": recent_since()}
+    return DeviceSession.objects.live().filter(pk=session_uuid, **recent).exists()
 
 
-def require_recent_authentication(*, session_id: SessionId | None, action: SensitiveAction) -> None:
+def require_recent_authentication(
+    *, session_id: SessionId | None, action: SensitiveAction, user: User | None = None
+) -> None:
     """The guard: ReauthenticationRequired when ``action`` needs a recent authentication this device lacks.
 
     The page view turns the error into a redirect to the password page (and back);
@@ -63,15 +80,34 @@ def require_recent_authentication(*, session_id: SessionId | None, action: Sensi
     if action in NEEDS_THE_PASSWORD:
         # A programming error, not the person's: a recent sign-in must never stand in for the password.
         raise ValueError(f"{action} takes the password itself (confirm_password), not a recent authentication.")
-    if not did_recently_authenticate(session_id=session_id):
+    if action in NEEDS_A_RECENT_SECOND_FACTOR and user is None:
+        raise ValueError(f"{action} depends on the account's factors: pass the user.")
+    if action in NEEDS_A_RECENT_SECOND_FACTOR and user is not None and has_mfa(user):
+        if not did_recently_authenticate(session_id=session_id, second_factor=True):
+            raise SecondFactorRequired
+    elif not did_recently_authenticate(session_id=session_id):
         raise ReauthenticationRequired
 
 
-def record_authentication(*, session_id: SessionId | None) -> None:
-    """The person just proved who they are on this device: the window starts again."""
+def record_authentication(*, session_id: SessionId | None, amr: list[str] | None = None) -> None:
+    """The person just proved who they are on this device (``amr``: with what, a password unless
+    said): the window starts again, and the session's methods gain these."""
     session_uuid = as_session_uuid(session_id)
-    if session_uuid is not None:
-        DeviceSession.objects.filter(pk=session_uuid).update(authenticated_at=timezone.now())
+    if session_uuid is None:
+        return
+    amr = amr or [methods.PASSWORD]
+    now = timezone.now()
+    with transaction.atomic():
+        session = DeviceSession.objects.select_for_update().filter(pk=session_uuid).first()
+        if session is None:
+            return
+        session.authenticated_at = now
+        session.amr = methods.combine(session.amr, amr)
+        fields = ["authenticated_at", "amr"]
+        if methods.ONE_TIME_CODE in amr:
+            session.second_factor_at = now
+            fields.append("second_factor_at")
+        session.save(update_fields=fields)
 
 
 def confirm_password(*, user: User, password: str, field: str = "password", client: ClientInfo | None = None) -> None:
@@ -86,8 +122,18 @@ def confirm_password(*, user: User, password: str, field: str = "password", clie
 
 
 def reauthenticate(
-    *, user: User, session_id: SessionId | None, password: str, client: ClientInfo | None = None
+    *,
+    user: User,
+    session_id: SessionId | None,
+    password: str | None = None,
+    code: str | None = None,
+    client: ClientInfo | None = None,
 ) -> None:
-    """Password entry that opens the window for sensitive actions on this device."""
-    confirm_password(user=user, password=password, client=client)
-    record_authentication(session_id=session_id)
+    """The password or a second-factor code, entered again: opens the window for sensitive actions
+    on this device (a code also the one for managing second factors)."""
+    if code is not None:
+        prove_second_factor(user=user, code=code, client=client)
+        record_authentication(session_id=session_id, amr=[methods.ONE_TIME_CODE])
+        return
+    confirm_password(user=user, password=password or "", client=client)
+    record_authentication(session_id=session_id, amr=[methods.PASSWORD])

@@ -1,17 +1,27 @@
-"""Sign-in and sign-out: checking credentials and starting or ending a browser session."""
+"""Sign-in and sign-out: first factors, the one decision "second step or done", starting and ending sessions.
+
+Every way of signing in (the password here; later an emailed code, a provider, a passkey) ends in
+finish_first_factor, which alone decides whether the account needs its second factor now. Sessions
+start only from a SignedIn, which only this module makes: a new sign-in method cannot skip the
+second step by calling start_browser_session with a user.
+"""
 
 import contextlib
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout, user_logged_in
 from django.db import transaction
 from django.http import HttpRequest
 
+from accounts import amr as methods
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.exceptions import EmailNotVerified, InvalidCredentials, SessionNotFound
 from accounts.flows.device_sessions import EndReason, IssuedTokens, end_device_session, start_device_session
+from accounts.flows.pending import complete_pending, pending_sign_in, spend_attempt, start_pending_sign_in
+from accounts.flows.second_factor import has_mfa, methods_of, prove_second_factor
 from accounts.models import User
 from accounts.rate_limits import SIGN_IN_ACCOUNT, SIGN_IN_IP, address_key, check, count, ip_key
 
@@ -60,16 +70,71 @@ def authenticate_user(*, request: HttpRequest | None, email: str, password: str)
     return user
 
 
-def start_api_session(*, request: HttpRequest, user: User) -> IssuedTokens:
+@dataclass(frozen=True)
+class SignedIn:
+    """A finished sign-in: every factor the account asks for is proven. Only this module makes one."""
+
+    user: User
+    amr: list[str]
+
+    @property
+    def second_factor(self) -> bool:
+        return methods.ONE_TIME_CODE in self.amr
+
+
+@dataclass(frozen=True)
+class SecondStepRequired:
+    """The first factor is right and the account has a second: a pending sign-in waits for it."""
+
+    handle: str
+    methods: list[str]
+
+
+def finish_first_factor(*, user: User, amr: list[str]) -> SignedIn | SecondStepRequired:
+    """The one place that decides "second step or done", for every first factor.
+
+    An account with a second factor gets a pending sign-in (no session, no cookie, no token yet),
+    unless the first factor already counts as two (a passkey with user verification).
+    """
+    proven = methods.combine(amr)
+    if methods.MULTI_FACTOR not in proven and has_mfa(user):
+        return SecondStepRequired(handle=start_pending_sign_in(user=user, amr=proven), methods=methods_of(user))
+    return SignedIn(user=user, amr=proven)
+
+
+def complete_second_step(*, handle: str | None, code: object, client: ClientInfo) -> SignedIn:
+    """The pending sign-in of ``handle``, finished with a TOTP or recovery code.
+
+    PendingSignInInvalid if it expired, ran out of attempts or was finished already; InvalidCode
+    for a wrong code (the attempt is spent); RateLimited past the account's or the IP's limit.
+    """
+    pending = pending_sign_in(handle)
+    spend_attempt(pending)
+    prove_second_factor(user=pending.user, code=code, client=client)
+    complete_pending(pending)
+    return SignedIn(user=pending.user, amr=methods.combine(pending.amr, [methods.ONE_TIME_CODE]))
+
+
+def _start_device_session(sign_in: SignedIn, client: ClientInfo, via: str) -> IssuedTokens:
+    return start_device_session(
+        user=sign_in.user,
+        ip_address=client.ip_address,
+        user_agent=client.user_agent,
+        via=via,
+        amr=sign_in.amr,
+        second_factor=sign_in.second_factor,
+    )
+
+
+def start_api_session(*, request: HttpRequest, sign_in: SignedIn) -> IssuedTokens:
     """Open a device session for the SPA: an access token and a refresh token."""
-    client = ClientInfo.from_request(request)
-    issued = start_device_session(user=user, ip_address=client.ip_address, user_agent=client.user_agent, via="api")
+    issued = _start_device_session(sign_in, ClientInfo.from_request(request), "api")
     # What django.contrib.auth.login() sends for the pages (it sets last_login).
-    user_logged_in.send(sender=type(user), request=request, user=user)
+    user_logged_in.send(sender=type(sign_in.user), request=request, user=sign_in.user)
     return issued
 
 
-def start_browser_session(*, request: HttpRequest, user: User) -> IssuedTokens:
+def start_browser_session(*, request: HttpRequest, sign_in: SignedIn) -> IssuedTokens:
     """Sign ``user`` in to this browser's pages and open its device session.
 
     Django issues a new session key. The returned refresh token lets an SPA on
@@ -79,9 +144,8 @@ def start_browser_session(*, request: HttpRequest, user: User) -> IssuedTokens:
     """
     if request.user.is_authenticated:
         end_browser_session(request=request, record_as=EndReason.ENDED_BY_USER)
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    client = ClientInfo.from_request(request)
-    issued = start_device_session(user=user, ip_address=client.ip_address, user_agent=client.user_agent, via="page")
+    login(request, sign_in.user, backend="django.contrib.auth.backends.ModelBackend")
+    issued = _start_device_session(sign_in, ClientInfo.from_request(request), "page")
     request.session[DEVICE_SESSION_KEY] = str(issued.session.pk)
     request.session[PAGE_USE_KEY] = int(time.time())
     return issued

@@ -6,23 +6,28 @@ act on staff accounts.
 """
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 
+from accounts import amr as methods
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.exceptions import SessionNotFound, StaffAccountProtected
 from accounts.flows.account_deletion import erase_account
 from accounts.flows.account_status import deactivate_user, reactivate_user
-from accounts.flows.device_sessions import EndReason, end_device_session
+from accounts.flows.device_sessions import EndReason, as_session_uuid, end_device_session
+from accounts.flows.mfa import remove_factors
 from accounts.flows.password_reset import issue_password_reset_link, request_password_reset
+from accounts.flows.second_factor import has_mfa
 from accounts.flows.security_reset import lock_account, security_reset
 from accounts.flows.verification import prove_address, send_verification_email
-from accounts.mail import send_account_email
+from accounts.mail import send_account_email, site_link
 from accounts.models import DeviceSession, User
+from accounts.revocation import SessionId
 
 
 class StaffAction(Protocol):
@@ -180,3 +185,52 @@ def staff_delete_user(*, staff: User, user: User, client: ClientInfo | None = No
     """
     _require_may_act_on(staff, user)
     erase_account(user=user, client=client, actor=staff, by_staff=True)
+
+
+def staff_reset_mfa(*, staff: User, user: User, client: ClientInfo | None = None) -> bool:
+    """Turn off a user's second factor (a lost phone and lost recovery codes); False if none was on.
+
+    The owner is emailed at once: if they did not ask, the notice is how they learn that someone
+    talked support into it. Only superusers may do it for staff (actionable_by).
+    """
+    _require_may_act_on(staff, user)
+    with transaction.atomic():
+        lock_account(user)
+        if not remove_factors(user=user):
+            return False
+        _record(staff=staff, user=user, action="reset_mfa", client=client)
+        record_event(kind=EventKind.MFA_DISABLED, user=user, actor=staff, client=client, by_staff=True)
+    send_account_email(
+        template="mfa_reset_by_support",
+        to=user.email,
+        greet=user,
+        context={"security_link": site_link("accounts:security"), "reset_link": site_link("accounts:password_reset")},
+    )
+    return True
+
+
+class AdminAccess(StrEnum):
+    """Whether a signed-in staff member may use the admin now, and if not, what they must do first."""
+
+    ALLOWED = "allowed"
+    NOT_STAFF = "not_staff"
+    ENROL_MFA = "enrol_mfa"  # staff must have a second factor at all
+    PROVE_SECOND_FACTOR = "prove_second_factor"  # this browser's session did not pass it
+
+
+def admin_access(*, user: User, session_id: SessionId | None) -> AdminAccess:
+    """The rule for the admin: active staff, with a second factor, on a device session that passed it.
+
+    Support can end sessions and send mails for anyone: one phished password must not be enough.
+    """
+    if not (user.is_active and user.is_staff):
+        return AdminAccess.NOT_STAFF
+    if not has_mfa(user):
+        return AdminAccess.ENROL_MFA
+    session_uuid = as_session_uuid(session_id)
+    # amr is read, not queried: SQLite has no JSON "contains".
+    session = (
+        DeviceSession.objects.live().filter(pk=session_uuid, user=user).only("amr").first() if session_uuid else None
+    )
+    passed = session is not None and methods.MULTI_FACTOR in session.amr
+    return AdminAccess.ALLOWED if passed else AdminAccess.PROVE_SECOND_FACTOR

@@ -98,23 +98,48 @@ export async function freshToken() {
   return (await refresh()) ? accessToken : null;
 }
 
-/** Sign in with email and password, or throw an Error carrying the API's error code. */
-export async function signIn(email, password) {
-  const response = await fetch("/api/auth/login/", {
+async function postSignIn(path, payload, headers = {}) {
+  const response = await fetch(path, {
     method: "POST",
     credentials: "same-origin",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ email, password }),
+    headers: { "Content-Type": "application/json", ...headers },
+    body: JSON.stringify(payload),
   });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = new Error(body.detail || "Sign-in failed.");
     error.code = body.code;
+    error.status = response.status;
     throw error;
   }
+  return { status: response.status, body };
+}
+
+function signedIn(body) {
   store(body);
   channel?.postMessage({ type: "signed-in" });
   notify("signed-in");
+}
+
+/**
+ * Sign in with email and password, or throw an Error carrying the API's error code.
+ * Resolves to { mfaRequired: true, methods } when the account needs its second factor:
+ * the server keeps the pending sign-in behind an HttpOnly cookie; finish with verifySecondFactor.
+ */
+export async function signIn(email, password) {
+  const { status, body } = await postSignIn("/api/auth/login/", { email, password });
+  if (status === 202 && body.status === "mfa_required") {
+    return { mfaRequired: true, methods: body.methods || [] };
+  }
+  signedIn(body);
+  return { mfaRequired: false };
+}
+
+/** The second step: a TOTP code or a recovery code for the pending sign-in. */
+export async function verifySecondFactor(code) {
+  const csrf = await ensureCsrfCookie();
+  const { body } = await postSignIn("/api/auth/mfa/verify/", { code }, { "X-CSRFToken": csrf });
+  signedIn(body);
 }
 
 /** End this device session everywhere: server, this tab, and every other tab. */

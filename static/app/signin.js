@@ -1,6 +1,6 @@
 // The signed-out view: sign in through the API, or go to the sign-in page.
 
-import { signIn } from "./auth.js";
+import { signIn, verifySecondFactor } from "./auth.js";
 import { h, show } from "./dom.js";
 
 export function renderSignIn() {
@@ -16,8 +16,9 @@ export function renderSignIn() {
     error.hidden = true;
     submit.disabled = true;
     try {
-      await signIn(email.value, password.value);
+      const outcome = await signIn(email.value, password.value);
       password.value = "";
+      if (outcome.mfaRequired) renderSecondStep();
     } catch (failure) {
       error.replaceChildren(h("p", {}, messageFor(failure)));
       if (failure.code === "email_not_verified") {
@@ -46,8 +47,55 @@ export function renderSignIn() {
   );
 }
 
+/** The second step of an account with two-factor authentication: a code from the app or a recovery code. */
+function renderSecondStep() {
+  const error = h("div", { class: "form-errors", role: "alert", hidden: true });
+  const code = h("input", {
+    type: "text", id: "signin-code", name: "code", autocomplete: "one-time-code", autocapitalize: "characters",
+    spellcheck: "false", required: true,
+  });
+  const submit = h("button", { type: "submit" }, "Verify");
+
+  async function onSubmit(event) {
+    event.preventDefault();
+    error.hidden = true;
+    submit.disabled = true;
+    try {
+      await verifySecondFactor(code.value);
+    } catch (failure) {
+      if (failure.code === "sign_in_expired") {
+        renderSignIn();
+        const notice = document.querySelector(".form-errors");
+        if (notice) {
+          notice.replaceChildren(h("p", {}, failure.message));
+          notice.hidden = false;
+        }
+        return;
+      }
+      error.replaceChildren(h("p", {}, messageFor(failure)));
+      error.hidden = false;
+      code.value = "";
+      code.focus();
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  show(
+    h("h1", {}, "Two-factor authentication"),
+    h("p", {}, "Enter the 6-digit code from your authenticator app, or one of your recovery codes."),
+    h("form", { class: "stack", onsubmit: onSubmit, novalidate: true },
+      error,
+      h("div", { class: "field" }, h("label", { for: "signin-code" }, "Code"), code),
+      submit,
+    ),
+    h("p", {}, h("a", { href: "/app/", onclick: (event) => { event.preventDefault(); renderSignIn(); } }, "Start again")),
+  );
+  code.focus();
+}
+
 function messageFor(failure) {
   if (failure.code === "rate_limited") return "Too many attempts. Please wait a little and try again.";
-  if (failure.code === "invalid_input") return "Enter your email address and password.";
+  if (failure.code === "invalid_input") return "Fill in every field.";
   return failure.message;
 }

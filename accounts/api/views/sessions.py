@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.authentication import token_user
-from accounts.api.serializers import DeviceSessionSerializer, PasswordSerializer
+from accounts.api.serializers import DeviceSessionSerializer, ReauthenticateSerializer
 from accounts.api.views.common import (
     AUTH_TAG,
     ERROR,
@@ -80,21 +80,25 @@ class RevokeOtherSessionsView(SignedInView):
 @extend_schema(tags=AUTH_TAG)
 class ReauthenticateView(SignedInView):
     @extend_schema(
-        summary="Confirm my password",
-        description="Opens a short window in which this device may end other sessions.",
-        request=PasswordSerializer,
+        summary="Confirm it is me: my password, or a second-factor code",
+        description=(
+            "Either `password` or `code` (TOTP or recovery code). Opens a short window in which this device may "
+            "end other sessions; a code also opens the one for managing two-factor authentication."
+        ),
+        request=ReauthenticateSerializer,
         responses={
             204: OpenApiResponse(description="Confirmed."),
-            400: OpenApiResponse(ERROR, description="`invalid_input` or `invalid_password`."),
+            400: OpenApiResponse(ERROR, description="`invalid_input`, `invalid_password` or `invalid_code`."),
             401: NOT_AUTHENTICATED,
         },
     )
     def post(self, request: Request) -> Response:
-        data = validated(PasswordSerializer, request)
+        data = validated(ReauthenticateSerializer, request)
         reauthenticate(
             user=account_of(request),
             session_id=token_user(request).session_id,
-            password=data["password"],
+            password=data.get("password"),
+            code=data.get("code"),
             client=client_of(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

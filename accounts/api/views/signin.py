@@ -9,15 +9,18 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts import amr as methods
 from accounts.access_tokens import key_ring
 from accounts.api.authentication import enforce_csrf
 from accounts.api.errors import error_body, rate_limited_response
 from accounts.api.schema import REFRESH_COOKIE_AUTH, csrf_header_parameter, refresh_cookie_parameter
 from accounts.api.serializers import (
     AccessTokenSerializer,
+    CodeSerializer,
     LoginResponseSerializer,
     LoginSerializer,
     MessageSerializer,
+    MfaRequiredSerializer,
     RegisterSerializer,
 )
 from accounts.api.views.common import (
@@ -31,15 +34,30 @@ from accounts.api.views.common import (
     token_body,
     validated,
 )
-from accounts.cookies import clear_refresh_cookie, read_refresh_cookie, set_refresh_cookie, set_signup_proof_cookie
-from accounts.exceptions import RefreshTokenInvalid
+from accounts.cookies import (
+    clear_pending_sign_in_cookie,
+    clear_refresh_cookie,
+    read_pending_sign_in_cookie,
+    read_refresh_cookie,
+    set_pending_sign_in_cookie,
+    set_refresh_cookie,
+    set_signup_proof_cookie,
+)
+from accounts.exceptions import PendingSignInInvalid, RefreshTokenInvalid
 from accounts.flows.device_sessions import (
     EndReason,
     RefreshRateLimited,
     end_session_by_refresh_token,
     rotate_refresh_token,
 )
-from accounts.flows.signin import authenticate_user, start_api_session
+from accounts.flows.signin import (
+    SecondStepRequired,
+    SignedIn,
+    authenticate_user,
+    complete_second_step,
+    finish_first_factor,
+    start_api_session,
+)
 from accounts.flows.signup import sign_up
 
 
@@ -70,11 +88,14 @@ class LoginView(PublicView):
         summary="Sign in",
         description=(
             "Returns a short-lived access token and sets the refresh cookie "
-            "(HttpOnly, Secure, SameSite=Strict, Path=/api/auth/). The refresh token never appears in a body."
+            "(HttpOnly, Secure, SameSite=Strict, Path=/api/auth/). The refresh token never appears in a body. "
+            "For an account with two-factor authentication the answer is 202 `mfa_required` instead, with an "
+            "HttpOnly pending sign-in cookie: finish with POST /api/auth/mfa/verify/."
         ),
         request=LoginSerializer,
         responses={
             200: LoginResponseSerializer,
+            202: MfaRequiredSerializer,
             400: INVALID_INPUT,
             401: OpenApiResponse(ERROR, description="`invalid_credentials`, the same for every wrong combination."),
             403: OpenApiResponse(ERROR, description="`email_not_verified` (right password, address not verified)."),
@@ -83,10 +104,52 @@ class LoginView(PublicView):
     def post(self, request: Request) -> Response:
         data = validated(LoginSerializer, request)
         user = authenticate_user(request=request._request, email=data["email"], password=data["password"])
-        issued = start_api_session(request=request._request, user=user)
-        response = Response({**token_body(issued), "user": profile_body(user)})
-        set_refresh_cookie(response, issued.refresh_token)
-        return response
+        step = finish_first_factor(user=user, amr=[methods.PASSWORD])
+        if isinstance(step, SecondStepRequired):
+            response = Response({"status": "mfa_required", "methods": step.methods}, status=status.HTTP_202_ACCEPTED)
+            set_pending_sign_in_cookie(response, step.handle)
+            return response
+        return signed_in_response(request, step)
+
+
+def signed_in_response(request: Request, sign_in: SignedIn) -> Response:
+    """The answer to a finished sign-in: the access token and the user, the refresh cookie set."""
+    issued = start_api_session(request=request._request, sign_in=sign_in)
+    response = Response({**token_body(issued), "user": profile_body(sign_in.user)})
+    set_refresh_cookie(response, issued.refresh_token)
+    clear_pending_sign_in_cookie(response)
+    return response
+
+
+@extend_schema(tags=AUTH_TAG)
+class MfaVerifyView(PublicView):
+    @extend_schema(
+        summary="Finish signing in with a second-factor code",
+        description=(
+            "After POST /api/auth/login/ answered 202 `mfa_required`: a TOTP code or a recovery code, with the "
+            "HttpOnly pending sign-in cookie it set. A pending sign-in lasts 10 minutes and takes 5 codes."
+        ),
+        request=CodeSerializer,
+        parameters=[csrf_header_parameter()],
+        responses={
+            200: LoginResponseSerializer,
+            400: OpenApiResponse(ERROR, description="`invalid_input` or `invalid_code` (the attempt is spent)."),
+            401: OpenApiResponse(ERROR, description="`sign_in_expired`: expired, out of attempts, or finished."),
+            403: OpenApiResponse(ERROR, description="`csrf_failed`."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        enforce_csrf(request)
+        data = validated(CodeSerializer, request)
+        try:
+            sign_in = complete_second_step(
+                handle=read_pending_sign_in_cookie(request._request), code=data["code"], client=client_of(request)
+            )
+        except PendingSignInInvalid as error:
+            response = Response(error_body(error.code, error.message), status=status.HTTP_401_UNAUTHORIZED)
+            clear_pending_sign_in_cookie(response)
+            return response
+        return signed_in_response(request, sign_in)
 
 
 @extend_schema(tags=AUTH_TAG)

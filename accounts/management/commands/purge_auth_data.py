@@ -18,6 +18,7 @@ from accounts.models import (
     DeviceSession,
     EmailVerificationToken,
     PasswordResetToken,
+    PendingSignIn,
     RotatedRefreshToken,
     SecurityEvent,
     User,
@@ -99,6 +100,10 @@ class Command(BaseCommand):
         for model in (PasswordResetToken, EmailVerificationToken):
             spent = model.objects.filter(Q(used_at__isnull=False) | Q(expires_at__lt=now))
             counts[str(model._meta.verbose_name_plural)] = delete_in_batches(spent, batch_size)
+        # A pending sign-in is over once it expires (completed ones expire too).
+        counts["pending sign-ins"] = delete_in_batches(
+            PendingSignIn.objects.filter(expires_at__lt=now - timedelta(hours=1)), batch_size
+        )
         audit_cutoff = now - timedelta(days=settings.ACCOUNTS_AUDIT_RETENTION_DAYS)
         counts["security events"] = delete_in_batches(
             SecurityEvent.objects.filter(created_at__lt=audit_cutoff), batch_size

@@ -1,0 +1,120 @@
+"""Second-factor pages: the second step of signing in, and the security page that manages the factors."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from accounts.exceptions import PendingSignInInvalid, ReauthenticationRequired, TotpAlreadyEnabled, TotpSetupRequired
+from accounts.flows.mfa import (
+    begin_totp_setup,
+    confirm_totp,
+    disable_totp,
+    mfa_status,
+    pending_totp_setup,
+    regenerate_recovery_codes,
+)
+from accounts.flows.signin import complete_second_step
+from accounts.forms import SecondFactorForm, TotpConfirmForm
+from accounts.pages import (
+    Data,
+    SignedInRequest,
+    account_page,
+    form_page,
+    reauthenticate_first,
+    safe_next_url,
+    with_next,
+)
+from accounts.views import PENDING_SIGN_IN_KEY, _client, _device_session_id, signed_in
+
+
+@account_page(secrets=("code",))
+def login_mfa(request: HttpRequest) -> HttpResponse:
+    """The second step: a code from the authenticator app, or a recovery code."""
+    next_url = safe_next_url(request)
+    handle = request.session.get(PENDING_SIGN_IN_KEY)
+
+    def start_again() -> HttpResponse:
+        request.session.pop(PENDING_SIGN_IN_KEY, None)
+        messages.error(request, PendingSignInInvalid.message)
+        return redirect(with_next(reverse("accounts:login"), next_url))
+
+    if handle is None:
+        return start_again()
+
+    def on_valid(data: Data) -> HttpResponse:
+        try:
+            sign_in = complete_second_step(handle=handle, code=data["code"], client=_client(request))
+        except PendingSignInInvalid:
+            return start_again()
+        request.session.pop(PENDING_SIGN_IN_KEY, None)
+        return signed_in(request, sign_in, next_url)
+
+    form = SecondFactorForm(request.POST or None)
+    return form_page(
+        request, form=form, template="accounts/login_mfa.html", on_valid=on_valid, context={"next": next_url or ""}
+    )
+
+
+@account_page(signed_in=True, methods=("GET",))
+def security(request: SignedInRequest) -> HttpResponse:
+    return render(request, "accounts/security.html", {"status": mfa_status(user=request.user)})
+
+
+@account_page(signed_in=True, secrets=("code",))
+def totp_setup(request: SignedInRequest) -> HttpResponse:
+    """Setting up the authenticator app: the QR code and the key, then a code to confirm.
+
+    POST ``start`` begins (a new secret); GET shows the setup begun; POST with ``code`` confirms it
+    and shows the recovery codes, once."""
+    here = reverse("accounts:totp_setup")
+    session_id = _device_session_id(request)
+    try:
+        if request.method == "POST" and "start" in request.POST:
+            begin_totp_setup(user=request.user, session_id=session_id)
+            return redirect(here)
+        setup = pending_totp_setup(user=request.user, session_id=session_id)
+    except ReauthenticationRequired as error:
+        return reauthenticate_first(request, next_path=here, error=error)
+    except (TotpSetupRequired, TotpAlreadyEnabled):
+        return redirect("accounts:security")
+
+    def on_valid(data: Data) -> HttpResponse:
+        codes = confirm_totp(user=request.user, code=data["code"], session_id=session_id, client=_client(request))
+        messages.success(request, "Two-factor authentication is on.")
+        return _show_recovery_codes(request, codes)
+
+    form = TotpConfirmForm(request.POST or None)
+    return form_page(
+        request, form=form, template="accounts/totp_setup.html", on_valid=on_valid, context={"setup": setup}
+    )
+
+
+@account_page(signed_in=True, methods=("POST",))
+def totp_disable(request: SignedInRequest) -> HttpResponse:
+    try:
+        disable_totp(user=request.user, session_id=_device_session_id(request), client=_client(request))
+    except ReauthenticationRequired as error:
+        return reauthenticate_first(request, next_path=reverse("accounts:security"), error=error)
+    messages.success(request, "Two-factor authentication is off.")
+    return redirect("accounts:security")
+
+
+@account_page(signed_in=True, methods=("POST",))
+def recovery_codes_regenerate(request: SignedInRequest) -> HttpResponse:
+    try:
+        codes = regenerate_recovery_codes(
+            user=request.user, session_id=_device_session_id(request), client=_client(request)
+        )
+    except ReauthenticationRequired as error:
+        return reauthenticate_first(request, next_path=reverse("accounts:security"), error=error)
+    messages.success(request, "New recovery codes are ready. The earlier ones no longer work.")
+    return _show_recovery_codes(request, codes)
+
+
+def _show_recovery_codes(request: HttpRequest, codes: list[str]) -> HttpResponse:
+    """The codes, this once (never stored in clear, so never shown again), with a text file to save."""
+    text = "\n".join(codes) + "\n"
+    return render(request, "accounts/recovery_codes.html", {"codes": codes, "download": text})

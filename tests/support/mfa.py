@@ -1,0 +1,29 @@
+"""Second factors in tests: turning TOTP on for a user directly, and the codes an authenticator app would show."""
+
+import time
+
+import pyotp
+
+
+def enable_totp(user, *, recovery_codes: bool = False):
+    """Give ``user`` a confirmed authenticator app (as the setup flow leaves it); returns the base32
+    secret, or (secret, codes) with ``recovery_codes``."""
+    from django.utils import timezone
+
+    from accounts.flows.second_factor import new_totp_secret, replace_recovery_codes, store_totp_secret
+    from accounts.models import TotpAuthenticator
+
+    secret = new_totp_secret()
+    authenticator, _ = TotpAuthenticator.objects.get_or_create(user=user)
+    store_totp_secret(authenticator, secret)
+    authenticator.confirmed_at = timezone.now()
+    authenticator.save()
+    if recovery_codes:
+        return secret, replace_recovery_codes(user=user)
+    return secret
+
+
+def totp_code(secret: str, *, at: float | None = None, steps: int = 0) -> str:
+    """The code an app shows for ``secret`` now (or at Unix time ``at``), ``steps`` time steps later."""
+    moment = (time.time() if at is None else at) + steps * 30
+    return pyotp.TOTP(secret).at(moment)
