@@ -71,3 +71,8 @@ def complete_pending(pending: PendingSignIn) -> None:
     ).update(completed_at=timezone.now())
     if completed != 1:
         raise PendingSignInInvalid
+
+
+def end_pending_sign_ins(*, user: User) -> int:
+    """End every sign-in of ``user`` still waiting for its second factor (a security reset)."""
+    return PendingSignIn.objects.filter(user=user, completed_at__isnull=True).update(expires_at=timezone.now())

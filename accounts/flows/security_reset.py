@@ -5,6 +5,7 @@ from django.db import transaction
 from accounts.client_info import ClientInfo
 from accounts.flows.device_sessions import end_user_sessions
 from accounts.flows.email_tokens import retire_emailed_links
+from accounts.flows.pending import end_pending_sign_ins
 from accounts.models import EmailVerificationToken, User
 from accounts.revocation import SessionId
 
@@ -27,9 +28,9 @@ def security_reset(
     record: bool = True,
     undo_links_from: EmailVerificationToken | None = None,
 ) -> int:
-    """End every device session of ``user`` but ``keep_session_id`` and make every
-    unused reset, verification and email-change link useless; returns how many
-    sessions ended.
+    """End every device session of ``user`` but ``keep_session_id``, every sign-in
+    still waiting for its second factor, and make every unused reset, verification
+    and email-change link useless; returns how many sessions ended.
 
     Called by password reset and change, ending other sessions, deactivation,
     support's end-sessions, and replacing a password while verifying or
@@ -47,4 +48,6 @@ def security_reset(
             user=user, reason=reason, keep_session_id=keep_session_id, client=client, actor=actor, record=record
         )
         retire_emailed_links(user=user, undo_links_from=undo_links_from)
+        # A password proven before the reset must not finish signing in after it.
+        end_pending_sign_ins(user=user)
     return ended
