@@ -60,6 +60,18 @@ def refresh_cookie_parameter() -> OpenApiParameter:
     )
 
 
+def pending_sign_in_cookie_parameter() -> OpenApiParameter:
+    return OpenApiParameter(
+        name=settings.ACCOUNTS_MFA_PENDING_COOKIE_NAME,
+        location=OpenApiParameter.COOKIE,
+        required=False,
+        description=(
+            "The handle of the sign-in waiting for its second factor, set by POST /api/auth/login/ "
+            "(HttpOnly, SameSite=Strict, Path=/api/auth/, 10 minutes)."
+        ),
+    )
+
+
 def csrf_header_parameter() -> OpenApiParameter:
     return OpenApiParameter(
         name="X-CSRFToken",

@@ -27,3 +27,10 @@ def totp_code(secret: str, *, at: float | None = None, steps: int = 0) -> str:
     """The code an app shows for ``secret`` now (or at Unix time ``at``), ``steps`` time steps later."""
     moment = (time.time() if at is None else at) + steps * 30
     return pyotp.TOTP(secret).at(moment)
+
+
+def wrong_code(secret: str) -> str:
+    """A 6-digit code that is not the app's code for any time step near now (drift included), so
+    it is refused whenever it is typed."""
+    near = {totp_code(secret, steps=steps) for steps in range(-3, 4)}
+    return next(code for code in (f"{n:06d}" for n in range(123456, 1_000_000, 111_111)) if code not in near)

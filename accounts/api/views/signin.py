@@ -13,7 +13,12 @@ from accounts import amr as methods
 from accounts.access_tokens import key_ring
 from accounts.api.authentication import enforce_csrf
 from accounts.api.errors import error_body, rate_limited_response
-from accounts.api.schema import REFRESH_COOKIE_AUTH, csrf_header_parameter, refresh_cookie_parameter
+from accounts.api.schema import (
+    REFRESH_COOKIE_AUTH,
+    csrf_header_parameter,
+    pending_sign_in_cookie_parameter,
+    refresh_cookie_parameter,
+)
 from accounts.api.serializers import (
     AccessTokenSerializer,
     CodeSerializer,
@@ -130,7 +135,7 @@ class MfaVerifyView(PublicView):
             "HttpOnly pending sign-in cookie it set. A pending sign-in lasts 10 minutes and takes 5 codes."
         ),
         request=CodeSerializer,
-        parameters=[csrf_header_parameter()],
+        parameters=[pending_sign_in_cookie_parameter(), csrf_header_parameter()],
         responses={
             200: LoginResponseSerializer,
             400: OpenApiResponse(ERROR, description="`invalid_input` or `invalid_code` (the attempt is spent)."),
