@@ -33,6 +33,7 @@ export async function renderDevices({ onSignedOut }) {
       h("dl", { class: "details" },
         h("dt", {}, "IP address"), h("dd", {}, session.ip_address || "unknown"),
         h("dt", {}, "Signed in"), h("dd", {}, formatDate(session.created_at)),
+        h("dt", {}, "Signed in with"), h("dd", { class: "amr" }, describeMethods(session.amr || [])),
         h("dt", {}, "Last used"), h("dd", {}, formatDate(session.last_used_at)),
       ),
       h("button", {
@@ -104,4 +105,12 @@ export async function renderDevices({ onSignedOut }) {
     status, confirmArea, list, othersButton,
   );
   await load();
+}
+
+// How a session signed in (RFC 8176 amr), in words; the devices page says the same (accounts/amr.py).
+function describeMethods(amr) {
+  const words = { pwd: "password", otp: "one-time code" };
+  const methods = amr.filter((method) => method !== "mfa").map((method) => words[method] || method);
+  if (methods.length === 0) return "unknown";
+  return methods.join(" + ") + (amr.includes("mfa") ? " (two-factor)" : "");
 }
