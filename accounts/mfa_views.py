@@ -7,7 +7,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from accounts.exceptions import PendingSignInInvalid, ReauthenticationRequired, TotpAlreadyEnabled, TotpSetupRequired
+from accounts.exceptions import (
+    MfaNotEnabled,
+    PendingSignInInvalid,
+    ReauthenticationRequired,
+    TotpAlreadyEnabled,
+    TotpSetupRequired,
+)
 from accounts.flows.mfa import (
     begin_totp_setup,
     confirm_totp,
@@ -98,6 +104,9 @@ def totp_disable(request: SignedInRequest) -> HttpResponse:
         disable_totp(user=request.user, session_id=_device_session_id(request), client=_client(request))
     except ReauthenticationRequired as error:
         return reauthenticate_first(request, next_path=reverse("accounts:security"), error=error)
+    except MfaNotEnabled as error:  # turned off meanwhile (another tab, support)
+        messages.error(request, error.message)
+        return redirect("accounts:security")
     messages.success(request, "Two-factor authentication is off.")
     return redirect("accounts:security")
 
@@ -110,6 +119,9 @@ def recovery_codes_regenerate(request: SignedInRequest) -> HttpResponse:
         )
     except ReauthenticationRequired as error:
         return reauthenticate_first(request, next_path=reverse("accounts:security"), error=error)
+    except MfaNotEnabled as error:
+        messages.error(request, error.message)
+        return redirect("accounts:security")
     messages.success(request, "New recovery codes are ready. The earlier ones no longer work.")
     return _show_recovery_codes(request, codes)
 

@@ -156,6 +156,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
 def signed_in(request: HttpRequest, sign_in: SignedIn, next_url: str | None) -> HttpResponse:
     """Start this browser's session and go where the person was heading."""
     issued = start_browser_session(request=request, sign_in=sign_in)
+    request.session.pop(PENDING_SIGN_IN_KEY, None)  # one begun for another account, abandoned
     response = redirect(next_url or resolve_url(settings.LOGIN_REDIRECT_URL))
     # An SPA served by this site continues from here with /api/auth/refresh/.
     set_refresh_cookie(response, issued.refresh_token)
