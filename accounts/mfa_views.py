@@ -14,6 +14,7 @@ from accounts.exceptions import (
     TotpAlreadyEnabled,
     TotpSetupRequired,
 )
+from accounts.flows.device_sessions import live_sessions
 from accounts.flows.mfa import (
     begin_totp_setup,
     confirm_totp,
@@ -90,7 +91,7 @@ def totp_setup(request: SignedInRequest) -> HttpResponse:
     def on_valid(data: Data) -> HttpResponse:
         codes = confirm_totp(user=request.user, code=data["code"], session_id=session_id, client=_client(request))
         messages.success(request, "Two-factor authentication is on.")
-        return _show_recovery_codes(request, codes)
+        return _show_recovery_codes(request, codes, just_enabled=True)
 
     form = TotpConfirmForm(request.POST or None)
     return form_page(
@@ -126,7 +127,14 @@ def recovery_codes_regenerate(request: SignedInRequest) -> HttpResponse:
     return _show_recovery_codes(request, codes)
 
 
-def _show_recovery_codes(request: HttpRequest, codes: list[str]) -> HttpResponse:
-    """The codes, this once (never stored in clear, so never shown again), with a text file to save."""
+def _show_recovery_codes(request: SignedInRequest, codes: list[str], *, just_enabled: bool = False) -> HttpResponse:
+    """The codes, this once (never stored in clear, so never shown again), with a text file to save.
+
+    Just after turning two-factor on, the page also offers to sign out the other devices: they signed
+    in with the password alone (perhaps someone who knew it), and stay signed in otherwise."""
     text = "\n".join(codes) + "\n"
-    return render(request, "accounts/recovery_codes.html", {"codes": codes, "download": text})
+    others = 0
+    current = _device_session_id(request)
+    if just_enabled and current:
+        others = live_sessions(user=request.user).exclude(pk=current).count()
+    return render(request, "accounts/recovery_codes.html", {"codes": codes, "download": text, "other_devices": others})

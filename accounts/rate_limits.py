@@ -80,8 +80,9 @@ REFRESH_SESSION = Limit("refresh_per_session", "allow")
 PASSWORD_CONFIRM_USER = Limit("password_confirmation_per_user", "deny")
 # Wrong second-factor codes. A code is cheap to guess and the guesser already knows the password:
 # without the counters, nothing else would slow them, so an unreachable cache refuses.
-MFA_ACCOUNT = Limit("mfa_failures_per_account", "deny")
-MFA_IP = Limit("mfa_failures_per_ip", "deny")
+MFA_ACCOUNT = Limit("mfa_codes_per_account", "deny")
+MFA_ACCOUNT_DAY = Limit("mfa_codes_per_account_per_day", "deny")
+MFA_IP = Limit("mfa_codes_per_ip", "deny")
 
 
 def ip_key(ip_address: str | None) -> str:

@@ -311,7 +311,12 @@ def reauthenticate_view(request: SignedInRequest) -> HttpResponse:
 @account_page(signed_in=True, secrets=("password",))
 def delete_account_view(request: SignedInRequest) -> HttpResponse:
     def on_valid(data: Data) -> HttpResponse:
-        delete_account(user=request.user, password=data["password"], client=_client(request))
+        delete_account(
+            user=request.user,
+            password=data["password"],
+            session_id=_device_session_id(request),
+            client=_client(request),
+        )
         return signed_out(request, to="home", message="Your account has been deleted.")
 
     form = DeleteAccountForm(request.POST or None)

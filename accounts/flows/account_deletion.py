@@ -6,10 +6,10 @@ from django.db import transaction
 
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
-from accounts.flows.reauthentication import confirm_password
+from accounts.flows.reauthentication import confirm_password, require_recent_second_factor
 from accounts.mail import send_account_email
 from accounts.models import DeviceSession, User
-from accounts.revocation import mark_sessions_ended
+from accounts.revocation import SessionId, mark_sessions_ended
 
 
 def erase_account(*, user: User, client: ClientInfo | None = None, actor: User | None = None, **detail: Any) -> None:
@@ -28,8 +28,12 @@ def erase_account(*, user: User, client: ClientInfo | None = None, actor: User |
         mark_sessions_ended(session_ids)
 
 
-def delete_account(*, user: User, password: str, client: ClientInfo | None = None) -> None:
-    """The owner deletes their account, confirming it with their password; the address is told."""
+def delete_account(
+    *, user: User, password: str, session_id: SessionId | None = None, client: ClientInfo | None = None
+) -> None:
+    """The owner deletes their account, confirming it with their password (and, if it has one, a
+    recent second factor on this device); the address is told."""
+    require_recent_second_factor(user=user, session_id=session_id)
     confirm_password(user=user, password=password, client=client)
     email = user.email
     erase_account(user=user, client=client)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -237,7 +238,8 @@ def _claim_rotation(
         session_id, user_id, amr, authenticated_at, email_verified_at = row
         return DeviceSession(
             pk=session_id,
-            amr=amr,
+            # Django has psycopg read jsonb as text and decodes it in the field; a raw cursor must too.
+            amr=json.loads(amr) if isinstance(amr, str) else amr,
             authenticated_at=authenticated_at,
             user=User(pk=user_id, email_verified_at=email_verified_at),
         )

@@ -21,7 +21,7 @@ from accounts.flows.account_deletion import erase_account
 from accounts.flows.device_sessions import EndReason
 from accounts.flows.email_tokens import find_redeemable_token, mark_token_used
 from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
-from accounts.flows.reauthentication import confirm_password, record_authentication
+from accounts.flows.reauthentication import confirm_password, record_authentication, require_recent_second_factor
 from accounts.flows.security_reset import lock_account, security_reset
 from accounts.flows.verification import Purpose, issue_verification_link, prove_address
 from accounts.mail import send_account_email, site_link
@@ -52,6 +52,7 @@ def request_email_change(
         canonical = normalize_email(new_email)
     except InvalidEmailAddress as error:
         raise InvalidEmail(str(error), field="new_email") from None
+    require_recent_second_factor(user=user, session_id=session_id)
     confirm_password(user=user, password=password, client=client)
     if canonical == user.email:
         raise EmailUnchanged

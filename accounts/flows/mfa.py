@@ -119,15 +119,18 @@ def confirm_totp(
     require_recent_authentication(session_id=session_id, action=SensitiveAction.MANAGE_MFA, user=user)
     if not TotpAuthenticator.objects.filter(user=user, confirmed_at__isnull=True).exclude(secret_encrypted="").exists():
         raise TotpSetupRequired
-    if not accept_totp(user=user, code=normalize_code(code), confirmed=False):
+    checked = accept_totp(user=user, code=normalize_code(code), confirmed=False)
+    if checked is None:
         raise InvalidCode
     with transaction.atomic():
         lock_account(user)
-        turned_on = TotpAuthenticator.objects.filter(user=user, confirmed_at__isnull=True).update(
-            confirmed_at=timezone.now()
-        )
+        # Only the secret the code was checked against: a setup begun meanwhile (another tab) made
+        # a new one, which nobody has proven to hold.
+        turned_on = TotpAuthenticator.objects.filter(
+            user=user, confirmed_at__isnull=True, secret_encrypted=checked.secret_encrypted
+        ).update(confirmed_at=timezone.now())
         if turned_on != 1:
-            raise TotpSetupRequired  # confirmed meanwhile by a concurrent request
+            raise TotpSetupRequired  # confirmed meanwhile, or replaced by a new setup
         codes = replace_recovery_codes(user=user)
         record_event(kind=EventKind.MFA_ENABLED, user=user, client=client, method="totp")
         retire_emailed_links(user=user)

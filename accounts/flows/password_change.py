@@ -6,7 +6,7 @@ from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.flows.device_sessions import EndReason
 from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
-from accounts.flows.reauthentication import confirm_password, record_authentication
+from accounts.flows.reauthentication import confirm_password, record_authentication, require_recent_second_factor
 from accounts.flows.security_reset import security_reset
 from accounts.models import User
 from accounts.revocation import SessionId
@@ -24,7 +24,9 @@ def change_password(
     link ends, this session stays.
 
     Returns how many sessions ended. A notice goes to the account's address.
+    An account with a second factor needs it recently on this device too.
     """
+    require_recent_second_factor(user=user, session_id=session_id)
     confirm_password(user=user, password=current_password, field="current_password", client=client)
     validate_new_password(password=new_password, user=user, field="new_password")
     with transaction.atomic():

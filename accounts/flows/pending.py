@@ -19,12 +19,21 @@ from accounts.exceptions import PendingSignInInvalid
 from accounts.models import PendingSignIn, User
 from accounts.tokens import generate_token, hash_token, is_well_formed
 
+# How many sign-ins of one account may wait for their second factor at once.
+OPEN_PER_ACCOUNT = 3
+
 
 @sensitive_variables("handle")
 def start_pending_sign_in(*, user: User, amr: list[str]) -> str:
     """A new pending sign-in for ``user``; returns its handle (to keep in the page session or a cookie)."""
     handle = generate_token()
     now = timezone.now()
+    # A few open at once (two tabs, a retry); older ones end, so that each password entry does not
+    # bring another set of attempts with it.
+    open_ones = PendingSignIn.objects.filter(user=user, completed_at__isnull=True, expires_at__gt=now)
+    older = list(open_ones.order_by("-created_at").values_list("pk", flat=True)[OPEN_PER_ACCOUNT - 1 :])
+    if older:
+        PendingSignIn.objects.filter(pk__in=older).update(expires_at=now)
     PendingSignIn.objects.create(
         user=user,
         handle_hash=hash_token(handle),
@@ -37,7 +46,9 @@ def start_pending_sign_in(*, user: User, amr: list[str]) -> str:
 
 
 def _usable(now: datetime) -> dict[str, object]:
-    return {"completed_at__isnull": True, "expires_at__gt": now, "attempts_left__gt": 0, "user__is_active": True}
+    # The row's own columns only: an UPDATE filtered through a join becomes "id IN (subquery)", which
+    # PostgreSQL does not re-check after waiting for a concurrent update's row lock.
+    return {"completed_at__isnull": True, "expires_at__gt": now, "attempts_left__gt": 0}
 
 
 @sensitive_variables("handle")
@@ -50,7 +61,7 @@ def pending_sign_in(handle: str | None) -> PendingSignIn:
         .filter(handle_hash=hash_token(handle), **_usable(timezone.now()))
         .first()
     )
-    if pending is None:
+    if pending is None or not pending.user.is_active:
         raise PendingSignInInvalid
     return pending
 

@@ -83,10 +83,20 @@ def require_recent_authentication(
     if action in NEEDS_A_RECENT_SECOND_FACTOR and user is None:
         raise ValueError(f"{action} depends on the account's factors: pass the user.")
     if action in NEEDS_A_RECENT_SECOND_FACTOR and user is not None and has_mfa(user):
-        if not did_recently_authenticate(session_id=session_id, second_factor=True):
-            raise SecondFactorRequired
+        require_recent_second_factor(user=user, session_id=session_id)
     elif not did_recently_authenticate(session_id=session_id):
         raise ReauthenticationRequired
+
+
+def require_recent_second_factor(*, user: User, session_id: SessionId | None) -> None:
+    """For an account with a second factor: SecondFactorRequired unless it was proven on this device
+    within the window.
+
+    What changes who controls the account (its address, its password, its factors, deleting it)
+    needs every factor the account has (ASVS 5.0 7.5.1), not only the password, which an intruder
+    holding a stolen session may know too. Accounts without one are unaffected."""
+    if has_mfa(user) and not did_recently_authenticate(session_id=session_id, second_factor=True):
+        raise SecondFactorRequired
 
 
 def record_authentication(*, session_id: SessionId | None, amr: list[str] | None = None) -> None:

@@ -26,7 +26,7 @@ from accounts.encryption import EncryptedSecret, SecretUnreadable, decrypt_secre
 from accounts.exceptions import InvalidCode
 from accounts.mail import send_account_email, site_link
 from accounts.models import RecoveryCode, TotpAuthenticator, User
-from accounts.rate_limits import MFA_ACCOUNT, MFA_IP, check, count, ip_key
+from accounts.rate_limits import MFA_ACCOUNT, MFA_ACCOUNT_DAY, MFA_IP, hit, ip_key
 
 TOTP_DIGITS = 6
 TOTP_PERIOD = 30
@@ -56,13 +56,9 @@ def has_mfa(user: User | int) -> bool:
 
 
 def methods_of(user: User) -> list[str]:
-    """The second factors the account can use now, in the order sign-in offers them."""
-    if not has_mfa(user):
-        return []
-    methods = [Method.TOTP.value]
-    if RecoveryCode.objects.filter(user=user, used_at__isnull=True).exists():
-        methods.append(Method.RECOVERY_CODE.value)
-    return methods
+    """The second factors sign-in offers the account. Recovery codes always, used up or not: the
+    answer to someone who only knows the password must not tell them how many are left."""
+    return [Method.TOTP.value, Method.RECOVERY_CODE.value] if has_mfa(user) else []
 
 
 def normalize_code(code: object) -> str:
@@ -110,26 +106,31 @@ def matching_step(secret: str, code: str, *, now: float | None = None) -> int | 
 
 
 @sensitive_variables("code", "secret")
-def accept_totp(*, user: User, code: str, confirmed: bool = True, now: float | None = None) -> bool:
-    """Whether ``code`` is the account's TOTP code for a time step not accepted before; accepting it
-    uses that step (and every earlier one) up. ``confirmed=False`` checks the app being set up."""
+def accept_totp(*, user: User, code: str, confirmed: bool = True, now: float | None = None) -> TotpAuthenticator | None:
+    """The account's authenticator if ``code`` is its TOTP code for a time step not accepted before
+    (accepting it uses that step, and every earlier one, up); None otherwise. ``confirmed=False``
+    checks the app being set up."""
     authenticator = TotpAuthenticator.objects.filter(user=user, confirmed_at__isnull=not confirmed).first()
     if authenticator is None or not authenticator.secret_encrypted:
-        return False
+        return None
     try:
         secret = totp_secret_of(authenticator)
     except SecretUnreadable:
-        return False
-    step = matching_step(secret, code, now=now)
-    if step is None:
-        return False
-    # The one "use once": a later step than any accepted before, decided by the database.
+        secret = None
+    step = matching_step(secret, code, now=now) if secret is not None else None
+    # The one "use once": a later step than any accepted before, for the very secret that was
+    # checked (a setup begun meanwhile replaced it), decided by the database. A wrong code runs the
+    # same statement, matching nothing, so a used code and a wrong one take the same work.
     used = (
-        TotpAuthenticator.objects.filter(user=user, confirmed_at__isnull=not confirmed)
-        .filter(Q(last_used_step__isnull=True) | Q(last_used_step__lt=step))
-        .update(last_used_step=step)
+        TotpAuthenticator.objects.filter(
+            user_id=user.pk if step is not None else -1,
+            confirmed_at__isnull=not confirmed,
+            secret_encrypted=authenticator.secret_encrypted,
+        )
+        .filter(Q(last_used_step__isnull=True) | Q(last_used_step__lt=step if step is not None else 0))
+        .update(last_used_step=step if step is not None else 0)
     )
-    return used == 1
+    return authenticator if used == 1 else None
 
 
 # --- Recovery codes -------------------------------------------------------------------------------
@@ -196,23 +197,24 @@ def _limit_key(user: User) -> str:
 def prove_second_factor(*, user: User, code: object, client: ClientInfo | None = None) -> Method:
     """Which factor ``code`` proves for ``user`` (using it up); InvalidCode otherwise.
 
-    Wrong codes count against the account (across every pending sign-in and re-authentication) and
-    the client's IP; past either limit, RateLimited. The same answer, whether the code was wrong,
-    used before, of a removed factor or of no shape at all.
+    Every code counts against the account (across every pending sign-in and re-authentication: per
+    window, and per day) and the client's IP, counted before it is checked, in one atomic step, so
+    that codes sent at once cannot all pass a check made before any of them was counted; past a
+    limit, RateLimited. The same answer, whether the code was wrong, used before, of a removed
+    factor or of no shape at all.
     """
     client = client or ClientInfo()
-    check(MFA_ACCOUNT, _limit_key(user), client=client)
-    check(MFA_IP, ip_key(client.ip_address), client=client)
+    hit(MFA_ACCOUNT, _limit_key(user), client=client)
+    hit(MFA_ACCOUNT_DAY, _limit_key(user), client=client)
+    hit(MFA_IP, ip_key(client.ip_address), client=client)
     canonical = normalize_code(code)
     method: Method | None = None
     if has_mfa(user):
         if _TOTP_SHAPE.fullmatch(canonical):
-            method = Method.TOTP if accept_totp(user=user, code=canonical) else None
+            method = Method.TOTP if accept_totp(user=user, code=canonical) is not None else None
         elif use_recovery_code(user=user, code=canonical):
             method = Method.RECOVERY_CODE
     if method is None:
-        count(MFA_ACCOUNT, _limit_key(user))
-        count(MFA_IP, ip_key(client.ip_address))
         with transaction.atomic():
             record_event(kind=EventKind.MFA_FAILED, user=user, client=client)
         raise InvalidCode
@@ -224,6 +226,10 @@ def prove_second_factor(*, user: User, code: object, client: ClientInfo | None =
             template="recovery_code_used",
             to=user.email,
             greet=user,
-            context={"remaining": left, "security_link": site_link("accounts:security")},
+            context={
+                "remaining": left,
+                "security_link": site_link("accounts:security"),
+                "reset_link": site_link("accounts:password_reset"),
+            },
         )
     return method

@@ -6,14 +6,15 @@ act on staff accounts.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from accounts import amr as methods
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.exceptions import SessionNotFound, StaffAccountProtected
@@ -22,11 +23,10 @@ from accounts.flows.account_status import deactivate_user, reactivate_user
 from accounts.flows.device_sessions import EndReason, as_session_uuid, end_device_session
 from accounts.flows.mfa import remove_factors
 from accounts.flows.password_reset import issue_password_reset_link, request_password_reset
-from accounts.flows.second_factor import has_mfa
 from accounts.flows.security_reset import lock_account, security_reset
 from accounts.flows.verification import prove_address, send_verification_email
 from accounts.mail import send_account_email, site_link
-from accounts.models import DeviceSession, User
+from accounts.models import DeviceSession, TotpAuthenticator, User
 from accounts.revocation import SessionId
 
 
@@ -219,18 +219,27 @@ class AdminAccess(StrEnum):
 
 
 def admin_access(*, user: User, session_id: SessionId | None) -> AdminAccess:
-    """The rule for the admin: active staff, with a second factor, on a device session that passed it.
+    """The rule for the admin: active staff, with a second factor, on a device session that proved
+    that factor within ACCOUNTS_ADMIN_SECOND_FACTOR_MAX_AGE (and since it was set up: a proof of a
+    factor since removed does not count for its successor).
 
-    Support can end sessions and send mails for anyone: one phished password must not be enough.
+    Support can end sessions, reset factors and send mails for anyone: neither one phished password
+    nor one stolen browser session for its whole life must be enough.
     """
     if not (user.is_active and user.is_staff):
         return AdminAccess.NOT_STAFF
-    if not has_mfa(user):
+    confirmed_at = (
+        TotpAuthenticator.objects.filter(user=user, confirmed_at__isnull=False)
+        .values_list("confirmed_at", flat=True)
+        .first()
+    )
+    if confirmed_at is None:
         return AdminAccess.ENROL_MFA
     session_uuid = as_session_uuid(session_id)
-    # amr is read, not queried: SQLite has no JSON "contains".
-    session = (
-        DeviceSession.objects.live().filter(pk=session_uuid, user=user).only("amr").first() if session_uuid else None
+    sessions = DeviceSession.objects.live().filter(pk=session_uuid, user=user) if session_uuid else None
+    proven_at = sessions.values_list("second_factor_at", flat=True).first() if sessions is not None else None
+    oldest_allowed = max(
+        confirmed_at, timezone.now() - timedelta(seconds=settings.ACCOUNTS_ADMIN_SECOND_FACTOR_MAX_AGE)
     )
-    passed = session is not None and methods.MULTI_FACTOR in session.amr
+    passed = proven_at is not None and proven_at >= oldest_allowed
     return AdminAccess.ALLOWED if passed else AdminAccess.PROVE_SECOND_FACTOR

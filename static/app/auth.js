@@ -29,7 +29,9 @@ function csrfToken() {
 
 async function ensureCsrfCookie() {
   if (!csrfToken()) {
-    await fetch("/api/auth/csrf/", { credentials: "same-origin" });
+    // Read to the end, so the request is over (and a failure shows) before the token is used.
+    const response = await fetch("/api/auth/csrf/", { credentials: "same-origin" });
+    await response.text();
   }
   return csrfToken();
 }

@@ -65,7 +65,12 @@ class MeView(SignedInView):
     )
     def delete(self, request: Request) -> Response:
         data = validated(PasswordSerializer, request)
-        delete_account(user=account_of(request), password=data["password"], client=client_of(request))
+        delete_account(
+            user=account_of(request),
+            password=data["password"],
+            session_id=token_user(request).session_id,
+            client=client_of(request),
+        )
         return signed_out(Response(status=status.HTTP_204_NO_CONTENT))
 
 
