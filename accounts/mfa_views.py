@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from accounts.exceptions import (
+    EmailNotVerified,
     MfaNotEnabled,
     PendingSignInInvalid,
     ReauthenticationRequired,
@@ -86,6 +87,9 @@ def totp_setup(request: SignedInRequest) -> HttpResponse:
     except ReauthenticationRequired as error:
         return reauthenticate_first(request, next_path=here, error=error)
     except (TotpSetupRequired, TotpAlreadyEnabled):
+        return redirect("accounts:security")
+    except EmailNotVerified:
+        messages.error(request, "Verify your email address first: two-factor authentication is set up on a proven one.")
         return redirect("accounts:security")
 
     def on_valid(data: Data) -> HttpResponse:

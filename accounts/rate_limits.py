@@ -18,6 +18,7 @@ per action (``on_cache_failure``):
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import math
@@ -124,15 +125,22 @@ return count
 """
 
 
-def _redis_usage(backend: Any, limit: Limit, key: str, *, increment: bool) -> Usage:
-    """django-ratelimit's counter in one Redis round trip (a script) instead of its two (``add``,
-    then ``incr`` or ``get``): the same key, window, expiry and count, computed with its own functions."""
+def _counter_key(limit: Limit, key: str) -> tuple[str, int, int, int]:
+    """django-ratelimit's cache key for ``key`` in the current window, with the limit, period and window end."""
     most, period = ratelimit_core._split_rate(limit.rate)
     window = ratelimit_core._get_window(key, period)
-    cache_key = backend.make_key(ratelimit_core._make_cache_key(limit.name, window, limit.rate, key, None))
+    return ratelimit_core._make_cache_key(limit.name, window, limit.rate, key, None), most, period, window
+
+
+def _redis_usage(backend: Any, limit: Limit, key: str, *, increment: bool, amount: int | None = None) -> Usage:
+    """django-ratelimit's counter in one Redis round trip (a script) instead of its two (``add``,
+    then ``incr`` or ``get``): the same key, window, expiry and count, computed with its own functions.
+    ``amount`` (instead of ``increment``) adds that much, -1 to give one back."""
+    counter, most, period, window = _counter_key(limit, key)
     client = backend.client.get_client(write=True)
+    step = amount if amount is not None else 1 if increment else 0
     count = client.register_script(_COUNT_SCRIPT)(
-        keys=[cache_key], args=[period + ratelimit_core.EXPIRATION_FUDGE, 1 if increment else 0]
+        keys=[backend.make_key(counter)], args=[period + ratelimit_core.EXPIRATION_FUDGE, step]
     )
     return {"count": int(count), "limit": most, "time_left": window - int(time.time())}
 
@@ -211,6 +219,33 @@ def hit(
         return
     if usage["count"] > usage["limit"]:
         raise _refuse(limit, usage, client=client, email=email, record=record)
+
+
+def give_back(limit: Limit, key: str) -> None:
+    """Uncount one attempt that hit() counted (it turned out to be one the limit is not about)."""
+    _adjust(limit, key, forget=False)
+
+
+def forget(limit: Limit, key: str) -> None:
+    """Drop ``key``'s count in the current window (a security reset clears what an intruder ran up)."""
+    _adjust(limit, key, forget=True)
+
+
+def _adjust(limit: Limit, key: str, *, forget: bool) -> None:
+    if not getattr(settings, "RATELIMIT_ENABLE", True):
+        return
+    try:
+        backend = ratelimit_core.caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+        counter = _counter_key(limit, key)[0]
+        if forget:
+            backend.delete(counter)
+        elif isinstance(backend, RedisCache):
+            _redis_usage(backend, limit, key, increment=False, amount=-1)
+        else:
+            with contextlib.suppress(ValueError):  # gone meanwhile (its window ended): nothing to give back
+                backend.decr(counter)
+    except Exception as error:  # the cache's own errors: the count stays, which errs on the safe side
+        logger.error("Rate-limit counter %s could not be adjusted: %s", limit.name, type(error).__name__)
 
 
 def may_send_link(*, per_address: Limit, per_ip: Limit, email: str, client: ClientInfo) -> bool:

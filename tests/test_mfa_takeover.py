@@ -217,13 +217,91 @@ def test_at_most_three_sign_ins_wait_for_a_code_at_once(user):
     assert pending_sign_in(handles[-1]).user == user
 
 
-def test_the_right_code_counts_against_the_limit_too(user, settings):
-    settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "mfa_codes_per_account": "2/15m"}
+def test_right_codes_are_given_back_and_wrong_ones_stay_counted(user, settings):
+    settings.ACCOUNTS_RATE_LIMITS = {
+        **settings.ACCOUNTS_RATE_LIMITS,
+        "mfa_codes_per_account": "2/15m",
+        "mfa_codes_per_ip": "2/10m",
+    }
     secret = enable_totp(user)
     assert prove_second_factor(user=user, code=totp_code(secret, steps=-1))
     assert prove_second_factor(user=user, code=totp_code(secret))
+    with pytest.raises(InvalidCode):
+        prove_second_factor(user=user, code="000000")
+    assert prove_second_factor(user=user, code=totp_code(secret, steps=1))  # the owners behind one NAT too
+    with pytest.raises(InvalidCode):
+        prove_second_factor(user=user, code="000000")
     with pytest.raises(RateLimited):
-        prove_second_factor(user=user, code=totp_code(secret, steps=1))
+        prove_second_factor(user=user, code="000000")
+
+
+def test_a_password_reset_clears_the_wrong_codes_an_intruder_ran_up(user, settings):
+    settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "mfa_codes_per_account": "2/15m"}
+    secret = enable_totp(user)
+    for _ in range(2):
+        with pytest.raises(InvalidCode):
+            prove_second_factor(user=user, code="000000")
+    with pytest.raises(RateLimited):
+        prove_second_factor(user=user, code=totp_code(secret))  # the owner is kept out
+    from accounts.flows.device_sessions import EndReason
+    from accounts.flows.security_reset import security_reset
+
+    security_reset(user=user, reason=EndReason.PASSWORD_RESET)
+    assert prove_second_factor(user=user, code=totp_code(secret, steps=1))
+
+
+@pytest.mark.parametrize("code", ["١٢٣٤٥٦", "É", "12345६", "\u0000" * 6, "１２３４５６"])
+def test_a_setup_code_in_other_scripts_is_a_wrong_code_not_an_error(user, code):
+    session = password_session(user)
+    mfa_flows.begin_totp_setup(user=user, session_id=session.pk)
+    with pytest.raises(InvalidCode):
+        mfa_flows.confirm_totp(user=user, code=code, session_id=session.pk)
+    with pytest.raises(InvalidCode):
+        prove_second_factor(user=user, code=code)
+
+
+def test_the_api_answers_a_setup_code_in_other_scripts_with_400(user):
+    client = api_client()
+    access = login_response(client).json()["access"]
+    assert post_json(client, "/api/auth/mfa/totp/setup/", **bearer(access)).status_code == 200
+    response = post_json(client, "/api/auth/mfa/totp/confirm/", {"code": "١٢٣٤٥٦"}, **bearer(access))
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_code"
+
+
+# --- An account whose address nobody proved gets no second factor ----------------------------------
+
+
+def test_an_unverified_account_cannot_set_up_a_second_factor(make_user, settings):
+    settings.ACCOUNTS_EMAIL_VERIFICATION = "optional"
+    squatter = make_user(email="victim@example.com", verified=False)
+    session = password_session(squatter)
+    from accounts.exceptions import EmailNotVerified
+
+    with pytest.raises(EmailNotVerified):
+        mfa_flows.begin_totp_setup(user=squatter, session_id=session.pk)
+    assert not TotpAuthenticator.objects.filter(user=squatter).exists()
+
+
+def test_proving_the_address_with_a_new_password_removes_a_factor_set_before(make_user):
+    squatter_account = make_user(email="victim@example.com", verified=False)
+    enable_totp(squatter_account, recovery_codes=True)  # however it got there
+    from accounts.flows.second_factor import has_mfa, recovery_codes_left
+    from accounts.flows.verification import prove_address
+
+    prove_address(user=squatter_account, password_replaced=True)
+    assert not has_mfa(squatter_account)
+    assert recovery_codes_left(squatter_account) == 0
+
+
+def test_proving_the_address_with_the_password_keeps_the_factor(make_user):
+    owner = make_user(email="owner@example.com", verified=False)
+    enable_totp(owner)
+    from accounts.flows.second_factor import has_mfa
+    from accounts.flows.verification import prove_address
+
+    prove_address(user=owner, password_replaced=False)
+    assert has_mfa(owner)
 
 
 def test_the_daily_limit_holds_after_the_window_resets(user, settings, clock):
@@ -358,3 +436,19 @@ def test_with_no_other_device_the_codes_page_offers_nothing_to_sign_out(client, 
     )
     assert codes_page.status_code == 200
     assert "Sign out all other devices" not in codes_page.content.decode()
+
+
+def test_the_security_page_tells_an_unverified_account_to_verify_first(client, make_user, settings):
+    settings.ACCOUNTS_EMAIL_VERIFICATION = "optional"
+    squatter = make_user(email="victim@example.com", verified=False)
+    force_page_login(client, squatter)
+    from tests.support.pages import csrf_in
+
+    page = client.get("/accounts/security/")
+    response = client.post(
+        "/accounts/security/totp/", {"start": "1", "csrfmiddlewaretoken": csrf_in(page.content.decode())}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/security/"
+    assert "Verify your email address first" in client.get("/accounts/security/").content.decode()
+    assert not TotpAuthenticator.objects.filter(user=squatter).exists()

@@ -21,7 +21,7 @@ from accounts import amr as methods
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.encryption import SecretUnreadable
-from accounts.exceptions import InvalidCode, MfaNotEnabled, TotpAlreadyEnabled, TotpSetupRequired
+from accounts.exceptions import EmailNotVerified, InvalidCode, MfaNotEnabled, TotpAlreadyEnabled, TotpSetupRequired
 from accounts.flows.email_tokens import retire_emailed_links
 from accounts.flows.reauthentication import SensitiveAction, record_authentication, require_recent_authentication
 from accounts.flows.second_factor import (
@@ -32,13 +32,14 @@ from accounts.flows.second_factor import (
     new_totp_secret,
     normalize_code,
     recovery_codes_left,
+    remove_factors,
     replace_recovery_codes,
     store_totp_secret,
     totp_secret_of,
 )
 from accounts.flows.security_reset import lock_account
 from accounts.mail import send_account_email, site_link
-from accounts.models import RecoveryCode, TotpAuthenticator, User
+from accounts.models import TotpAuthenticator, User
 from accounts.revocation import SessionId
 
 
@@ -80,6 +81,9 @@ def begin_totp_setup(*, user: User, session_id: SessionId | None) -> TotpSetup:
     confirmed; TotpAlreadyEnabled while one is on.
     """
     require_recent_authentication(session_id=session_id, action=SensitiveAction.MANAGE_MFA, user=user)
+    if not user.email_verified:
+        # Whoever set it up before the address was proven (it may not be theirs) would keep the account.
+        raise EmailNotVerified(user)
     secret = new_totp_secret()
     with transaction.atomic():
         lock_account(user)
@@ -119,7 +123,7 @@ def confirm_totp(
     require_recent_authentication(session_id=session_id, action=SensitiveAction.MANAGE_MFA, user=user)
     if not TotpAuthenticator.objects.filter(user=user, confirmed_at__isnull=True).exclude(secret_encrypted="").exists():
         raise TotpSetupRequired
-    checked = accept_totp(user=user, code=normalize_code(code), confirmed=False)
+    checked = accept_totp(user=user, code=normalize_code(code), confirmed=False) if isinstance(code, str) else None
     if checked is None:
         raise InvalidCode
     with transaction.atomic():
@@ -148,18 +152,6 @@ def disable_totp(*, user: User, session_id: SessionId | None, client: ClientInfo
             raise MfaNotEnabled
         record_event(kind=EventKind.MFA_DISABLED, user=user, client=client)
     _notify(user, "mfa_disabled")
-
-
-def remove_factors(*, user: User) -> bool:
-    """Forget the account's app secret and recovery codes (the row and its last step stay); whether
-    a second factor was on. Call inside the caller's transaction, which records why."""
-    turned_off = TotpAuthenticator.objects.filter(user=user, confirmed_at__isnull=False).update(
-        confirmed_at=None, secret_encrypted="", secret_key_id=""
-    )
-    RecoveryCode.objects.filter(user=user).delete()
-    if turned_off:
-        retire_emailed_links(user=user)
-    return turned_off == 1
 
 
 def regenerate_recovery_codes(

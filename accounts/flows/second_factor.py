@@ -24,9 +24,10 @@ from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.encryption import EncryptedSecret, SecretUnreadable, decrypt_secret, encrypt_secret
 from accounts.exceptions import InvalidCode
+from accounts.flows.email_tokens import retire_emailed_links
 from accounts.mail import send_account_email, site_link
 from accounts.models import RecoveryCode, TotpAuthenticator, User
-from accounts.rate_limits import MFA_ACCOUNT, MFA_ACCOUNT_DAY, MFA_IP, hit, ip_key
+from accounts.rate_limits import MFA_ACCOUNT, MFA_ACCOUNT_DAY, MFA_IP, forget, give_back, hit, ip_key
 
 TOTP_DIGITS = 6
 TOTP_PERIOD = 30
@@ -40,7 +41,8 @@ RECOVERY_CODE_COUNT = 10
 RECOVERY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CROCKFORD_READS = str.maketrans({"O": "0", "I": "1", "L": "1"})
 RECOVERY_CODE_LENGTH = 12
-_TOTP_SHAPE = re.compile(rf"^[0-9]{{{TOTP_DIGITS}}}$")
+# ASCII digits only (\d would take other scripts' digits too).
+_TOTP_SHAPE = re.compile(rf"^[0-9]{{{TOTP_DIGITS}}}$", re.ASCII)
 _CODE_INPUT_LIMIT = 64
 
 
@@ -96,6 +98,8 @@ def current_step(now: float | None = None) -> int:
 def matching_step(secret: str, code: str, *, now: float | None = None) -> int | None:
     """The time step within the drift window whose code is ``code``, or None. Every candidate is
     compared (in constant time), so the answer takes as long whichever matches."""
+    if not _TOTP_SHAPE.fullmatch(code):
+        return None  # compare_digest refuses non-ASCII text, and nothing else could match anyway
     totp = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD)
     step = current_step(now)
     found = None
@@ -197,16 +201,21 @@ def _limit_key(user: User) -> str:
 def prove_second_factor(*, user: User, code: object, client: ClientInfo | None = None) -> Method:
     """Which factor ``code`` proves for ``user`` (using it up); InvalidCode otherwise.
 
-    Every code counts against the account (across every pending sign-in and re-authentication: per
-    window, and per day) and the client's IP, counted before it is checked, in one atomic step, so
-    that codes sent at once cannot all pass a check made before any of them was counted; past a
-    limit, RateLimited. The same answer, whether the code was wrong, used before, of a removed
-    factor or of no shape at all.
+    Every code counts against the client's IP and the account (across every pending sign-in and
+    re-authentication: per window, and per day), counted before it is checked, in one atomic step,
+    so that codes sent at once cannot all pass a check made before any of them was counted; past a
+    limit, RateLimited. A code that proves the factor is given back: only wrong ones stay counted.
+    The same answer, whether the code was wrong, used before, of a removed factor or of no shape.
     """
     client = client or ClientInfo()
-    hit(MFA_ACCOUNT, _limit_key(user), client=client)
-    hit(MFA_ACCOUNT_DAY, _limit_key(user), client=client)
-    hit(MFA_IP, ip_key(client.ip_address), client=client)
+    # The IP first: codes it refuses never count against the account.
+    counted = [
+        (MFA_IP, ip_key(client.ip_address)),
+        (MFA_ACCOUNT, _limit_key(user)),
+        (MFA_ACCOUNT_DAY, _limit_key(user)),
+    ]
+    for limit, key in counted:
+        hit(limit, key, client=client)
     canonical = normalize_code(code)
     method: Method | None = None
     if has_mfa(user):
@@ -218,6 +227,10 @@ def prove_second_factor(*, user: User, code: object, client: ClientInfo | None =
         with transaction.atomic():
             record_event(kind=EventKind.MFA_FAILED, user=user, client=client)
         raise InvalidCode
+    # Only wrong codes stay counted: the owner's own sign-ins must not use up the limits (theirs, or
+    # those of everyone behind the same NAT).
+    for limit, key in counted:
+        give_back(limit, key)
     if method is Method.RECOVERY_CODE:
         left = recovery_codes_left(user)
         with transaction.atomic():
@@ -233,3 +246,23 @@ def prove_second_factor(*, user: User, code: object, client: ClientInfo | None =
             },
         )
     return method
+
+
+def forget_wrong_codes(*, user: User) -> None:
+    """Clear the account's counts of wrong codes (a security reset): someone who knows the password
+    can use them up to keep the owner out, and the owner's reset is how that ends."""
+    forget(MFA_ACCOUNT, _limit_key(user))
+    forget(MFA_ACCOUNT_DAY, _limit_key(user))
+
+
+def remove_factors(*, user: User) -> bool:
+    """Forget the account's app secret and recovery codes (the row and its last step stay); whether
+    a second factor was on. Call inside the caller's transaction, which records why."""
+    turned_off = TotpAuthenticator.objects.filter(user=user, confirmed_at__isnull=False).update(
+        confirmed_at=None, secret_encrypted="", secret_key_id=""
+    )
+    TotpAuthenticator.objects.filter(user=user).update(secret_encrypted="", secret_key_id="")
+    RecoveryCode.objects.filter(user=user).delete()
+    if turned_off:
+        retire_emailed_links(user=user)
+    return turned_off == 1

@@ -6,6 +6,7 @@ from accounts.client_info import ClientInfo
 from accounts.flows.device_sessions import end_user_sessions
 from accounts.flows.email_tokens import retire_emailed_links
 from accounts.flows.pending import end_pending_sign_ins
+from accounts.flows.second_factor import forget_wrong_codes
 from accounts.models import EmailVerificationToken, User
 from accounts.revocation import SessionId
 
@@ -48,6 +49,8 @@ def security_reset(
             user=user, reason=reason, keep_session_id=keep_session_id, client=client, actor=actor, record=record
         )
         retire_emailed_links(user=user, undo_links_from=undo_links_from)
-        # A password proven before the reset must not finish signing in after it.
+        # A password proven before the reset must not finish signing in after it, and the wrong
+        # codes its holder tried must not keep the owner out after it.
         end_pending_sign_ins(user=user)
+        forget_wrong_codes(user=user)
     return ended

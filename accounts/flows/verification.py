@@ -33,6 +33,7 @@ from accounts.flows.device_sessions import EndReason
 from accounts.flows.email_tokens import find_redeemable_token, issue_token, mark_token_used, retire_emailed_links
 from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
 from accounts.flows.reauthentication import confirm_password
+from accounts.flows.second_factor import remove_factors
 from accounts.flows.security_reset import lock_account, security_reset
 from accounts.mail import send_account_email, site_link
 from accounts.models import DeviceSession, EmailVerificationToken, User
@@ -193,9 +194,9 @@ def prove_address(*, user: User, password_replaced: bool) -> None:
     """An emailed link to the account's current address was just used.
 
     The address counts as verified from now on. If it was not before and the
-    password was replaced by whoever proved it, the display name goes too:
-    it was chosen by someone who never proved the address, and emails to it
-    must not open with it.
+    password was replaced by whoever proved it, the display name and any second
+    factor go too: chosen by someone who never proved the address, the name
+    must not open emails to it, nor the factor keep its owner out.
     """
     if user.email_verified_at is not None:
         return
@@ -205,6 +206,10 @@ def prove_address(*, user: User, password_replaced: bool) -> None:
         user.name = ""
         fields.append("name")
     user.save(update_fields=fields)
+    if password_replaced:
+        # Second factors are set up only on proven addresses; one that is there anyway was not the
+        # mailbox owner's to keep either.
+        remove_factors(user=user)
 
 
 def verify_email(*, token: str | None, verifier: Verifier | None = None, client: ClientInfo | None = None) -> User:

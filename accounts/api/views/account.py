@@ -21,6 +21,7 @@ from accounts.api.views.common import (
     ERROR,
     INVALID_INPUT,
     NOT_AUTHENTICATED,
+    SECOND_FACTOR_REQUIRED,
     SignedInView,
     account_of,
     client_of,
@@ -55,12 +56,16 @@ class MeView(SignedInView):
 
     @extend_schema(
         summary="Delete my account",
-        description="Irreversible: removes the account, its todos and sessions; a confirmation email follows.",
+        description=(
+            "Irreversible: removes the account, its todos and sessions; a confirmation email follows. An account "
+            "with two-factor authentication also needs a code on this device in the last 5 minutes."
+        ),
         request=PasswordSerializer,
         responses={
             204: OpenApiResponse(description="Deleted; the refresh cookie is cleared."),
             400: OpenApiResponse(ERROR, description="`invalid_input` or `invalid_password`."),
             401: NOT_AUTHENTICATED,
+            403: SECOND_FACTOR_REQUIRED,
         },
     )
     def delete(self, request: Request) -> Response:
@@ -78,12 +83,16 @@ class MeView(SignedInView):
 class PasswordChangeView(SignedInView):
     @extend_schema(
         summary="Change my password",
-        description="Needs the current password. Every other device session ends; this one stays.",
+        description=(
+            "Needs the current password (and, with two-factor authentication, a code on this device in the last "
+            "5 minutes). Every other device session ends; this one stays."
+        ),
         request=PasswordChangeSerializer,
         responses={
             204: OpenApiResponse(description="Changed."),
             400: OpenApiResponse(ERROR, description="`invalid_input`, `invalid_password` or `password_rejected`."),
             401: NOT_AUTHENTICATED,
+            403: SECOND_FACTOR_REQUIRED,
         },
     )
     def post(self, request: Request) -> Response:
@@ -103,14 +112,16 @@ class EmailChangeView(SignedInView):
     @extend_schema(
         summary="Change my email address",
         description=(
-            "Needs the current password. A confirmation link goes to the new address; until it is opened, "
-            "sign-in and password reset keep using the current one. 202 whether or not the address is taken."
+            "Needs the current password (and, with two-factor authentication, a code on this device in the last "
+            "5 minutes). A confirmation link goes to the new address; until it is opened, sign-in and password "
+            "reset keep using the current one. 202 whether or not the address is taken."
         ),
         request=EmailChangeSerializer,
         responses={
             202: MessageSerializer,
             400: OpenApiResponse(ERROR, description="`invalid_input`, `invalid_password` or `email_unchanged`."),
             401: NOT_AUTHENTICATED,
+            403: SECOND_FACTOR_REQUIRED,
         },
     )
     def post(self, request: Request) -> Response:

@@ -29,6 +29,14 @@ REAUTHENTICATION_REQUIRED = OpenApiResponse(
     ErrorSerializer,
     description="`reauthentication_required`: sign in or confirm the password (POST /api/auth/reauthenticate/) first.",
 )
+SECOND_FACTOR_REQUIRED = OpenApiResponse(
+    ErrorSerializer,
+    description=(
+        "`reauthentication_required`: for an account with two-factor authentication, a TOTP or recovery code "
+        "on this device within the last few minutes (POST /api/auth/reauthenticate/ with `code`); where the "
+        "account has none and the action needs a recent sign-in, the password."
+    ),
+)
 AUTH_TAG = ["auth"]
 
 

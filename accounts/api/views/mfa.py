@@ -11,20 +11,13 @@ from accounts.api.views.common import (
     AUTH_TAG,
     ERROR,
     NOT_AUTHENTICATED,
+    SECOND_FACTOR_REQUIRED,
     SignedInView,
     account_of,
     client_of,
     validated,
 )
 from accounts.flows.mfa import begin_totp_setup, confirm_totp, disable_totp, mfa_status, regenerate_recovery_codes
-
-SECOND_FACTOR_REQUIRED = OpenApiResponse(
-    ERROR,
-    description=(
-        "`reauthentication_required`: for an account with two-factor authentication, a TOTP or recovery code "
-        "within the last few minutes (POST /api/auth/reauthenticate/ with `code`); otherwise the password."
-    ),
-)
 
 
 @extend_schema(tags=AUTH_TAG)
@@ -47,7 +40,11 @@ class TotpSetupView(SignedInView):
             200: TotpSetupSerializer,
             400: OpenApiResponse(ERROR, description="`totp_already_enabled`."),
             401: NOT_AUTHENTICATED,
-            403: SECOND_FACTOR_REQUIRED,
+            403: OpenApiResponse(
+                ERROR,
+                description="`reauthentication_required` (sign in or confirm the password first) or "
+                "`email_not_verified`.",
+            ),
         },
     )
     def post(self, request: Request) -> Response:
