@@ -44,7 +44,7 @@ from accounts.flows.support import (
     staff_save_user,
     staff_send_password_reset,
 )
-from accounts.models import DeviceSession, SecurityEvent, TotpAuthenticator, User
+from accounts.models import DeviceSession, Passkey, SecurityEvent, TotpAuthenticator, User
 from accounts.user_agents import describe_user_agent
 
 RECENT_EVENTS_SHOWN = 20
@@ -121,10 +121,13 @@ class MfaFilter(admin.SimpleListFilter):
         return [("yes", "On"), ("no", "Off")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        has_mfa = Exists(TotpAuthenticator.objects.filter(user=OuterRef("pk"), confirmed_at__isnull=False)) | Exists(
+            Passkey.objects.filter(user=OuterRef("pk"))
+        )
         if self.value() == "yes":
-            return queryset.filter(totp__confirmed_at__isnull=False)
+            return queryset.filter(has_mfa)
         if self.value() == "no":
-            return queryset.exclude(totp__confirmed_at__isnull=False)
+            return queryset.exclude(has_mfa)
         return queryset
 
 
@@ -214,7 +217,10 @@ class UserAdmin(NoSecretLookupsMixin, DjangoUserAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(has_mfa=Exists(TotpAuthenticator.objects.filter(user=OuterRef("pk"), confirmed_at__isnull=False)))
+            .annotate(
+                has_mfa=Exists(TotpAuthenticator.objects.filter(user=OuterRef("pk"), confirmed_at__isnull=False))
+                | Exists(Passkey.objects.filter(user=OuterRef("pk")))
+            )
         )
 
     def get_urls(self) -> list[URLPattern]:
@@ -252,11 +258,14 @@ class UserAdmin(NoSecretLookupsMixin, DjangoUserAdmin):
     @admin.display(description="two-factor authentication")
     def two_factor(self, user: User) -> str:
         status = mfa_status(user=user)
-        if not status.totp_enabled:
+        if not status.enabled:
             return "Off."
+        factors = (["authenticator app"] if status.totp_enabled else []) + (
+            [f"{len(status.passkeys)} passkey(s)"] if status.passkeys else []
+        )
         return (
-            f"On: authenticator app; {status.recovery_codes_remaining} of 10 recovery codes unused. "
-            "Use the “Reset two-factor authentication” action for someone who lost both."
+            f"On: {' and '.join(factors)}; {status.recovery_codes_remaining} of 10 recovery codes unused. "
+            "Use the “Reset two-factor authentication” action for someone who lost them all."
         )
 
     @admin.display(description="password")

@@ -5,9 +5,28 @@ from collections.abc import Iterable
 PASSWORD = "pwd"  # noqa: S105 a method name
 ONE_TIME_CODE = "otp"  # an authenticator app's code, a recovery code, later an emailed code
 MULTI_FACTOR = "mfa"
+# A passkey: device-bound ("hardware-secured key") or synced between devices ("software-secured key"),
+# and "user" when the authenticator verified its user (a PIN, a fingerprint, a face).
+HARDWARE_KEY = "hwk"
+SOFTWARE_KEY = "swk"
+USER_VERIFIED = "user"
 
-# The kinds of factor: "mfa" means two of different kinds were used.
-_FACTOR_KINDS = {PASSWORD: "knowledge", ONE_TIME_CODE: "possession"}
+# The kinds of factor: "mfa" means two of different kinds were used. A passkey with user verification
+# is two on its own: the device (possession), unlocked by its user (knowledge or inherence).
+_FACTOR_KINDS = {
+    PASSWORD: "knowledge",
+    ONE_TIME_CODE: "possession",
+    HARDWARE_KEY: "possession",
+    SOFTWARE_KEY: "possession",
+    USER_VERIFIED: "user verification",
+}
+# What a second factor proves: something the person has.
+_SECOND_FACTORS = frozenset({ONE_TIME_CODE, HARDWARE_KEY, SOFTWARE_KEY})
+
+
+def proves_second_factor(amr: Iterable[str]) -> bool:
+    """Whether these methods include something the person has (a code, a passkey)."""
+    return any(method in _SECOND_FACTORS for method in amr)
 
 
 def combine(*groups: Iterable[str]) -> list[str]:
@@ -25,8 +44,8 @@ def combine(*groups: Iterable[str]) -> list[str]:
 
 def describe(amr: Iterable[str]) -> str:
     """The methods in words, for the devices page."""
-    words = {PASSWORD: "password", ONE_TIME_CODE: "one-time code"}
-    methods = [words.get(method, method) for method in amr if method != MULTI_FACTOR]
+    words = {PASSWORD: "password", ONE_TIME_CODE: "one-time code", HARDWARE_KEY: "passkey", SOFTWARE_KEY: "passkey"}
+    methods = [words.get(method, method) for method in amr if method not in (MULTI_FACTOR, USER_VERIFIED)]
     if not methods:
         return "unknown"
     text = " + ".join(methods)

@@ -89,6 +89,10 @@ USER_VISIBLE_KINDS = [
     EventKind.MFA_FAILED,
     EventKind.RECOVERY_CODES_REGENERATED,
     EventKind.RECOVERY_CODE_USED,
+    EventKind.PASSKEY_ADDED,
+    EventKind.PASSKEY_REMOVED,
+    EventKind.PASSKEY_RENAMED,
+    EventKind.PASSKEY_REFUSED,
 ]
 
 

@@ -10,8 +10,10 @@ Values that are wrong in every mode (Argon2 minimums, JWT_ALGORITHM, password le
 email verification mode) are refused earlier, when config/settings.py is imported.
 """
 
+import ipaddress
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.apps import AppConfig
 from django.conf import settings
@@ -92,6 +94,8 @@ def check_production_settings(
                 id="accounts.E009",
             )
         )
+    if problem := webauthn_settings_problem():
+        errors.append(checks.Error(problem, id="accounts.E010"))
     if not settings.EMAIL_BACKEND:  # config/settings.py leaves it empty when neither is configured
         errors.append(
             checks.Error("Configure an ESP with ANYMAIL_ESP (or set EMAIL_BACKEND explicitly).", id="accounts.E007")
@@ -115,6 +119,31 @@ def check_recommended_settings(
             )
         )
     return warnings
+
+
+def webauthn_settings_problem() -> str | None:
+    """Why passkeys cannot work with WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS, or None.
+
+    Browsers accept an RP ID that is a host name (never an IP address) equal to, or a parent domain
+    of, the page's host, on a secure origin (https://, or http://localhost)."""
+    rp_id = settings.WEBAUTHN_RP_ID
+    if not rp_id:
+        return "WEBAUTHN_RP_ID is required (it defaults to SITE_URL's host)."
+    try:
+        ipaddress.ip_address(rp_id.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return f"WEBAUTHN_RP_ID must be a host name, not the IP address {rp_id}."
+    if not settings.WEBAUTHN_ORIGINS:
+        return "WEBAUTHN_ORIGINS must list the origins passkeys are used on (it defaults to SITE_URL)."
+    for origin in settings.WEBAUTHN_ORIGINS:
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        secure = parts.scheme == "https" or (parts.scheme == "http" and host == "localhost")
+        if not secure or parts.path not in ("", "/") or not (host == rp_id or host.endswith(f".{rp_id}")):
+            return f"WEBAUTHN_ORIGINS: {origin} is not a secure origin on {rp_id} (the WEBAUTHN_RP_ID)."
+    return None
 
 
 def refuse_unsafe_production_settings() -> None:

@@ -173,3 +173,63 @@ class TotpSetupRequired(AccountError):
 class MfaNotEnabled(AccountError):
     code = "mfa_not_enabled"
     message = "Two-factor authentication is not turned on."
+
+
+class PasskeyRefused(AccountError):
+    """A passkey's answer that proves nothing: a bad signature, the wrong origin or relying party, no
+    user verification where it is required, or an answer that is not a WebAuthn credential at all."""
+
+    code = "passkey_refused"
+    message = "That passkey could not be verified. Try again, or sign in another way."
+    field = "credential"
+    # For the audit log: whose passkey it was, when known, and what py_webauthn said.
+    account: User | None = None
+    why: str = ""
+
+
+class PasskeyUnknown(PasskeyRefused):
+    """The credential is not (or no longer) a passkey of any account here, or not of this one."""
+
+    code = "passkey_unknown"
+    message = "That passkey is not registered here. It may have been removed; sign in another way."
+
+
+class PasskeyChallengeInvalid(PasskeyRefused):
+    """The challenge the answer signs was never issued, expired, or was used already (a replay)."""
+
+    code = "passkey_challenge_invalid"
+    message = "That passkey prompt has expired. Please try again."
+
+
+class PasskeyCloned(PasskeyRefused):
+    """A device-bound passkey whose signature counter did not rise: a copy of its key is in use."""
+
+    code = "passkey_cloned"
+    message = "This passkey was refused: it looks like a copy of your security key. Use another way to sign in."
+
+
+class PasskeyAlreadyRegistered(AccountError):
+    code = "passkey_already_registered"
+    message = "This passkey is already registered."
+    field = "credential"
+
+
+class PasskeyLimitReached(AccountError):
+    code = "passkey_limit_reached"
+    message = "This account has as many passkeys as it may hold. Remove one first."
+
+
+class PasskeyNotFound(AccountError):
+    code = "not_found"
+    message = "No such passkey."
+
+
+class InvalidPasskeyName(AccountError):
+    code = "invalid_passkey_name"
+    message = "Name the passkey in 1 to 64 characters, on one line."
+    field = "name"
+
+
+class NoPasskey(AccountError):
+    code = "no_passkey"
+    message = "This account has no passkey."

@@ -17,8 +17,10 @@ from accounts.inputs import (
 )
 
 
-def email_field(label: str = "Email address", *, autofocus: bool = True) -> forms.CharField:
-    attrs: dict[str, Any] = {"autocomplete": "email"}
+def email_field(
+    label: str = "Email address", *, autofocus: bool = True, autocomplete: str = "email"
+) -> forms.CharField:
+    attrs: dict[str, Any] = {"autocomplete": autocomplete}
     if autofocus:
         attrs["autofocus"] = True
     return forms.CharField(label=label, max_length=EMAIL_INPUT_LIMIT, widget=forms.EmailInput(attrs=attrs))
@@ -75,7 +77,8 @@ class SignUpForm(EmailCleaningMixin, NewPasswordMixin, forms.Form):
 
 
 class SignInForm(EmailCleaningMixin, forms.Form):
-    email = email_field()
+    # "webauthn": the browser offers the site's passkeys in this field's autofill (conditional UI).
+    email = email_field(autocomplete="username webauthn")
     password = password_field("Password", "current-password")
 
     def clean_password(self) -> str:
@@ -172,6 +175,36 @@ class SecondFactorForm(forms.Form):
     """The second step of signing in, and re-authenticating with a code."""
 
     code = code_field()
+
+
+class PasskeyAnswerForm(forms.Form):
+    """A passkey's answer, as the page's script puts it in the form (the credential's toJSON())."""
+
+    credential = forms.CharField(widget=forms.HiddenInput, max_length=64 * 1024)
+
+
+class PasskeyAddForm(forms.Form):
+    name = forms.CharField(
+        label="Name",
+        max_length=256,
+        initial="",
+        help_text='So you can tell your passkeys apart, e.g. "Work laptop".',
+        widget=forms.TextInput(attrs={"autocomplete": "off", "maxlength": 64}),
+    )
+    credential = forms.CharField(widget=forms.HiddenInput, max_length=64 * 1024, required=False)
+
+    # A refused passkey is about the whole attempt, shown above the form.
+    field_for_flow_error = {"credential": "__all__"}
+
+    def clean_credential(self) -> str:
+        credential: str = self.cleaned_data["credential"]
+        if not credential:
+            raise ValidationError("Create the passkey first: your browser asks when you press the button.")
+        return credential
+
+
+class PasskeyRenameForm(forms.Form):
+    name = forms.CharField(label="New name", max_length=256, widget=forms.TextInput(attrs={"maxlength": 64}))
 
 
 class TotpConfirmForm(forms.Form):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from accounts.exceptions import (
     EmailNotVerified,
     MfaNotEnabled,
+    PasskeyRefused,
     PendingSignInInvalid,
     ReauthenticationRequired,
     TotpAlreadyEnabled,
@@ -24,13 +25,14 @@ from accounts.flows.mfa import (
     pending_totp_setup,
     regenerate_recovery_codes,
 )
-from accounts.flows.signin import complete_second_step
-from accounts.forms import SecondFactorForm, TotpConfirmForm
+from accounts.flows.signin import complete_second_step, second_step_methods, second_step_passkey_options
+from accounts.forms import PasskeyAnswerForm, SecondFactorForm, TotpConfirmForm
 from accounts.pages import (
     Data,
     SignedInRequest,
     account_page,
     form_page,
+    options_response,
     reauthenticate_first,
     safe_next_url,
     with_next,
@@ -38,9 +40,9 @@ from accounts.pages import (
 from accounts.views import PENDING_SIGN_IN_KEY, _client, _device_session_id, signed_in
 
 
-@account_page(secrets=("code",))
+@account_page(secrets=("code", "credential"))
 def login_mfa(request: HttpRequest) -> HttpResponse:
-    """The second step: a code from the authenticator app, or a recovery code."""
+    """The second step: a passkey, a code from the authenticator app, or a recovery code."""
     next_url = safe_next_url(request)
     handle = request.session.get(PENDING_SIGN_IN_KEY)
 
@@ -49,21 +51,42 @@ def login_mfa(request: HttpRequest) -> HttpResponse:
         messages.error(request, PendingSignInInvalid.message)
         return redirect(with_next(reverse("accounts:login"), next_url))
 
-    if handle is None:
+    try:
+        offered = second_step_methods(handle=handle)
+    except PendingSignInInvalid:
         return start_again()
 
     def on_valid(data: Data) -> HttpResponse:
         try:
-            sign_in = complete_second_step(handle=handle, code=data["code"], client=_client(request))
+            sign_in = complete_second_step(
+                handle=handle, code=data.get("code"), credential=data.get("credential"), client=_client(request)
+            )
         except PendingSignInInvalid:
             return start_again()
         request.session.pop(PENDING_SIGN_IN_KEY, None)
         return signed_in(request, sign_in, next_url)
 
-    form = SecondFactorForm(request.POST or None)
+    with_passkey = request.method == "POST" and "credential" in request.POST
+    form = (PasskeyAnswerForm if with_passkey else SecondFactorForm)(request.POST or None)
+    if with_passkey and request.method == "POST" and form.is_valid():
+        try:
+            return on_valid(form.cleaned_data)
+        except PasskeyRefused as error:
+            messages.error(request, error.message)
+            return redirect(with_next(reverse("accounts:login_mfa"), next_url))
     return form_page(
-        request, form=form, template="accounts/login_mfa.html", on_valid=on_valid, context={"next": next_url or ""}
+        request,
+        form=SecondFactorForm() if with_passkey else form,
+        template="accounts/login_mfa.html",
+        on_valid=on_valid,
+        context={"next": next_url or "", "methods": offered},
     )
+
+
+@account_page(methods=("POST",))
+def login_mfa_passkey_options(request: HttpRequest) -> JsonResponse:
+    handle = request.session.get(PENDING_SIGN_IN_KEY)
+    return options_response(lambda: second_step_passkey_options(handle=handle, client=_client(request)))
 
 
 @account_page(signed_in=True, methods=("GET",))
@@ -95,7 +118,7 @@ def totp_setup(request: SignedInRequest) -> HttpResponse:
     def on_valid(data: Data) -> HttpResponse:
         codes = confirm_totp(user=request.user, code=data["code"], session_id=session_id, client=_client(request))
         messages.success(request, "Two-factor authentication is on.")
-        return _show_recovery_codes(request, codes, just_enabled=True)
+        return show_recovery_codes(request, codes, just_enabled=True)
 
     form = TotpConfirmForm(request.POST or None)
     return form_page(
@@ -128,10 +151,10 @@ def recovery_codes_regenerate(request: SignedInRequest) -> HttpResponse:
         messages.error(request, error.message)
         return redirect("accounts:security")
     messages.success(request, "New recovery codes are ready. The earlier ones no longer work.")
-    return _show_recovery_codes(request, codes)
+    return show_recovery_codes(request, codes)
 
 
-def _show_recovery_codes(request: SignedInRequest, codes: list[str], *, just_enabled: bool = False) -> HttpResponse:
+def show_recovery_codes(request: HttpRequest, codes: list[str], *, just_enabled: bool = False) -> HttpResponse:
     """The codes, this once (never stored in clear, so never shown again), with a text file to save.
 
     Just after turning two-factor on, the page also offers to sign out the other devices: they signed

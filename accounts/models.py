@@ -302,6 +302,75 @@ class PendingSignIn(models.Model):
         return f"Pending sign-in of user {self.user_id}"
 
 
+class Passkey(models.Model):
+    """A WebAuthn credential (a passkey) of an account: only what verifying its assertions needs.
+
+    No private key ever reaches the server; the public key is not a secret. The signature counter
+    of a device-bound credential must rise with every use: one that does not is a cloned key.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="passkeys")
+    name = models.CharField(max_length=64)
+    credential_id = models.BinaryField(max_length=1023, unique=True, editable=False)
+    # The COSE_Key of the credential, as the authenticator gave it.
+    public_key = models.BinaryField(max_length=1023, editable=False)
+    sign_count = models.BigIntegerField(default=0, editable=False)
+    aaguid = models.CharField(max_length=36, blank=True, editable=False)
+    transports = models.JSONField(default=list, blank=True, editable=False)
+    # Backup eligible: a synced passkey (a password manager, a platform's keychain); backed up: synced now.
+    backup_eligible = models.BooleanField(default=False, editable=False)
+    backed_up = models.BooleanField(default=False, editable=False)
+    # The WebAuthn user handle (random, the same for every passkey of the account): what a
+    # discoverable credential hands back to say whose it is.
+    user_handle = models.BinaryField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "passkeys"
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["user", "created_at"], name="passkey_user_created_idx")]
+
+    def __str__(self) -> str:
+        return f"Passkey {self.name!r} of user {self.user_id}"
+
+
+class WebAuthnChallenge(models.Model):
+    """A challenge handed to a browser for one WebAuthn ceremony: server-side, single use, short-lived.
+
+    Only its hash is stored. The ceremony's answer carries the challenge back (in clientDataJSON),
+    which finds the row; using it is one conditional UPDATE, so an assertion cannot be replayed.
+    """
+
+    class Purpose(models.TextChoices):
+        REGISTER = "register", "Register a passkey"
+        SIGN_IN = "sign_in", "Sign in with a passkey"
+        SECOND_STEP = "second_step", "Second step of a sign-in"
+        REAUTHENTICATE = "reauthenticate", "Re-authenticate"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    challenge_hash = models.CharField(max_length=64, unique=True, editable=False)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    # Whose ceremony it is (none for a passwordless sign-in, which names nobody).
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    pending_sign_in = models.ForeignKey(
+        PendingSignIn, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # For a registration: the user handle the options gave the authenticator.
+    user_handle = models.BinaryField(max_length=64, blank=True, default=b"", editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "webauthn_challenges"
+        indexes = [models.Index(fields=["expires_at"], name="webauthn_challenge_expires_idx")]
+
+    def __str__(self) -> str:
+        return f"WebAuthn challenge ({self.purpose})"
+
+
 class SecurityEvent(models.Model):
     """The audit log: one security-relevant event. Never holds a password or token (or its hash)."""
 
@@ -328,6 +397,10 @@ class SecurityEvent(models.Model):
         MFA_FAILED = "mfa_failed", "Wrong two-factor code"
         RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated", "New recovery codes made"
         RECOVERY_CODE_USED = "recovery_code_used", "Recovery code used"
+        PASSKEY_ADDED = "passkey_added", "Passkey added"
+        PASSKEY_REMOVED = "passkey_removed", "Passkey removed"
+        PASSKEY_RENAMED = "passkey_renamed", "Passkey renamed"
+        PASSKEY_REFUSED = "passkey_refused", "Passkey refused"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="security_events")

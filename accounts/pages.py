@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -20,7 +20,14 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from accounts.cookies import CLEAR_SITE_DATA_KEEP_COOKIES, clear_refresh_cookie
-from accounts.exceptions import AccountError, ReauthenticationRequired, SecondFactorRequired, TokenInvalid
+from accounts.exceptions import (
+    AccountError,
+    EmailNotVerified,
+    PendingSignInInvalid,
+    ReauthenticationRequired,
+    SecondFactorRequired,
+    TokenInvalid,
+)
 from accounts.forms import add_flow_error
 from accounts.models import User
 
@@ -89,6 +96,23 @@ def reauthenticate_first(
     if isinstance(error, SecondFactorRequired):
         query["factor"] = "code"
     return redirect(f"{reverse('accounts:reauthenticate')}?{urlencode(query)}")
+
+
+# The page scripts' JSON endpoints answer a flow's error with the API's status for it.
+STATUS_OF_OPTIONS_ERROR: dict[type[AccountError], int] = {
+    ReauthenticationRequired: 403,
+    EmailNotVerified: 403,
+    PendingSignInInvalid: 401,
+}
+
+
+def options_response(make_options: Callable[[], dict[str, Any]]) -> JsonResponse:
+    """A ceremony's options as JSON for the page's script, or the flow's error as {"code", "detail"}."""
+    try:
+        return JsonResponse(make_options())
+    except AccountError as error:
+        status = next((code for cls, code in STATUS_OF_OPTIONS_ERROR.items() if isinstance(error, cls)), 400)
+        return JsonResponse({"code": error.code, "detail": error.message}, status=status)
 
 
 def with_next(path: str, next_url: str | None) -> str:

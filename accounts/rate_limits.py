@@ -84,6 +84,9 @@ PASSWORD_CONFIRM_USER = Limit("password_confirmation_per_user", "deny")
 MFA_ACCOUNT = Limit("mfa_codes_per_account", "deny")
 MFA_ACCOUNT_DAY = Limit("mfa_codes_per_account_per_day", "deny")
 MFA_IP = Limit("mfa_codes_per_ip", "deny")
+# Passkey prompts: each stores a challenge, so a client asking for them without end is refused. A
+# passkey's answer cannot be guessed; an unreachable cache does not keep people from signing in.
+PASSKEY_IP = Limit("passkey_prompts_per_ip", "allow")
 
 
 def ip_key(ip_address: str | None) -> str:

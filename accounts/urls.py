@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from accounts import mfa_views, views
+from accounts import mfa_views, passkey_views, views
 
 app_name = "accounts"
 
@@ -12,6 +12,9 @@ urlpatterns = [
     path("signup/done/", views.signup_done, name="signup_done"),
     path("login/", views.login_view, name="login"),
     path("login/mfa/", mfa_views.login_mfa, name="login_mfa"),
+    path("login/mfa/passkey/options/", mfa_views.login_mfa_passkey_options, name="login_mfa_passkey_options"),
+    path("login/passkey/", passkey_views.login_passkey, name="login_passkey"),
+    path("login/passkey/options/", passkey_views.login_passkey_options, name="login_passkey_options"),
     path("logout/", views.logout_view, name="logout"),
     # Fixed paths before the <token> ones that would otherwise swallow them.
     path("verify-email/resend/", views.resend_verification, name="resend_verification"),
@@ -32,9 +35,18 @@ urlpatterns = [
     path("sessions/end-others/", views.sessions_end_others, name="sessions_end_others"),
     path("sessions/<str:session_id>/end/", views.session_end, name="session_end"),
     path("reauthenticate/", views.reauthenticate_view, name="reauthenticate"),
+    path(
+        "reauthenticate/passkey/options/",
+        passkey_views.reauthenticate_passkey_options,
+        name="reauthenticate_passkey_options",
+    ),
     path("security/", mfa_views.security, name="security"),
     path("security/totp/", mfa_views.totp_setup, name="totp_setup"),
     path("security/totp/disable/", mfa_views.totp_disable, name="totp_disable"),
     path("security/recovery-codes/", mfa_views.recovery_codes_regenerate, name="recovery_codes"),
+    path("security/passkeys/add/", passkey_views.passkey_add, name="passkey_add"),
+    path("security/passkeys/options/", passkey_views.passkey_options, name="passkey_options"),
+    path("security/passkeys/<str:passkey_id>/rename/", passkey_views.passkey_rename, name="passkey_rename"),
+    path("security/passkeys/<str:passkey_id>/remove/", passkey_views.passkey_remove, name="passkey_remove"),
     path("delete/", views.delete_account_view, name="delete_account"),
 ]

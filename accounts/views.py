@@ -28,6 +28,7 @@ from accounts.cookies import (
 from accounts.exceptions import (
     AccountError,
     EmailNotVerified,
+    PasskeyRefused,
     PasswordProofRequired,
     ReauthenticationRequired,
     SessionNotFound,
@@ -37,11 +38,12 @@ from accounts.flows.account_deletion import delete_account
 from accounts.flows.device_sessions import live_sessions
 from accounts.flows.email_change import cancel_email_change, check_email_change_cancel_token, request_email_change
 from accounts.flows.own_sessions import SessionsEnded, end_other_sessions, end_own_session
+from accounts.flows.passkeys import reauthenticate_with_passkey
 from accounts.flows.password_change import change_password
 from accounts.flows.password_reset import check_password_reset_token, request_password_reset, reset_password
 from accounts.flows.profile import update_profile
 from accounts.flows.reauthentication import reauthenticate
-from accounts.flows.second_factor import has_mfa
+from accounts.flows.second_factor import has_mfa, has_passkey
 from accounts.flows.signin import (
     DEVICE_SESSION_KEY,
     SecondStepRequired,
@@ -65,6 +67,7 @@ from accounts.forms import (
     DeleteAccountForm,
     EmailChangeForm,
     EmailOnlyForm,
+    PasskeyAnswerForm,
     PasswordChangeForm,
     PasswordConfirmForm,
     ProfileForm,
@@ -287,6 +290,21 @@ def reauthenticate_view(request: SignedInRequest) -> HttpResponse:
     next_url = safe_next_url(request)
     has_code = has_mfa(request.user)
     with_code = has_code and (request.POST.get("proof") == "code" or request.GET.get("factor") == "code")
+    if request.method == "POST" and request.POST.get("proof") == "passkey":
+        answer = PasskeyAnswerForm(request.POST)
+        try:
+            if not answer.is_valid():
+                raise PasskeyRefused
+            reauthenticate_with_passkey(
+                user=request.user,
+                session_id=_device_session_id(request),
+                credential=answer.cleaned_data["credential"],
+                client=_client(request),
+            )
+        except PasskeyRefused as error:
+            messages.error(request, error.message)
+            return redirect(request.get_full_path())
+        return redirect(next_url or "accounts:home")
 
     def on_valid(data: Data) -> HttpResponse:
         reauthenticate(
@@ -304,7 +322,12 @@ def reauthenticate_view(request: SignedInRequest) -> HttpResponse:
         form=form,
         template="accounts/reauthenticate.html",
         on_valid=on_valid,
-        context={"next": next_url or "", "with_code": with_code, "has_code": has_code},
+        context={
+            "next": next_url or "",
+            "with_code": with_code,
+            "has_code": has_code,
+            "has_passkey": has_passkey(request.user),
+        },
     )
 
 

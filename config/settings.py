@@ -13,6 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -37,7 +38,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if
 
 # The origin used to build links in emails. Never derived from the request's
 # Host header, which an attacker controls (password-reset poisoning).
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000" if DEBUG else "").rstrip("/")
+# (localhost, not 127.0.0.1, under DEBUG: a passkey's relying party must be a host name, never an IP.)
+SITE_URL = env_str("SITE_URL", "http://localhost:8000" if DEBUG else "").rstrip("/")
 SITE_NAME = env_str("SITE_NAME", "Todo")
 
 INSTALLED_APPS = [
@@ -226,6 +228,19 @@ ACCOUNTS_MFA_PENDING_COOKIE_NAME = env_str("ACCOUNTS_MFA_PENDING_COOKIE_NAME", "
 # The admin opens only on a browser session that proved its staff member's second factor this recently.
 ACCOUNTS_ADMIN_SECOND_FACTOR_MAX_AGE = env_int("ACCOUNTS_ADMIN_SECOND_FACTOR_MAX_AGE", 12 * 60 * 60)
 
+# --- Passkeys (WebAuthn, accounts/flows/passkeys.py) -------------------------------------------------
+
+# The relying party: passkeys are bound to this domain (SITE_URL's host unless set) and accepted only
+# from these origins (SITE_URL unless set). Never taken from a request's Host or Origin header. Changing
+# the RP ID makes every registered passkey unusable: browsers offer a passkey only to its own RP ID.
+WEBAUTHN_RP_ID = env_str("WEBAUTHN_RP_ID", urlsplit(SITE_URL).hostname or "")
+WEBAUTHN_ORIGINS = env_list("WEBAUTHN_ORIGINS", [SITE_URL] if SITE_URL else [])
+WEBAUTHN_RP_NAME = env_str("WEBAUTHN_RP_NAME", SITE_NAME)
+# How long a browser has to answer a passkey prompt (the challenge then expires).
+WEBAUTHN_CHALLENGE_LIFETIME = env_int("WEBAUTHN_CHALLENGE_LIFETIME", 5 * 60)
+# How many passkeys one account may hold.
+WEBAUTHN_MAX_PASSKEYS = env_int("WEBAUTHN_MAX_PASSKEYS", 20)
+
 # --- Emailed links and retention ----------------------------------------------------------------------
 
 ACCOUNTS_PASSWORD_RESET_TIMEOUT = env_int("ACCOUNTS_PASSWORD_RESET_TIMEOUT", 60 * 60)
@@ -348,6 +363,8 @@ ACCOUNTS_RATE_LIMITS = {
     "mfa_codes_per_account": env_str("RATE_LIMIT_MFA_PER_ACCOUNT", "10/15m"),
     "mfa_codes_per_account_per_day": env_str("RATE_LIMIT_MFA_PER_ACCOUNT_PER_DAY", "50/d"),
     "mfa_codes_per_ip": env_str("RATE_LIMIT_MFA_PER_IP", "30/10m"),
+    # Passkey prompts (each a stored challenge) and refused passkey answers, per client IP.
+    "passkey_prompts_per_ip": env_str("RATE_LIMIT_PASSKEY_PER_IP", "60/10m"),
 }
 # django-ratelimit's default today, named so that a new default cannot silently rename every counter.
 RATELIMIT_HASH_ALGORITHM = "hashlib.sha256"

@@ -23,6 +23,9 @@ _STATUS_OF_ACCOUNT_ERROR = {
     account_errors.SessionNotFound: status.HTTP_404_NOT_FOUND,
     account_errors.ReauthenticationRequired: status.HTTP_403_FORBIDDEN,
     account_errors.PendingSignInInvalid: status.HTTP_401_UNAUTHORIZED,
+    account_errors.PasskeyRefused: status.HTTP_401_UNAUTHORIZED,
+    account_errors.PasskeyChallengeInvalid: status.HTTP_400_BAD_REQUEST,
+    account_errors.PasskeyNotFound: status.HTTP_404_NOT_FOUND,
 }
 _CODE_OF_DRF_ERROR = {
     exceptions.Throttled: "rate_limited",

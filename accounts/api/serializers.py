@@ -183,28 +183,85 @@ class CodeSerializer(serializers.Serializer):
     code = StrictCharField(max_length=64, help_text="A 6-digit TOTP code, or a recovery code (hyphens optional).")
 
 
+def credential_field(**kwargs: Any) -> serializers.DictField:
+    return serializers.DictField(
+        help_text="The browser's PublicKeyCredential, as its toJSON() gives it (WebAuthn Level 3 JSON).", **kwargs
+    )
+
+
+def _exactly_one(attrs: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    given = [name for name in names if name in attrs]
+    if not given:
+        others = " or ".join(f"`{name}`" for name in names[1:])
+        raise serializers.ValidationError({names[0]: [f"This field is required (or send {others})."]})
+    if len(given) > 1:
+        raise serializers.ValidationError({given[1]: [f"Send only one of {', '.join(names)}."]})
+    return attrs
+
+
+class SecondStepSerializer(serializers.Serializer):
+    code = StrictCharField(
+        max_length=64, required=False, help_text="A 6-digit TOTP code, or a recovery code (hyphens optional)."
+    )
+    credential = credential_field(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return _exactly_one(attrs, ["code", "credential"])
+
+
 class ReauthenticateSerializer(serializers.Serializer):
     password = password_field(required=False)
     code = StrictCharField(max_length=64, required=False, help_text="A TOTP code or a recovery code.")
+    credential = credential_field(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if "password" not in attrs and "code" not in attrs:
-            raise serializers.ValidationError({"password": ["This field is required (or send a `code`)."]})
-        if "password" in attrs and "code" in attrs:
-            raise serializers.ValidationError({"code": ["Send either `password` or `code`, not both."]})
-        return attrs
+        return _exactly_one(attrs, ["password", "code", "credential"])
+
+
+class PasskeyCredentialSerializer(serializers.Serializer):
+    credential = credential_field()
+
+
+class PasskeyRegisterSerializer(serializers.Serializer):
+    credential = credential_field()
+    name = StrictCharField(max_length=256, help_text='What to call it, e.g. "Work laptop" (1 to 64 characters).')
+
+
+class PasskeyRenameSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=256, help_text="1 to 64 characters.")
+
+
+class PasskeySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    synced = serializers.BooleanField(
+        source="backup_eligible", help_text="A passkey that syncs between devices (a password manager, a keychain)."
+    )
+    backed_up = serializers.BooleanField(help_text="Synced now (for a synced passkey).")
+
+
+class PasskeyAddedSerializer(PasskeySerializer):
+    recovery_codes = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Only when this passkey turned two-factor on: the first recovery codes, shown this once.",
+    )
 
 
 class MfaRequiredSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["mfa_required"])
     methods = serializers.ListField(
-        child=serializers.ChoiceField(choices=["totp", "recovery_code"]),
+        child=serializers.ChoiceField(choices=["passkey", "totp", "recovery_code"]),
         help_text="The second factors this account can use.",
     )
 
 
 class MfaStatusSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text="Whether signing in with the password needs a second step.")
     totp_enabled = serializers.BooleanField()
+    passkeys = serializers.IntegerField(help_text="How many passkeys the account has.")
     recovery_codes_remaining = serializers.IntegerField()
 
 

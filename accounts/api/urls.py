@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from accounts.api.views import account, links, mfa, sessions, signin
+from accounts.api.views import account, links, mfa, passkeys, sessions, signin
 
 app_name = "auth-api"
 
@@ -12,10 +12,17 @@ urlpatterns = [
     path("refresh/", signin.RefreshView.as_view(), name="refresh"),
     path("mfa/", mfa.MfaStatusView.as_view(), name="mfa"),
     path("mfa/verify/", signin.MfaVerifyView.as_view(), name="mfa-verify"),
+    path("mfa/passkey/options/", signin.MfaPasskeyOptionsView.as_view(), name="mfa-passkey-options"),
     path("mfa/totp/", mfa.TotpView.as_view(), name="mfa-totp"),
     path("mfa/totp/setup/", mfa.TotpSetupView.as_view(), name="mfa-totp-setup"),
     path("mfa/totp/confirm/", mfa.TotpConfirmView.as_view(), name="mfa-totp-confirm"),
     path("mfa/recovery-codes/", mfa.RecoveryCodesView.as_view(), name="mfa-recovery-codes"),
+    path("passkeys/", passkeys.PasskeyListView.as_view(), name="passkeys"),
+    path("passkeys/register/options/", passkeys.PasskeyRegisterOptionsView.as_view(), name="passkey-register-options"),
+    path("passkeys/register/", passkeys.PasskeyRegisterView.as_view(), name="passkey-register"),
+    path("passkeys/sign-in/options/", passkeys.PasskeySignInOptionsView.as_view(), name="passkey-sign-in-options"),
+    path("passkeys/sign-in/", passkeys.PasskeySignInView.as_view(), name="passkey-sign-in"),
+    path("passkeys/<str:passkey_id>/", passkeys.PasskeyDetailView.as_view(), name="passkey-detail"),
     path("logout/", signin.LogoutView.as_view(), name="logout"),
     path("csrf/", signin.CsrfView.as_view(), name="csrf"),
     path("sessions/", sessions.SessionListView.as_view(), name="sessions"),
@@ -24,6 +31,11 @@ urlpatterns = [
     path("me/", account.MeView.as_view(), name="me"),
     path("events/", account.SecurityEventListView.as_view(), name="events"),
     path("reauthenticate/", sessions.ReauthenticateView.as_view(), name="reauthenticate"),
+    path(
+        "reauthenticate/passkey/options/",
+        passkeys.ReauthenticatePasskeyOptionsView.as_view(),
+        name="reauthenticate-passkey-options",
+    ),
     path("password/change/", account.PasswordChangeView.as_view(), name="password-change"),
     path("email/change/", account.EmailChangeView.as_view(), name="email-change"),
     path("email/change/cancel/", links.EmailChangeCancelView.as_view(), name="email-change-cancel"),

@@ -23,30 +23,34 @@ from accounts.client_info import ClientInfo
 from accounts.encryption import SecretUnreadable
 from accounts.exceptions import EmailNotVerified, InvalidCode, MfaNotEnabled, TotpAlreadyEnabled, TotpSetupRequired
 from accounts.flows.email_tokens import retire_emailed_links
+from accounts.flows.passkeys import passkeys_of
 from accounts.flows.reauthentication import SensitiveAction, record_authentication, require_recent_authentication
 from accounts.flows.second_factor import (
     TOTP_DIGITS,
     TOTP_PERIOD,
     accept_totp,
     has_mfa,
+    has_totp,
     new_totp_secret,
     normalize_code,
     recovery_codes_left,
-    remove_factors,
+    remove_totp,
     replace_recovery_codes,
     store_totp_secret,
     totp_secret_of,
 )
 from accounts.flows.security_reset import lock_account
 from accounts.mail import send_account_email, site_link
-from accounts.models import TotpAuthenticator, User
+from accounts.models import Passkey, TotpAuthenticator, User
 from accounts.revocation import SessionId
 
 
 @dataclass(frozen=True)
 class MfaStatus:
+    enabled: bool
     totp_enabled: bool
     recovery_codes_remaining: int
+    passkeys: list[Passkey]
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,15 @@ class TotpSetup:
 
 def mfa_status(*, user: User) -> MfaStatus:
     """What is on; never a secret."""
-    enabled = has_mfa(user)
-    return MfaStatus(totp_enabled=enabled, recovery_codes_remaining=recovery_codes_left(user) if enabled else 0)
+    passkeys = passkeys_of(user=user)
+    totp_enabled = has_totp(user)
+    enabled = totp_enabled or bool(passkeys)
+    return MfaStatus(
+        enabled=enabled,
+        totp_enabled=totp_enabled,
+        recovery_codes_remaining=recovery_codes_left(user) if enabled else 0,
+        passkeys=passkeys,
+    )
 
 
 def _setup_for(user: User, secret: str) -> TotpSetup:
@@ -144,14 +155,16 @@ def confirm_totp(
 
 
 def disable_totp(*, user: User, session_id: SessionId | None, client: ClientInfo | None = None) -> None:
-    """Turn the second factor off (the app and every recovery code); needs a recent second factor."""
+    """Remove the authenticator app (and, unless a passkey stays, every recovery code); needs a recent
+    second factor. Two-factor stays on while the account has a passkey."""
     require_recent_authentication(session_id=session_id, action=SensitiveAction.MANAGE_MFA, user=user)
     with transaction.atomic():
         lock_account(user)
-        if not remove_factors(user=user):
+        if not remove_totp(user=user):
             raise MfaNotEnabled
-        record_event(kind=EventKind.MFA_DISABLED, user=user, client=client)
-    _notify(user, "mfa_disabled")
+        still_on = has_mfa(user)
+        record_event(kind=EventKind.MFA_DISABLED, user=user, client=client, method="totp", still_on=still_on)
+    _notify(user, "mfa_disabled", still_on=still_on)
 
 
 def regenerate_recovery_codes(
@@ -170,10 +183,14 @@ def regenerate_recovery_codes(
     return codes
 
 
-def _notify(user: User, template: str) -> None:
+def _notify(user: User, template: str, **context: object) -> None:
     send_account_email(
         template=template,
         to=user.email,
         greet=user,
-        context={"security_link": site_link("accounts:security"), "reset_link": site_link("accounts:password_reset")},
+        context={
+            "security_link": site_link("accounts:security"),
+            "reset_link": site_link("accounts:password_reset"),
+            **context,
+        },
     )

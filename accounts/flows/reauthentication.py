@@ -114,7 +114,7 @@ def record_authentication(*, session_id: SessionId | None, amr: list[str] | None
         session.authenticated_at = now
         session.amr = methods.combine(session.amr, amr)
         fields = ["authenticated_at", "amr"]
-        if methods.ONE_TIME_CODE in amr:
+        if methods.proves_second_factor(amr):
             session.second_factor_at = now
             fields.append("second_factor_at")
         session.save(update_fields=fields)

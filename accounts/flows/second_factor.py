@@ -26,7 +26,7 @@ from accounts.encryption import EncryptedSecret, SecretUnreadable, decrypt_secre
 from accounts.exceptions import InvalidCode
 from accounts.flows.email_tokens import retire_emailed_links
 from accounts.mail import send_account_email, site_link
-from accounts.models import RecoveryCode, TotpAuthenticator, User
+from accounts.models import Passkey, RecoveryCode, TotpAuthenticator, User
 from accounts.rate_limits import MFA_ACCOUNT, MFA_ACCOUNT_DAY, MFA_IP, forget, give_back, hit, ip_key
 
 TOTP_DIGITS = 6
@@ -49,18 +49,31 @@ _CODE_INPUT_LIMIT = 64
 class Method(StrEnum):
     TOTP = "totp"
     RECOVERY_CODE = "recovery_code"
+    PASSKEY = "passkey"
+
+
+def has_totp(user: User | int) -> bool:
+    user_id = user if isinstance(user, int) else user.pk
+    return TotpAuthenticator.objects.filter(user_id=user_id, confirmed_at__isnull=False).exists()
+
+
+def has_passkey(user: User | int) -> bool:
+    user_id = user if isinstance(user, int) else user.pk
+    return Passkey.objects.filter(user_id=user_id).exists()
 
 
 def has_mfa(user: User | int) -> bool:
-    """Whether the account has a second factor: a confirmed authenticator app."""
-    user_id = user if isinstance(user, int) else user.pk
-    return TotpAuthenticator.objects.filter(user_id=user_id, confirmed_at__isnull=False).exists()
+    """Whether the account has a second factor: a confirmed authenticator app, or a passkey."""
+    return has_totp(user) or has_passkey(user)
 
 
 def methods_of(user: User) -> list[str]:
     """The second factors sign-in offers the account. Recovery codes always, used up or not: the
     answer to someone who only knows the password must not tell them how many are left."""
-    return [Method.TOTP.value, Method.RECOVERY_CODE.value] if has_mfa(user) else []
+    offered = [Method.PASSKEY.value] if has_passkey(user) else []
+    if has_totp(user):
+        offered.append(Method.TOTP.value)
+    return [*offered, Method.RECOVERY_CODE.value] if offered else []
 
 
 def normalize_code(code: object) -> str:
@@ -255,14 +268,31 @@ def forget_wrong_codes(*, user: User) -> None:
     forget(MFA_ACCOUNT_DAY, _limit_key(user))
 
 
-def remove_factors(*, user: User) -> bool:
-    """Forget the account's app secret and recovery codes (the row and its last step stay); whether
-    a second factor was on. Call inside the caller's transaction, which records why."""
+def remove_totp(*, user: User) -> bool:
+    """Forget the account's app secret (the row and its last step stay); whether the app was on.
+    The recovery codes stay while a passkey does. Call inside the caller's transaction."""
     turned_off = TotpAuthenticator.objects.filter(user=user, confirmed_at__isnull=False).update(
         confirmed_at=None, secret_encrypted="", secret_key_id=""
     )
     TotpAuthenticator.objects.filter(user=user).update(secret_encrypted="", secret_key_id="")
-    RecoveryCode.objects.filter(user=user).delete()
+    remove_recovery_codes_if_unneeded(user=user)
     if turned_off:
         retire_emailed_links(user=user)
     return turned_off == 1
+
+
+def remove_recovery_codes_if_unneeded(*, user: User) -> None:
+    """The recovery codes stand in for a lost second factor: with none left, they go too."""
+    if not has_mfa(user):
+        RecoveryCode.objects.filter(user=user).delete()
+
+
+def remove_factors(*, user: User) -> bool:
+    """Forget every second factor of the account: the app secret, the passkeys, the recovery codes;
+    whether one was on. Call inside the caller's transaction, which records why."""
+    passkeys_removed, _ = Passkey.objects.filter(user=user).delete()
+    totp_removed = remove_totp(user=user)
+    RecoveryCode.objects.filter(user=user).delete()
+    if passkeys_removed:
+        retire_emailed_links(user=user)
+    return totp_removed or passkeys_removed > 0

@@ -9,6 +9,7 @@ second step by calling start_browser_session with a user.
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout, user_logged_in
@@ -20,6 +21,7 @@ from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.exceptions import EmailNotVerified, InvalidCredentials, SessionNotFound
 from accounts.flows.device_sessions import EndReason, IssuedTokens, end_device_session, start_device_session
+from accounts.flows.passkeys import Purpose, assertion_options, prove_passkey
 from accounts.flows.pending import complete_pending, pending_sign_in, spend_attempt, start_pending_sign_in
 from accounts.flows.second_factor import has_mfa, methods_of, prove_second_factor
 from accounts.models import User
@@ -79,7 +81,7 @@ class SignedIn:
 
     @property
     def second_factor(self) -> bool:
-        return methods.ONE_TIME_CODE in self.amr
+        return methods.proves_second_factor(self.amr)
 
 
 @dataclass(frozen=True)
@@ -102,17 +104,52 @@ def finish_first_factor(*, user: User, amr: list[str]) -> SignedIn | SecondStepR
     return SignedIn(user=user, amr=proven)
 
 
-def complete_second_step(*, handle: str | None, code: object, client: ClientInfo) -> SignedIn:
-    """The pending sign-in of ``handle``, finished with a TOTP or recovery code.
+def complete_second_step(
+    *, handle: str | None, client: ClientInfo, code: object = None, credential: object = None
+) -> SignedIn:
+    """The pending sign-in of ``handle``, finished with a TOTP or recovery code, or a passkey's
+    answer to ``second_step_passkey_options``.
 
     PendingSignInInvalid if it expired, ran out of attempts or was finished already; InvalidCode
-    for a wrong code (the attempt is spent); RateLimited past the account's or the IP's limit.
+    for a wrong code and PasskeyRefused for a refused passkey (either way the attempt is spent);
+    RateLimited past the account's or the IP's limit.
     """
     pending = pending_sign_in(handle)
     spend_attempt(pending)
-    prove_second_factor(user=pending.user, code=code, client=client)
+    if credential is not None:
+        proof = prove_passkey(
+            purpose=Purpose.SECOND_STEP, credential=credential, client=client, user=pending.user, pending=pending
+        )
+        proven = proof.amr
+    else:
+        prove_second_factor(user=pending.user, code=code, client=client)
+        proven = [methods.ONE_TIME_CODE]
     complete_pending(pending)
-    return SignedIn(user=pending.user, amr=methods.combine(pending.amr, [methods.ONE_TIME_CODE]))
+    return SignedIn(user=pending.user, amr=methods.combine(pending.amr, proven))
+
+
+def second_step_methods(*, handle: str | None) -> list[str]:
+    """The second factors the pending sign-in of ``handle`` can finish with; PendingSignInInvalid if none waits."""
+    return methods_of(pending_sign_in(handle).user)
+
+
+def second_step_passkey_options(*, handle: str | None, client: ClientInfo) -> dict[str, Any]:
+    """Request options for finishing the pending sign-in of ``handle`` with one of its account's
+    passkeys; PendingSignInInvalid, or NoPasskey if the account has none."""
+    pending = pending_sign_in(handle)
+    return assertion_options(purpose=Purpose.SECOND_STEP, client=client, user=pending.user, pending=pending)
+
+
+def sign_in_passkey_options(*, client: ClientInfo) -> dict[str, Any]:
+    """Request options for signing in with a passkey: they name no account and no credential."""
+    return assertion_options(purpose=Purpose.SIGN_IN, client=client)
+
+
+def authenticate_passkey(*, credential: object, client: ClientInfo) -> SignedIn | SecondStepRequired:
+    """A sign-in with a passkey (user verification required, so both factors at once); PasskeyRefused
+    (with its audit event) otherwise."""
+    proof = prove_passkey(purpose=Purpose.SIGN_IN, credential=credential, client=client)
+    return finish_first_factor(user=proof.user, amr=proof.amr)
 
 
 def _start_device_session(sign_in: SignedIn, client: ClientInfo, via: str) -> IssuedTokens:

@@ -26,7 +26,7 @@ from accounts.flows.second_factor import remove_factors
 from accounts.flows.security_reset import lock_account, security_reset
 from accounts.flows.verification import prove_address, send_verification_email
 from accounts.mail import send_account_email, site_link
-from accounts.models import DeviceSession, TotpAuthenticator, User
+from accounts.models import DeviceSession, Passkey, TotpAuthenticator, User
 from accounts.revocation import SessionId
 
 
@@ -228,11 +228,14 @@ def admin_access(*, user: User, session_id: SessionId | None) -> AdminAccess:
     """
     if not (user.is_active and user.is_staff):
         return AdminAccess.NOT_STAFF
-    confirmed_at = (
+    # Since when a factor the account has now has been on: the oldest of them.
+    set_up = [
         TotpAuthenticator.objects.filter(user=user, confirmed_at__isnull=False)
         .values_list("confirmed_at", flat=True)
-        .first()
-    )
+        .first(),
+        Passkey.objects.filter(user=user).order_by("created_at").values_list("created_at", flat=True).first(),
+    ]
+    confirmed_at = min((moment for moment in set_up if moment is not None), default=None)
     if confirmed_at is None:
         return AdminAccess.ENROL_MFA
     session_uuid = as_session_uuid(session_id)

@@ -144,6 +144,53 @@ export async function verifySecondFactor(code) {
   signedIn(body);
 }
 
+/** Whether this browser can use passkeys (WebAuthn with its JSON helpers). */
+export function passkeysSupported() {
+  return (
+    typeof window.PublicKeyCredential === "function" &&
+    typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function"
+  );
+}
+
+async function passkeyAnswer(optionsPath, headers = {}) {
+  const { body: options } = await postSignIn(optionsPath, {}, headers);
+  let credential;
+  try {
+    credential = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options) });
+  } catch (failure) {
+    const error = new Error(
+      failure && failure.name === "NotAllowedError"
+        ? "The passkey prompt was closed or timed out. Try again."
+        : "Your browser could not use a passkey here.",
+    );
+    error.code = "passkey_cancelled";
+    throw error;
+  }
+  return credential.toJSON();
+}
+
+/**
+ * Sign in with a passkey (both factors at once): the options name no account, the browser offers
+ * this site's passkeys. Throws an Error carrying the API's code if the passkey is refused.
+ */
+export async function signInWithPasskey() {
+  const credential = await passkeyAnswer("/api/auth/passkeys/sign-in/options/");
+  const { status, body } = await postSignIn("/api/auth/passkeys/sign-in/", { credential });
+  if (status === 202 && body.status === "mfa_required") {
+    return { mfaRequired: true, methods: body.methods || [] };
+  }
+  signedIn(body);
+  return { mfaRequired: false };
+}
+
+/** The second step with one of the account's passkeys, for the pending sign-in. */
+export async function verifyWithPasskey() {
+  const csrf = await ensureCsrfCookie();
+  const credential = await passkeyAnswer("/api/auth/mfa/passkey/options/", { "X-CSRFToken": csrf });
+  const { body } = await postSignIn("/api/auth/mfa/verify/", { credential }, { "X-CSRFToken": csrf });
+  signedIn(body);
+}
+
 /** End this device session everywhere: server, this tab, and every other tab. */
 export async function signOut() {
   const csrf = await ensureCsrfCookie();

@@ -109,8 +109,10 @@ export async function renderDevices({ onSignedOut }) {
 
 // How a session signed in (RFC 8176 amr), in words; the devices page says the same (accounts/amr.py).
 function describeMethods(amr) {
-  const words = { pwd: "password", otp: "one-time code" };
-  const methods = amr.filter((method) => method !== "mfa").map((method) => words[method] || method);
+  const words = { pwd: "password", otp: "one-time code", hwk: "passkey", swk: "passkey" };
+  const methods = amr
+    .filter((method) => method !== "mfa" && method !== "user")
+    .map((method) => words[method] || method);
   if (methods.length === 0) return "unknown";
   return methods.join(" + ") + (amr.includes("mfa") ? " (two-factor)" : "");
 }

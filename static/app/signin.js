@@ -1,6 +1,6 @@
 // The signed-out view: sign in through the API, or go to the sign-in page.
 
-import { signIn, verifySecondFactor } from "./auth.js";
+import { passkeysSupported, signIn, signInWithPasskey, verifySecondFactor, verifyWithPasskey } from "./auth.js";
 import { h, show } from "./dom.js";
 
 export function renderSignIn() {
@@ -18,7 +18,7 @@ export function renderSignIn() {
     try {
       const outcome = await signIn(email.value, password.value);
       password.value = "";
-      if (outcome.mfaRequired) renderSecondStep();
+      if (outcome.mfaRequired) renderSecondStep(outcome.methods);
     } catch (failure) {
       error.replaceChildren(h("p", {}, messageFor(failure)));
       if (failure.code === "email_not_verified") {
@@ -32,6 +32,24 @@ export function renderSignIn() {
     }
   }
 
+  const passkeyButton = passkeysSupported()
+    ? h("button", { type: "button", class: "secondary", onclick: onPasskey }, "Sign in with a passkey")
+    : null;
+
+  async function onPasskey() {
+    error.hidden = true;
+    passkeyButton.disabled = true;
+    try {
+      const outcome = await signInWithPasskey();
+      if (outcome.mfaRequired) renderSecondStep(outcome.methods);
+    } catch (failure) {
+      error.replaceChildren(h("p", {}, messageFor(failure)));
+      error.hidden = false;
+    } finally {
+      passkeyButton.disabled = false;
+    }
+  }
+
   show(
     h("h1", {}, "Sign in to your todos"),
     h("p", {}, "Signed in on this site already? ",
@@ -42,13 +60,14 @@ export function renderSignIn() {
       h("div", { class: "field" }, h("label", { for: "signin-password" }, "Password"), password),
       submit,
     ),
+    ...(passkeyButton ? [passkeyButton] : []),
     h("p", {}, h("a", { href: "/accounts/password/reset/" }, "Forgot your password?")),
     h("p", {}, "New here? ", h("a", { href: "/accounts/signup/" }, "Create an account"), "."),
   );
 }
 
-/** The second step of an account with two-factor authentication: a code from the app or a recovery code. */
-function renderSecondStep() {
+/** The second step of an account with two-factor authentication: a passkey, a code from the app or a recovery code. */
+function renderSecondStep(methods = []) {
   const error = h("div", { class: "form-errors", role: "alert", hidden: true });
   const code = h("input", {
     type: "text", id: "signin-code", name: "code", autocomplete: "one-time-code", autocapitalize: "characters",
@@ -81,8 +100,29 @@ function renderSecondStep() {
     }
   }
 
+  const withPasskey = methods.includes("passkey") && passkeysSupported();
+  const passkeyButton = withPasskey ? h("button", { type: "button", onclick: onPasskey }, "Use your passkey") : null;
+
+  async function onPasskey() {
+    error.hidden = true;
+    passkeyButton.disabled = true;
+    try {
+      await verifyWithPasskey();
+    } catch (failure) {
+      if (failure.code === "sign_in_expired") {
+        renderSignIn();
+        return;
+      }
+      error.replaceChildren(h("p", {}, messageFor(failure)));
+      error.hidden = false;
+    } finally {
+      passkeyButton.disabled = false;
+    }
+  }
+
   show(
     h("h1", {}, "Two-factor authentication"),
+    ...(passkeyButton ? [h("p", {}, "Confirm it is you with your passkey, or enter a code."), passkeyButton] : []),
     h("p", {}, "Enter the 6-digit code from your authenticator app, or one of your recovery codes."),
     h("form", { class: "stack", onsubmit: onSubmit, novalidate: true },
       error,

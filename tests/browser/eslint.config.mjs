@@ -24,7 +24,7 @@ export default [
   },
   js.configs.recommended,
   {
-    files: ["static/app/**/*.js"],
+    files: ["static/app/**/*.js", "static/accounts/**/*.js"],
     languageOptions: {
       ecmaVersion: 2022,
       sourceType: "module",

@@ -26,7 +26,12 @@ class MfaStatusView(SignedInView):
     def get(self, request: Request) -> Response:
         current = mfa_status(user=account_of(request))
         return Response(
-            {"totp_enabled": current.totp_enabled, "recovery_codes_remaining": current.recovery_codes_remaining}
+            {
+                "enabled": current.enabled,
+                "totp_enabled": current.totp_enabled,
+                "passkeys": len(current.passkeys),
+                "recovery_codes_remaining": current.recovery_codes_remaining,
+            }
         )
 
 
@@ -79,8 +84,11 @@ class TotpConfirmView(SignedInView):
 @extend_schema(tags=AUTH_TAG)
 class TotpView(SignedInView):
     @extend_schema(
-        summary="Turn two-factor authentication off",
-        description="Removes the authenticator app and every recovery code. Needs a recent second factor.",
+        summary="Remove the authenticator app",
+        description=(
+            "Removes the app, and every recovery code unless a passkey stays (two-factor then stays on). "
+            "Needs a recent second factor."
+        ),
         request=None,
         responses={
             204: OpenApiResponse(description="Off."),

@@ -20,6 +20,7 @@ from accounts.api.views.common import (
 )
 from accounts.flows.device_sessions import live_sessions
 from accounts.flows.own_sessions import end_other_sessions, end_own_session
+from accounts.flows.passkeys import reauthenticate_with_passkey
 from accounts.flows.reauthentication import reauthenticate
 
 
@@ -80,20 +81,36 @@ class RevokeOtherSessionsView(SignedInView):
 @extend_schema(tags=AUTH_TAG)
 class ReauthenticateView(SignedInView):
     @extend_schema(
-        summary="Confirm it is me: my password, or a second-factor code",
+        summary="Confirm it is me: my password, a second-factor code, or a passkey",
         description=(
-            "Either `password` or `code` (TOTP or recovery code). Opens a short window in which this device may "
-            "end other sessions; a code also opens the one for managing two-factor authentication."
+            "One of `password`, `code` (TOTP or recovery code) or `credential` (a passkey's answer to POST "
+            "/api/auth/reauthenticate/passkey/options/). Opens a short window in which this device may end other "
+            "sessions; a code or a passkey also opens the one for managing two-factor authentication."
         ),
         request=ReauthenticateSerializer,
         responses={
             204: OpenApiResponse(description="Confirmed."),
-            400: OpenApiResponse(ERROR, description="`invalid_input`, `invalid_password` or `invalid_code`."),
-            401: NOT_AUTHENTICATED,
+            400: OpenApiResponse(
+                ERROR,
+                description="`invalid_input`, `invalid_password`, `invalid_code` or `passkey_challenge_invalid`.",
+            ),
+            401: OpenApiResponse(
+                ERROR,
+                description="Not authenticated (see the other operations), or a refused passkey (`passkey_refused`, "
+                "`passkey_unknown`, `passkey_cloned`).",
+            ),
         },
     )
     def post(self, request: Request) -> Response:
         data = validated(ReauthenticateSerializer, request)
+        if "credential" in data:
+            reauthenticate_with_passkey(
+                user=account_of(request),
+                session_id=token_user(request).session_id,
+                credential=data["credential"],
+                client=client_of(request),
+            )
+            return Response(status=status.HTTP_204_NO_CONTENT)
         reauthenticate(
             user=account_of(request),
             session_id=token_user(request).session_id,

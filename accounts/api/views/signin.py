@@ -4,6 +4,7 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -21,12 +22,12 @@ from accounts.api.schema import (
 )
 from accounts.api.serializers import (
     AccessTokenSerializer,
-    CodeSerializer,
     LoginResponseSerializer,
     LoginSerializer,
     MessageSerializer,
     MfaRequiredSerializer,
     RegisterSerializer,
+    SecondStepSerializer,
 )
 from accounts.api.views.common import (
     AUTH_TAG,
@@ -61,6 +62,7 @@ from accounts.flows.signin import (
     authenticate_user,
     complete_second_step,
     finish_first_factor,
+    second_step_passkey_options,
     start_api_session,
 )
 from accounts.flows.signup import sign_up
@@ -111,10 +113,15 @@ class LoginView(PublicView):
         user = authenticate_user(request=request._request, email=data["email"], password=data["password"])
         step = finish_first_factor(user=user, amr=[methods.PASSWORD])
         if isinstance(step, SecondStepRequired):
-            response = Response({"status": "mfa_required", "methods": step.methods}, status=status.HTTP_202_ACCEPTED)
-            set_pending_sign_in_cookie(response, step.handle)
-            return response
+            return mfa_required_response(step)
         return signed_in_response(request, step)
+
+
+def mfa_required_response(step: SecondStepRequired) -> Response:
+    """The answer to a first factor whose account has a second: 202, and the pending sign-in's cookie."""
+    response = Response({"status": "mfa_required", "methods": step.methods}, status=status.HTTP_202_ACCEPTED)
+    set_pending_sign_in_cookie(response, step.handle)
+    return response
 
 
 def signed_in_response(request: Request, sign_in: SignedIn) -> Response:
@@ -129,32 +136,75 @@ def signed_in_response(request: Request, sign_in: SignedIn) -> Response:
 @extend_schema(tags=AUTH_TAG)
 class MfaVerifyView(PublicView):
     @extend_schema(
-        summary="Finish signing in with a second-factor code",
+        summary="Finish signing in with a second factor",
         description=(
-            "After POST /api/auth/login/ answered 202 `mfa_required`: a TOTP code or a recovery code, with the "
-            "HttpOnly pending sign-in cookie it set. A pending sign-in lasts 10 minutes and takes 5 codes."
+            "After a first factor answered 202 `mfa_required`: a TOTP code or a recovery code (`code`), or a "
+            "passkey's answer to POST /api/auth/mfa/passkey/options/ (`credential`), with the HttpOnly pending "
+            "sign-in cookie. A pending sign-in lasts 10 minutes and takes 5 attempts."
         ),
-        request=CodeSerializer,
+        request=SecondStepSerializer,
         parameters=[pending_sign_in_cookie_parameter(), csrf_header_parameter()],
         responses={
             200: LoginResponseSerializer,
-            400: OpenApiResponse(ERROR, description="`invalid_input` or `invalid_code` (the attempt is spent)."),
-            401: OpenApiResponse(ERROR, description="`sign_in_expired`: expired, out of attempts, or finished."),
+            400: OpenApiResponse(
+                ERROR,
+                description="`invalid_input`, `invalid_code` or `passkey_challenge_invalid` (the attempt is spent).",
+            ),
+            401: OpenApiResponse(
+                ERROR,
+                description="`sign_in_expired` (expired, out of attempts, or finished), or a refused passkey "
+                "(`passkey_refused`, `passkey_unknown`, `passkey_cloned`; the attempt is spent).",
+            ),
             403: OpenApiResponse(ERROR, description="`csrf_failed`."),
         },
     )
     def post(self, request: Request) -> Response:
         enforce_csrf(request)
-        data = validated(CodeSerializer, request)
+        data = validated(SecondStepSerializer, request)
         try:
             sign_in = complete_second_step(
-                handle=read_pending_sign_in_cookie(request._request), code=data["code"], client=client_of(request)
+                handle=read_pending_sign_in_cookie(request._request),
+                code=data.get("code"),
+                credential=data.get("credential"),
+                client=client_of(request),
             )
         except PendingSignInInvalid as error:
-            response = Response(error_body(error.code, error.message), status=status.HTTP_401_UNAUTHORIZED)
-            clear_pending_sign_in_cookie(response)
-            return response
+            return sign_in_expired(error)
         return signed_in_response(request, sign_in)
+
+
+def sign_in_expired(error: PendingSignInInvalid) -> Response:
+    response = Response(error_body(error.code, error.message), status=status.HTTP_401_UNAUTHORIZED)
+    clear_pending_sign_in_cookie(response)
+    return response
+
+
+@extend_schema(tags=AUTH_TAG)
+class MfaPasskeyOptionsView(PublicView):
+    @extend_schema(
+        summary="Begin the second step with a passkey",
+        description=(
+            "Request options naming the passkeys of the account signing in (user verification preferred), for "
+            "the pending sign-in of the cookie. Answer with POST /api/auth/mfa/verify/ `{credential}`."
+        ),
+        request=None,
+        parameters=[pending_sign_in_cookie_parameter(), csrf_header_parameter()],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="PublicKeyCredentialRequestOptionsJSON."),
+            400: OpenApiResponse(ERROR, description="`no_passkey`: the account has none."),
+            401: OpenApiResponse(ERROR, description="`sign_in_expired`."),
+            403: OpenApiResponse(ERROR, description="`csrf_failed`."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        enforce_csrf(request)
+        try:
+            options = second_step_passkey_options(
+                handle=read_pending_sign_in_cookie(request._request), client=client_of(request)
+            )
+        except PendingSignInInvalid as error:
+            return sign_in_expired(error)
+        return Response(options)
 
 
 @extend_schema(tags=AUTH_TAG)

@@ -22,6 +22,7 @@ from accounts.models import (
     RotatedRefreshToken,
     SecurityEvent,
     User,
+    WebAuthnChallenge,
 )
 
 
@@ -103,6 +104,10 @@ class Command(BaseCommand):
         # A pending sign-in is over once it expires (completed ones expire too).
         counts["pending sign-ins"] = delete_in_batches(
             PendingSignIn.objects.filter(expires_at__lt=now - timedelta(hours=1)), batch_size
+        )
+        # A passkey challenge is single use and lasts minutes: used or expired, it is kept for nothing.
+        counts["passkey challenges"] = delete_in_batches(
+            WebAuthnChallenge.objects.filter(Q(used_at__isnull=False) | Q(expires_at__lt=now)), batch_size
         )
         audit_cutoff = now - timedelta(days=settings.ACCOUNTS_AUDIT_RETENTION_DAYS)
         counts["security events"] = delete_in_batches(
