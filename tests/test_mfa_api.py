@@ -225,7 +225,7 @@ def mfa_table_dump() -> str:
 def test_status_of_an_account_without_mfa_is_off_with_no_codes(bob):
     response = api_client().get(MFA_URL, **bearer(access_token_for(bob)))
     assert response.status_code == 200
-    assert response.json() == {"totp_enabled": False, "recovery_codes_remaining": 0}
+    assert response.json() == {"enabled": False, "totp_enabled": False, "passkeys": 0, "recovery_codes_remaining": 0}
 
 
 @pytest.mark.parametrize(
@@ -252,7 +252,12 @@ def test_setup_returns_a_new_secret_its_otpauth_uri_and_an_inline_qr_code_but_tu
     assert query["issuer"] == [django_settings.ACCOUNTS_MFA_TOTP_ISSUER]
     assert BOB.replace("@", "%40") in uri.path or BOB in uri.path
     assert body["qr_svg"].lstrip().startswith("<svg") and "<script" not in body["qr_svg"]
-    assert api_client().get(MFA_URL, **bearer(access)).json() == {"totp_enabled": False, "recovery_codes_remaining": 0}
+    assert api_client().get(MFA_URL, **bearer(access)).json() == {
+        "enabled": False,
+        "totp_enabled": False,
+        "passkeys": 0,
+        "recovery_codes_remaining": 0,
+    }
     assert login_response(api_client(), BOB).status_code == 200  # not on until confirmed
 
 
@@ -265,7 +270,12 @@ def test_confirm_with_a_code_of_the_new_secret_turns_mfa_on_and_returns_ten_reco
     assert set(response.json()) == {"recovery_codes"}
     assert len(codes) == 10 == len(set(codes))
     assert all(RECOVERY_CODE.fullmatch(code) for code in codes), codes
-    assert api_client().get(MFA_URL, **bearer(access)).json() == {"totp_enabled": True, "recovery_codes_remaining": 10}
+    assert api_client().get(MFA_URL, **bearer(access)).json() == {
+        "enabled": True,
+        "totp_enabled": True,
+        "passkeys": 0,
+        "recovery_codes_remaining": 10,
+    }
     assert login_response(api_client(), BOB).status_code == 202
 
 
@@ -273,7 +283,7 @@ def test_status_never_shows_the_secret_or_a_recovery_code(bob):
     access = access_token_for(bob)
     secret, codes = setup_and_confirm(access)
     response = api_client().get(MFA_URL, **bearer(access))
-    assert set(response.json()) == {"totp_enabled", "recovery_codes_remaining"}
+    assert set(response.json()) == {"enabled", "totp_enabled", "passkeys", "recovery_codes_remaining"}
     text = response.content.decode()
     assert secret not in text and secret.lower() not in text
     assert not any(code in text or code.replace("-", "") in text for code in codes)
@@ -752,13 +762,20 @@ def test_recovery_codes_remaining_counts_down_to_zero(alice, mailoutbox):
     for used, code in enumerate(alice.codes[:2], start=1):
         assert verify(pending_client(), code).status_code == 200
         assert api_client().get(MFA_URL, **bearer(access)).json() == {
+            "enabled": True,
             "totp_enabled": True,
+            "passkeys": 0,
             "recovery_codes_remaining": 10 - used,
         }
     assert all(use_recovery_code(user=alice.user, code=normalize_code(code)) for code in alice.codes[2:9])
     assert login_response(api_client()).json()["methods"] == ["totp", "recovery_code"]
     assert verify(pending_client(), alice.codes[9]).status_code == 200
-    assert api_client().get(MFA_URL, **bearer(access)).json() == {"totp_enabled": True, "recovery_codes_remaining": 0}
+    assert api_client().get(MFA_URL, **bearer(access)).json() == {
+        "enabled": True,
+        "totp_enabled": True,
+        "passkeys": 0,
+        "recovery_codes_remaining": 0,
+    }
     assert login_response(api_client()).json()["methods"] == ["totp", "recovery_code"]  # nothing told
     assert "No unused codes are left" in mails_to(mailoutbox, ALICE)[-1].body
     assert "8 unused codes left" in mails_to(mailoutbox, ALICE)[-2].body
@@ -804,7 +821,12 @@ def test_a_fresh_two_factor_sign_in_can_turn_mfa_off(alice):
     _client, access = mfa_signed_in(alice)
     response = delete_json(api_client(), TOTP_URL, **bearer(access))
     assert response.status_code == 204, response.content
-    assert api_client().get(MFA_URL, **bearer(access)).json() == {"totp_enabled": False, "recovery_codes_remaining": 0}
+    assert api_client().get(MFA_URL, **bearer(access)).json() == {
+        "enabled": False,
+        "totp_enabled": False,
+        "passkeys": 0,
+        "recovery_codes_remaining": 0,
+    }
     assert not RecoveryCode.objects.filter(user=alice.user).exists()
     row = TotpAuthenticator.objects.get(user=alice.user)
     assert (row.secret_encrypted, row.secret_key_id, row.confirmed_at) == ("", "", None)

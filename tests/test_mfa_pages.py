@@ -617,7 +617,7 @@ def test_the_security_page_with_mfa_on_shows_the_codes_left_and_never_a_secret(a
     response = signed_in_alice.get(SECURITY)
     assert response.status_code == 200
     text = text_of(response)
-    assert "on Signing in needs your password and a code from your authenticator app." in text
+    assert "on Signing in with your password also needs a code from your authenticator app." in text
     assert "Unused recovery codes: 10 of 10." in text
     assert sorted(form.attrs["action"] for form in own_forms(response)) == sorted([RECOVERY_CODES, TOTP_DISABLE])
     html = response.content.decode()

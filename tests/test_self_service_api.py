@@ -909,7 +909,7 @@ def test_schema_documents_every_self_service_operation(schema, path, method):
     [
         ("/api/auth/password/change/", "post", {"current_password", "new_password"}),
         ("/api/auth/email/change/", "post", {"new_email", "password"}),
-        ("/api/auth/reauthenticate/", "post", {"password", "code"}),
+        ("/api/auth/reauthenticate/", "post", {"password", "code", "credential"}),
         ("/api/auth/me/", "delete", {"password"}),
         ("/api/auth/me/", "patch", {"name"}),
     ],

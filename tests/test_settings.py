@@ -50,6 +50,8 @@ print(json.dumps({
     "EMAIL_FILE_PATH": s.EMAIL_FILE_PATH,
     "ANYMAIL": s.ANYMAIL,
     "SITE_URL": s.SITE_URL,
+    "WEBAUTHN_RP_ID": s.WEBAUTHN_RP_ID,
+    "WEBAUTHN_ORIGINS": s.WEBAUTHN_ORIGINS,
     "ALLOWED_HOSTS": s.ALLOWED_HOSTS,
     "SECRET_KEY": s.SECRET_KEY,
     "SESSION_COOKIE_SECURE": s.SESSION_COOKIE_SECURE,
@@ -122,7 +124,7 @@ def test_debug_true_alone_gives_embedded_local_defaults():
     assert loaded["DB_NAME"] == str(PROJECT_ROOT / "db.sqlite3")
     assert loaded["CACHE_BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
     assert loaded["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
-    assert loaded["SITE_URL"] == "http://127.0.0.1:8000"
+    assert loaded["SITE_URL"] == "http://localhost:8000"
     assert loaded["SECRET_KEY"]
     assert "*" not in loaded["ALLOWED_HOSTS"]
     assert loaded["SESSION_COOKIE_SECURE"] is False
@@ -213,6 +215,8 @@ def test_site_url_trailing_slash_is_removed():
         ({"JWT_SIGNING_KEY": PRODUCTION_ENV["SECRET_KEY"]}, "JWT_SIGNING_KEY", "accounts.E005"),
         ({"JWT_ALGORITHM": "EdDSA", "JWT_SIGNING_KEY": ""}, "JWT_SIGNING_KEY", "accounts.E006"),
         ({"JWT_ALGORITHM": "Ed25519", "JWT_SIGNING_KEY": ""}, "JWT_SIGNING_KEY", "accounts.E006"),
+        ({"WEBAUTHN_RP_ID": "203.0.113.9"}, "WEBAUTHN_RP_ID", "accounts.E010"),
+        ({"WEBAUTHN_ORIGINS": "https://evil.example"}, "WEBAUTHN_ORIGINS", "accounts.E010"),
     ],
 )
 def test_each_unsafe_production_variant_refuses_to_load(override, named, check_id):
@@ -381,6 +385,8 @@ SAFE_PRODUCTION_SETTINGS = {
     "JWT_SIGNING_KEY": PRODUCTION_ENV["JWT_SIGNING_KEY"],
     "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
     "MFA_ENCRYPTION_KEYS": [PRODUCTION_ENV["MFA_ENCRYPTION_KEYS"]],
+    "WEBAUTHN_RP_ID": "todo.example",
+    "WEBAUTHN_ORIGINS": ["https://todo.example", "https://app.todo.example"],
 }
 
 
@@ -407,6 +413,14 @@ def test_safe_production_settings_pass_the_production_checks(settings):
             "accounts.E009",
             "key 2",
         ),
+        ({"WEBAUTHN_RP_ID": ""}, "accounts.E010", "WEBAUTHN_RP_ID"),
+        ({"WEBAUTHN_RP_ID": "203.0.113.9"}, "accounts.E010", "WEBAUTHN_RP_ID"),
+        ({"WEBAUTHN_RP_ID": "[::1]"}, "accounts.E010", "WEBAUTHN_RP_ID"),
+        ({"WEBAUTHN_ORIGINS": []}, "accounts.E010", "WEBAUTHN_ORIGINS"),
+        ({"WEBAUTHN_ORIGINS": ["http://todo.example"]}, "accounts.E010", "WEBAUTHN_ORIGINS"),
+        ({"WEBAUTHN_ORIGINS": ["https://todo.example.evil.example"]}, "accounts.E010", "WEBAUTHN_ORIGINS"),
+        ({"WEBAUTHN_ORIGINS": ["https://nottodo.example"]}, "accounts.E010", "WEBAUTHN_ORIGINS"),
+        ({"WEBAUTHN_ORIGINS": ["https://todo.example/app"]}, "accounts.E010", "WEBAUTHN_ORIGINS"),
     ],
 )
 def test_check_deploy_reports_each_production_problem_with_its_id(settings, unsafe, check_id, named):
@@ -443,3 +457,12 @@ def test_check_deploy_recommends_ed25519_over_eddsa_as_a_warning(settings, monke
 def test_plain_check_leaves_the_production_checks_out(settings):
     settings.SITE_URL = "http://todo.example"
     call_command("check", stdout=io.StringIO(), stderr=io.StringIO())  # no SystemCheckError
+
+
+def test_the_relying_party_comes_from_site_url_unless_set():
+    loaded = load_settings(**{**PRODUCTION_ENV, "SITE_URL": "https://todo.example"})
+    assert (loaded["WEBAUTHN_RP_ID"], loaded["WEBAUTHN_ORIGINS"]) == ("todo.example", ["https://todo.example"])
+    loaded = load_settings(
+        **{**PRODUCTION_ENV, "SITE_URL": "https://app.todo.example", "WEBAUTHN_RP_ID": "todo.example"}
+    )
+    assert (loaded["WEBAUTHN_RP_ID"], loaded["WEBAUTHN_ORIGINS"]) == ("todo.example", ["https://app.todo.example"])

@@ -14,7 +14,7 @@ def test_sign_up_verify_sign_in_sign_out(client, db):
     assert response.status_code == 302
     assert len(mail.outbox) == 1
     link = link_in(mail.outbox[0], "/verify-email/")
-    path = link.removeprefix("http://127.0.0.1:8000")
+    path = link.removeprefix("http://localhost:8000")
     response = client.get(path)
     assert response.status_code == 302
     response = client.get(response["Location"])

@@ -148,7 +148,7 @@ def test_page_is_clean_accessible_and_fits_320px(name, path, who, ready, statuse
         page.goto("/accounts/login/")
         page.get_by_label("Email address").fill(staff.email)
         page.get_by_label("Password", exact=True).fill(STRONG_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
         expect(page).to_have_url(re.compile(r"/accounts/login/mfa/$"))
         page.get_by_label("Code", exact=True).fill(totp_code(staff.totp_secret))
         page.get_by_role("button", name="Verify").click()

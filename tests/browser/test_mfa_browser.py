@@ -63,7 +63,7 @@ def enter_password(page, email: str, *, next_path: str | None = None) -> None:
     page.goto("/accounts/login/" + (f"?next={next_path}" if next_path else ""))
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(heading(page, "Two-factor authentication")).to_be_visible()
     query = re.escape("?" + urlencode({"next": next_path})) if next_path else ""  # the code page keeps ?next=
     expect(page).to_have_url(re.compile(r"/accounts/login/mfa/" + query + "$"))
@@ -145,7 +145,7 @@ def test_turning_on_two_factor_authentication(page, robin):
     page.get_by_role("link", name="I have saved them").click()
     expect(heading(page, "Security")).to_be_visible()
     expect(page.locator(".badge", has_text="on")).to_be_visible()
-    expect(page.get_by_text("Signing in needs your password and a code from your authenticator app.")).to_be_visible()
+    expect(page.get_by_text("Signing in with your password also needs a code from your authenticator app.")).to_be_visible()
     expect(page.locator("#recovery-codes-remaining")).to_have_text("Unused recovery codes: 10 of 10.")
     expect(page.get_by_role("button", name="Set up an authenticator app")).to_have_count(0)
     assert_clean(page)
@@ -183,7 +183,7 @@ def test_a_wrong_code_during_setup_leaves_two_factor_off(page, robin):
 def test_signing_in_with_a_code_from_the_app_keeps_next(page, site, robin_with_app):
     _, secret, _ = robin_with_app
     enter_password(page, EMAIL, next_path="/accounts/sessions/")
-    expect(page.get_by_role("navigation", name="Account").get_by_role("link", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Account").get_by_role("link", name="Sign in", exact=True)).to_be_visible()
     assert_clean(page)
 
     enter_code(page, totp_code(secret))
@@ -241,7 +241,7 @@ def test_the_app_asks_for_the_code_after_the_password(page, robin_with_app):
     expect(heading(page, "Sign in to your todos")).to_be_visible()
     page.locator("#signin-email").fill(EMAIL)
     page.locator("#signin-password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(heading(page, "Two-factor authentication")).to_be_visible()
     code_field = page.locator("#signin-code")
     expect(code_field).to_be_focused()
@@ -292,7 +292,7 @@ def test_staff_set_up_two_factor_before_the_admin_opens(page, site, make_user):
     page.goto("/accounts/login/?next=/admin/")
     page.get_by_label("Email address").fill(STAFF_EMAIL)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page).to_have_url(f"{site}/accounts/security/")
     expect(heading(page, "Security")).to_be_visible()
     expect(page.get_by_role("status")).to_have_text(
@@ -352,7 +352,7 @@ def _security_staff_sent_to_enrol(page, make_user):
     page.goto("/accounts/login/?next=/admin/")
     page.get_by_label("Email address").fill(STAFF_EMAIL)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("Support staff need two-factor authentication")
 
 
@@ -383,7 +383,7 @@ def _app_second_step(page, make_user):
     page.goto("/app/")
     page.locator("#signin-email").fill(EMAIL)
     page.locator("#signin-password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.locator("#signin-code").fill(wrong_code(secret))
     page.get_by_role("button", name="Verify").click()
     expect(page.get_by_role("alert")).to_have_text(WRONG_CODE)  # the last answer the page waited for

@@ -181,7 +181,7 @@ def sign_in_on_page(page, email: str, password: str, *, next_path: str | None = 
     page.goto("/accounts/login/" + (f"?next={next_path}" if next_path else ""))
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
 
 
@@ -192,5 +192,5 @@ def sign_in_in_app(page, email: str, password: str) -> None:
     expect(page.get_by_role("heading", name="Sign in to your todos", exact=True)).to_be_visible()
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Your todos", exact=True)).to_be_visible()

@@ -31,6 +31,7 @@ class Page(HTMLParser):
         self.links: list[str] = []
         self.stylesheets: list[str] = []
         self.scripts = 0
+        self.script_sources: list[str | None] = []  # each script's src (None: an inline script)
         self.label_targets: list[str] = []
         self.inputs: list[dict] = []  # every form control on the page, in or out of a form
         self.forms: list[Form] = []
@@ -53,6 +54,7 @@ class Page(HTMLParser):
             self.stylesheets.append(named.get("href", ""))
         elif tag == "script":
             self.scripts += 1
+            self.script_sources.append(named.get("src"))
         elif tag == "label" and "for" in named:
             self.label_targets.append(named["for"])
         elif tag == "form":
