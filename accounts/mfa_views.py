@@ -154,7 +154,7 @@ def recovery_codes_regenerate(request: SignedInRequest) -> HttpResponse:
     return show_recovery_codes(request, codes)
 
 
-def show_recovery_codes(request: HttpRequest, codes: list[str], *, just_enabled: bool = False) -> HttpResponse:
+def show_recovery_codes(request: SignedInRequest, codes: list[str], *, just_enabled: bool = False) -> HttpResponse:
     """The codes, this once (never stored in clear, so never shown again), with a text file to save.
 
     Just after turning two-factor on, the page also offers to sign out the other devices: they signed

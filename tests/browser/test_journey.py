@@ -313,7 +313,9 @@ def test_changing_the_email_address(new_context, sam):
 
     # Signed out, the old address is no longer an account; the new one signs in.
     page.get_by_role("navigation", name="Account").get_by_role("button", name="Sign out").click()
-    expect(page.get_by_role("navigation", name="Account").get_by_role("link", name="Sign in", exact=True)).to_be_visible()
+    expect(
+        page.get_by_role("navigation", name="Account").get_by_role("link", name="Sign in", exact=True)
+    ).to_be_visible()
     page.goto("/accounts/login/")
     page.get_by_label("Email address").fill(EMAIL)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
@@ -353,7 +355,9 @@ def test_changing_the_password_then_deleting_the_account(new_context, site, sam)
     page.get_by_label("I understand that my account and all my todos will be deleted for good.").check()
     page.get_by_role("button", name="Delete my account").click()
     expect(page).to_have_url(f"{site}/")
-    expect(page.get_by_role("navigation", name="Account").get_by_role("link", name="Sign in", exact=True)).to_be_visible()
+    expect(
+        page.get_by_role("navigation", name="Account").get_by_role("link", name="Sign in", exact=True)
+    ).to_be_visible()
     assert not User.objects.filter(email=EMAIL).exists()
     assert not Todo.objects.exists()
     email_to(EMAIL, "Your Todo account was deleted")

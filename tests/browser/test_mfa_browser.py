@@ -145,7 +145,9 @@ def test_turning_on_two_factor_authentication(page, robin):
     page.get_by_role("link", name="I have saved them").click()
     expect(heading(page, "Security")).to_be_visible()
     expect(page.locator(".badge", has_text="on")).to_be_visible()
-    expect(page.get_by_text("Signing in with your password also needs a code from your authenticator app.")).to_be_visible()
+    expect(
+        page.get_by_text("Signing in with your password also needs a code from your authenticator app.")
+    ).to_be_visible()
     expect(page.locator("#recovery-codes-remaining")).to_have_text("Unused recovery codes: 10 of 10.")
     expect(page.get_by_role("button", name="Set up an authenticator app")).to_have_count(0)
     assert_clean(page)
@@ -183,7 +185,9 @@ def test_a_wrong_code_during_setup_leaves_two_factor_off(page, robin):
 def test_signing_in_with_a_code_from_the_app_keeps_next(page, site, robin_with_app):
     _, secret, _ = robin_with_app
     enter_password(page, EMAIL, next_path="/accounts/sessions/")
-    expect(page.get_by_role("navigation", name="Account").get_by_role("link", name="Sign in", exact=True)).to_be_visible()
+    expect(
+        page.get_by_role("navigation", name="Account").get_by_role("link", name="Sign in", exact=True)
+    ).to_be_visible()
     assert_clean(page)
 
     enter_code(page, totp_code(secret))
