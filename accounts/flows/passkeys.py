@@ -62,6 +62,7 @@ from accounts.exceptions import (
     PasskeyUnknown,
 )
 from accounts.flows.email_tokens import retire_emailed_links
+from accounts.flows.profile import is_printable_line
 from accounts.flows.reauthentication import SensitiveAction, record_authentication, require_recent_authentication
 from accounts.flows.second_factor import has_mfa, remove_recovery_codes_if_unneeded, replace_recovery_codes
 from accounts.flows.security_reset import lock_account
@@ -197,11 +198,12 @@ def passkeys_of(*, user: User) -> list[Passkey]:
 
 
 def clean_passkey_name(name: object) -> str:
-    """The name as stored: one line of 1 to 64 characters; InvalidPasskeyName otherwise."""
-    if not isinstance(name, str):
+    """The name as stored: one line of 1 to 64 characters, by the display name's rule (it goes into
+    emails and pages too); InvalidPasskeyName otherwise."""
+    if not isinstance(name, str) or not is_printable_line(name):
         raise InvalidPasskeyName
     cleaned = " ".join(name.split())
-    if not cleaned or len(cleaned) > NAME_MAX_LENGTH or any(ord(char) < 32 or ord(char) == 127 for char in cleaned):
+    if not cleaned or len(cleaned) > NAME_MAX_LENGTH:
         raise InvalidPasskeyName
     return cleaned
 

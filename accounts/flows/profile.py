@@ -15,6 +15,12 @@ _FORBIDDEN_CATEGORIES = {"Cc", "Zl", "Zp", "Cs", "Co"}
 _BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+def is_printable_line(text: str) -> bool:
+    """Whether ``text`` is one line of text that cannot reorder or break what is around it (in a
+    page, an email, the admin): no controls, separators, surrogates, private use or direction controls."""
+    return not any(char in _BIDI_CONTROLS or unicodedata.category(char) in _FORBIDDEN_CATEGORIES for char in text)
+
+
 def clean_display_name(name: str) -> str:
     """The name as stored: one line of printable text, 1 to NAME_MAX_LENGTH
     characters; InvalidName (on the ``name`` field) otherwise.
@@ -25,7 +31,7 @@ def clean_display_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > NAME_MAX_LENGTH:
         raise InvalidName(f"Enter a name of 1 to {NAME_MAX_LENGTH} characters.")
-    if any(char in _BIDI_CONTROLS or unicodedata.category(char) in _FORBIDDEN_CATEGORIES for char in name):
+    if not is_printable_line(name):
         raise InvalidName
     return name
 
