@@ -142,7 +142,10 @@ class EmailUnchanged(AccountError):
 class SecondFactorRequired(ReauthenticationRequired):
     """Managing the second factors of an account that has them needs one of them, recently."""
 
-    message = "For your security, enter a code from your authenticator app (or a recovery code) first."
+    message = (
+        "For your security, confirm it is you with your second factor first: your passkey, "
+        "a code from your authenticator app, or a recovery code."
+    )
 
 
 class InvalidCode(AccountError):

@@ -172,9 +172,15 @@ def code_field(label: str = "Code") -> forms.CharField:
 
 
 class SecondFactorForm(forms.Form):
-    """The second step of signing in, and re-authenticating with a code."""
+    """The second step of signing in, and re-authenticating with a code. ``with_app`` False: the
+    account has no authenticator app (a passkey only), so the only code it has is a recovery code."""
 
     code = code_field()
+
+    def __init__(self, *args: Any, with_app: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not with_app:
+            self.fields["code"].help_text = "One of your recovery codes."
 
 
 class PasskeyAnswerForm(forms.Form):

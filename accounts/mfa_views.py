@@ -25,6 +25,7 @@ from accounts.flows.mfa import (
     pending_totp_setup,
     regenerate_recovery_codes,
 )
+from accounts.flows.second_factor import Method
 from accounts.flows.signin import complete_second_step, second_step_methods, second_step_passkey_options
 from accounts.forms import PasskeyAnswerForm, SecondFactorForm, TotpConfirmForm
 from accounts.pages import (
@@ -67,7 +68,10 @@ def login_mfa(request: HttpRequest) -> HttpResponse:
         return signed_in(request, sign_in, next_url)
 
     with_passkey = request.method == "POST" and "credential" in request.POST
-    form = (PasskeyAnswerForm if with_passkey else SecondFactorForm)(request.POST or None)
+    with_app = Method.TOTP.value in offered
+    form = (
+        PasskeyAnswerForm(request.POST) if with_passkey else SecondFactorForm(request.POST or None, with_app=with_app)
+    )
     if with_passkey and request.method == "POST" and form.is_valid():
         try:
             return on_valid(form.cleaned_data)
@@ -76,7 +80,7 @@ def login_mfa(request: HttpRequest) -> HttpResponse:
             return redirect(with_next(reverse("accounts:login_mfa"), next_url))
     return form_page(
         request,
-        form=SecondFactorForm() if with_passkey else form,
+        form=SecondFactorForm(with_app=with_app) if with_passkey else form,
         template="accounts/login_mfa.html",
         on_valid=on_valid,
         context={"next": next_url or "", "methods": offered},

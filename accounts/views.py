@@ -43,7 +43,7 @@ from accounts.flows.password_change import change_password
 from accounts.flows.password_reset import check_password_reset_token, request_password_reset, reset_password
 from accounts.flows.profile import update_profile
 from accounts.flows.reauthentication import reauthenticate
-from accounts.flows.second_factor import has_mfa, has_passkey
+from accounts.flows.second_factor import has_mfa, has_passkey, has_totp
 from accounts.flows.signin import (
     DEVICE_SESSION_KEY,
     SecondStepRequired,
@@ -316,7 +316,12 @@ def reauthenticate_view(request: SignedInRequest) -> HttpResponse:
         )
         return redirect(next_url or "accounts:home")
 
-    form: forms.Form = (SecondFactorForm if with_code else PasswordConfirmForm)(request.POST or None)
+    with_app = has_totp(request.user)
+    form: forms.Form = (
+        SecondFactorForm(request.POST or None, with_app=with_app)
+        if with_code
+        else PasswordConfirmForm(request.POST or None)
+    )
     return form_page(
         request,
         form=form,
@@ -327,6 +332,7 @@ def reauthenticate_view(request: SignedInRequest) -> HttpResponse:
             "with_code": with_code,
             "has_code": has_code,
             "has_passkey": has_passkey(request.user),
+            "has_totp": with_app,
         },
     )
 

@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html import escape, unescape
+from html import escape
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import pyotp
@@ -19,7 +19,7 @@ from accounts.flows.signin import DEVICE_SESSION_KEY
 from accounts.models import DeviceSession, PendingSignIn, RecoveryCode, SecurityEvent, TotpAuthenticator, User
 from accounts.views import PENDING_SIGN_IN_KEY
 from tests.support.accounts import STRONG_PASSWORD, force_page_login
-from tests.support.html import parse_page
+from tests.support.html import parse_page, text_of
 from tests.support.mail import mails_to
 from tests.support.mfa import enable_totp, totp_code
 from tests.support.pages import browser, csrf_in, submit
@@ -86,11 +86,6 @@ def with_query(path: str, **query: str) -> str:
 
 def page_messages(response) -> list[str]:
     return [str(message) for message in response.context["messages"]]
-
-
-def text_of(response_or_html) -> str:
-    html = response_or_html if isinstance(response_or_html, str) else response_or_html.content.decode()
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
 def password_step(client: Client, email: str = ALICE, password: str = STRONG_PASSWORD, next_url: str | None = None):

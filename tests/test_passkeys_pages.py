@@ -13,7 +13,7 @@ from accounts.flows.second_factor import has_mfa, recovery_codes_left
 from accounts.models import DeviceSession, Passkey, SecurityEvent, User
 from accounts.views import PENDING_SIGN_IN_KEY
 from tests.support.accounts import STRONG_PASSWORD, force_page_login
-from tests.support.html import parse_page
+from tests.support.html import parse_page, text_of
 from tests.support.mail import mails_to
 from tests.support.mfa import enable_totp
 from tests.support.pages import browser, csrf_token_of, submit
@@ -172,8 +172,10 @@ def test_after_the_password_the_second_step_offers_the_passkey_and_accepts_it(us
     client = browser()
     response = submit(client, LOGIN, {"email": ALICE, "password": STRONG_PASSWORD}, open_first=True)
     assert where(response)[0] == LOGIN_MFA
-    page = parse_page(client.get(LOGIN_MFA))
+    second_step = client.get(LOGIN_MFA)
+    page = parse_page(second_step)
     assert page.form("passkey-second-step").attrs["data-options-url"] == LOGIN_MFA_OPTIONS
+    assert "authenticator app" not in text_of(second_step) and "One of your recovery codes." in text_of(second_step)
     assert page.script_sources == [PASSKEY_SCRIPT]
     body = options(client, LOGIN_MFA_OPTIONS).json()
     assert body["userVerification"] == "preferred"
@@ -326,6 +328,26 @@ def test_removing_a_passkey_needs_a_recent_second_factor_which_a_passkey_gives(u
     assert not Passkey.objects.filter(user=user).exists()
     assert not has_mfa(user) and recovery_codes_left(user) == 0
     assert "A passkey was removed from your Todo account" in [mail.subject for mail in mails_to(mailoutbox, ALICE)]
+
+
+def test_the_code_page_of_a_passkey_only_account_names_the_passkey_and_recovery_codes_not_an_app(user, alice_key):
+    client = browser()
+    force_page_login(client, user, second_factor=True)
+    text = text_of(client.get(f"{REAUTHENTICATE}?factor=code"))
+    assert "enter a recovery code, or use your passkey, to continue" in text
+    assert "authenticator app" not in text and "One of your recovery codes." in text
+    text = text_of(client.get(REAUTHENTICATE))
+    assert "Use a recovery code instead" in text and "Use your passkey instead" in text
+
+
+def test_the_code_page_of_an_account_with_both_names_all_three(user, alice_key):
+    enable_totp(user)
+    client = browser()
+    force_page_login(client, user, second_factor=True)
+    text = text_of(client.get(f"{REAUTHENTICATE}?factor=code"))
+    assert "a code from your authenticator app (or a recovery code), or use your passkey, to continue" in text
+    assert "The 6-digit code from your authenticator app, or one of your recovery codes." in text
+    assert "Use a code from your authenticator app instead" in text_of(client.get(REAUTHENTICATE))
 
 
 def test_a_refused_passkey_on_the_reauthenticate_page_opens_nothing(user, alice_key):

@@ -1,7 +1,9 @@
 """One HTML parser for the tests of pages: links, stylesheets, scripts, labels, every start tag with its
 attributes, and each form with its controls and what a browser would submit from it."""
 
+import re
 from dataclasses import dataclass, field
+from html import unescape
 from html.parser import HTMLParser
 
 CONTROLS = {"input", "select", "textarea"}
@@ -102,3 +104,9 @@ def parse_page(response_or_html) -> Page:
     page.feed(html)
     page.close()
     return page
+
+
+def text_of(response_or_html) -> str:
+    """The page's words as a reader sees them: tags dropped, entities decoded, white space collapsed."""
+    html = response_or_html if isinstance(response_or_html, str) else response_or_html.content.decode()
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
