@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import cbor2
 import pytest
+import webauthn
 from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
@@ -569,6 +570,10 @@ def test_a_credential_registered_already_is_refused(make_user):
     assert not RecoveryCode.objects.filter(user=bob_user).exists()
 
 
+# Deeper than Python's recursion limit: json.loads raises RecursionError, not ValueError.
+DEEPLY_NESTED = b"[" * 5000 + b"]" * 5000
+
+
 def _registration_garbage(real: dict) -> dict[str, object]:
     response = real["response"]
     attestation = cbor2.loads(base64url_to_bytes(response["attestationObject"]))
@@ -577,6 +582,7 @@ def _registration_garbage(real: dict) -> dict[str, object]:
         "id only": {"id": "x"},
         "client data not json": with_response(real, clientDataJSON=b64(b"not json")),
         "client data a list": with_response(real, clientDataJSON=b64(b"[1, 2]")),
+        "client data nested deep": with_response(real, clientDataJSON=b64(DEEPLY_NESTED)),
         "client data without challenge": with_response(
             real, clientDataJSON=b64(json.dumps({"type": "webauthn.create", "origin": ORIGIN}).encode())
         ),
@@ -617,6 +623,7 @@ REGISTRATION_GARBAGE = [
     "id only",
     "client data not json",
     "client data a list",
+    "client data nested deep",
     "client data without challenge",
     "client data challenge a list",
     "fields of wrong types",
@@ -840,6 +847,25 @@ def test_a_synced_passkey_signs_in_as_a_software_key(user):
     assert {"swk", "user", "mfa"} <= set(amr) and "hwk" not in amr
 
 
+@pytest.mark.parametrize("synced", [False, True], ids=["device-bound", "synced"])
+def test_a_passkey_removed_while_its_answer_is_checked_does_not_sign_in(user, monkeypatch, synced):
+    account = add_passkey(user, authenticator(backup_eligible=synced, backed_up=synced))
+    check = webauthn.verify_authentication_response
+
+    def removed_meanwhile(**arguments):
+        # The owner (or support) removes it between the lookup and the counter's update.
+        Passkey.objects.filter(pk=account.passkey.pk).delete()
+        return check(**arguments)
+
+    monkeypatch.setattr(webauthn, "verify_authentication_response", removed_meanwhile)
+    response = sign_in(account.key)
+
+    assert_refused(response, 401, "passkey_unknown")
+    assert refused_events("passkey_unknown", user).get().detail["why"] == "removed while signing in"
+    assert not refused_events("passkey_cloned").exists()
+    assert not DeviceSession.objects.exclude(pk=session_of(account.access).pk).exists()
+
+
 def test_a_sign_in_without_user_verification_is_refused(alice):
     response = sign_in(alice.key, user_verified=False)
 
@@ -979,6 +1005,7 @@ def _assertion_garbage(real: dict) -> dict[str, object]:
         "empty": {},
         "id only": {"id": "x"},
         "client data not json": with_response(real, clientDataJSON=b64(b"not json")),
+        "client data nested deep": with_response(real, clientDataJSON=b64(DEEPLY_NESTED)),
         "fields of wrong types": {"id": 1, "rawId": [], "response": "x", "type": 5},
         "response fields of wrong types": with_response(real, authenticatorData=5, signature=[1], userHandle=7),
         "nested lists": {"id": [[["x"]]], "response": [[[{"signature": [[]]}]]]},
@@ -994,6 +1021,7 @@ ASSERTION_GARBAGE = [
     "empty",
     "id only",
     "client data not json",
+    "client data nested deep",
     "fields of wrong types",
     "response fields of wrong types",
     "nested lists",

@@ -129,7 +129,7 @@ def _use_challenge(
     issued for this ceremony (and this account, this pending sign-in), expired, or was used before."""
     try:
         challenge = parse_client_data_json(bytes(client_data_json)).challenge
-    except (WebAuthnException, ValueError, TypeError) as error:
+    except (WebAuthnException, ValueError, TypeError, RecursionError) as error:
         raise _refusal(PasskeyRefused, why=str(error)) from error
     now = timezone.now()
     bound: dict[str, Any] = {"user": user} if user is not None else {"user__isnull": True}
@@ -156,13 +156,13 @@ def _parse(credential: object, parser: Callable[[Any], Credential]) -> Credentia
             raise PasskeyRefused
         try:
             credential = json.loads(credential)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested a few thousand deep
             raise PasskeyRefused from None
     if not isinstance(credential, dict):
         raise PasskeyRefused
     try:
         return parser(credential)
-    except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError) as error:
+    except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
         raise _refusal(PasskeyRefused, why=str(error)) from error
 
 
@@ -267,7 +267,7 @@ def register_passkey(
                 expected_origin=list(settings.WEBAUTHN_ORIGINS),
                 require_user_verification=True,
             )
-        except (WebAuthnException, ValueError, TypeError, KeyError) as error:
+        except Exception as error:  # whatever fails while checking untrusted bytes is a refusal, not a 500
             raise _refusal(PasskeyRefused, why=str(error)) from error
     except PasskeyRefused as error:
         _record_refusal(error, purpose=Purpose.REGISTER, user=user, client=client)
@@ -438,7 +438,8 @@ def _verify_assertion(
     challenge, _issued = _use_challenge(parsed.response.client_data_json, purpose, user=user, pending=pending)
     passkey = Passkey.objects.select_related("user").filter(credential_id=bytes(parsed.raw_id)).first()
     if passkey is None or (user is not None and passkey.user_id != user.pk) or not passkey.user.is_active:
-        raise _refusal(PasskeyUnknown, why="no such credential" if passkey is None else "another account's")
+        why = "no such credential" if passkey is None else "another account's" if user is not None else "inactive"
+        raise _refusal(PasskeyUnknown, why=why)
     handle = parsed.response.user_handle
     if handle is None and user is None:
         # A discoverable credential says whose it is; without that, nothing ties it to the account.
@@ -456,9 +457,11 @@ def _verify_assertion(
             credential_current_sign_count=0,
             require_user_verification=user is None,
         )
-    except (WebAuthnException, ValueError, TypeError, KeyError) as error:
+    except Exception as error:  # whatever fails while checking untrusted bytes is a refusal, not a 500
         raise _refusal(PasskeyRefused, account=passkey.user, why=str(error)) from error
     if not _count_use(passkey, new_sign_count=verified.new_sign_count, backed_up=verified.credential_backed_up):
+        if not Passkey.objects.filter(pk=passkey.pk).exists():
+            raise _refusal(PasskeyUnknown, account=passkey.user, why="removed while signing in")
         raise _refusal(
             PasskeyCloned,
             account=passkey.user,
@@ -468,7 +471,8 @@ def _verify_assertion(
 
 
 def _count_use(passkey: Passkey, *, new_sign_count: int, backed_up: bool) -> bool:
-    """Record the use; False (nothing recorded) when a device-bound passkey's counter did not rise.
+    """Record the use; False (nothing recorded) when a device-bound passkey's counter did not rise,
+    or when the passkey is gone (removed between the lookup and now).
 
     One conditional UPDATE, so two answers with the same counter (a key and its copy, at once)
     cannot both pass. A synced passkey's counter is shared by copies that are all the owner's (or
@@ -480,8 +484,8 @@ def _count_use(passkey: Passkey, *, new_sign_count: int, backed_up: bool) -> boo
             sign_count=new_sign_count, last_used_at=now, backed_up=backed_up
         )
         return counted == 1
-    this.update(sign_count=Greatest(F("sign_count"), new_sign_count), last_used_at=now, backed_up=backed_up)
-    return True
+    counted = this.update(sign_count=Greatest(F("sign_count"), new_sign_count), last_used_at=now, backed_up=backed_up)
+    return counted == 1
 
 
 def reauthentication_options(*, user: User, client: ClientInfo) -> dict[str, Any]:
