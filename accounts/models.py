@@ -110,6 +110,7 @@ class EmailVerificationToken(EmailLinkToken):
         VERIFY = "verify", "Verify the account's address"
         CHANGE = "change", "Confirm a new address"
         CANCEL_CHANGE = "cancel_change", "Cancel or undo an address change"
+        REMOVE_PASSKEY = "remove_passkey", "Remove a passkey the owner did not add"
 
     # The address this token proves control of. For VERIFY it is the user's
     # address when sent (a later change makes the token useless); for CHANGE
@@ -128,6 +129,11 @@ class EmailVerificationToken(EmailLinkToken):
     # already confirmed. Only when the address it went to was proven when the
     # change was asked for; else its holder (a typo's owner) could take over.
     undo_allowed = models.BooleanField(default=False, editable=False)
+    # REMOVE_PASSKEY only: the passkey the notice is about ("not me" removes it). The link goes
+    # with the passkey; its ``email`` is the account's address when sent (a later change ends it).
+    passkey = models.ForeignKey(
+        "Passkey", null=True, blank=True, on_delete=models.CASCADE, related_name="+", editable=False
+    )
 
     class Meta:
         db_table = "email_verification_tokens"
@@ -162,7 +168,8 @@ class DeviceSession(models.Model):
         PASSWORD_RESET = "password_reset", "Password reset"
         USER_DEACTIVATED = "user_deactivated", "User deactivated"
         ENDED_BY_STAFF = "ended_by_staff", "Ended by support staff"
-        ACCOUNT_SECURED = "account_secured", "Account secured after an unwanted email change"
+        ACCOUNT_SECURED = "account_secured", "Account secured after an unwanted change"
+        PASSKEY_REMOVED = "passkey_removed", "The passkey it signed in with was removed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="device_sessions")
@@ -185,6 +192,11 @@ class DeviceSession(models.Model):
     amr = models.JSONField(default=list, db_default=models.Value([], output_field=models.JSONField()))
     # The last time a second factor was proven on this device: managing the factors needs it recent.
     second_factor_at = models.DateTimeField(null=True, blank=True)
+    # The passkey it signed in with (first or second step): removing the passkey ends the session,
+    # since a passkey, unlike a code, is a whole credential that an intruder may have added.
+    passkey = models.ForeignKey(
+        "Passkey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=32, choices=EndReason.choices, blank=True)
 

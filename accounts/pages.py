@@ -30,6 +30,7 @@ from accounts.exceptions import (
 )
 from accounts.forms import add_flow_error
 from accounts.models import User
+from accounts.rate_limits import RateLimited
 
 # Never a path (which held the token) in a Referer, yet still an Origin on form
 # posts: with "no-referrer" browsers send "Origin: null", which CSRF refuses.
@@ -113,6 +114,11 @@ def options_response(make_options: Callable[[], dict[str, Any]]) -> JsonResponse
     except AccountError as error:
         status = next((code for cls, code in STATUS_OF_OPTIONS_ERROR.items() if isinstance(error, cls)), 400)
         return JsonResponse({"code": error.code, "detail": error.message}, status=status)
+    except RateLimited as limited:
+        # JSON like the other answers (the script reads its detail), not the middleware's HTML page.
+        response = JsonResponse({"code": limited.code, "detail": limited.message}, status=429)
+        response["Retry-After"] = str(limited.retry_after)
+        return response
 
 
 def with_next(path: str, next_url: str | None) -> str:

@@ -12,6 +12,8 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.exceptions import (
     EmailNotVerified,
@@ -22,24 +24,29 @@ from accounts.exceptions import (
 )
 from accounts.flows.passkeys import (
     check_may_add_passkey,
+    check_passkey_not_me_token,
     passkeys_of,
     reauthentication_options,
     register_passkey,
     registration_options,
     remove_passkey,
+    remove_passkey_not_me,
     rename_passkey,
 )
 from accounts.flows.signin import SecondStepRequired, authenticate_passkey, sign_in_passkey_options
-from accounts.forms import PasskeyAddForm, PasskeyAnswerForm, PasskeyRenameForm
+from accounts.forms import CancelEmailChangeForm, PasskeyAddForm, PasskeyAnswerForm, PasskeyRenameForm
 from accounts.mfa_views import show_recovery_codes
+from accounts.models import EmailVerificationToken
 from accounts.pages import (
     Data,
+    EmailedLinkView,
     SignedInRequest,
     account_page,
     form_page,
     options_response,
     reauthenticate_first,
     safe_next_url,
+    signed_out,
     with_next,
 )
 from accounts.views import PENDING_SIGN_IN_KEY, _client, _device_session_id, signed_in
@@ -149,3 +156,40 @@ def passkey_remove(request: SignedInRequest, passkey_id: str) -> HttpResponse:
 @account_page(signed_in=True, methods=("POST",))
 def reauthenticate_passkey_options(request: SignedInRequest) -> JsonResponse:
     return options_response(lambda: reauthentication_options(user=request.user, client=_client(request)))
+
+
+# --- "Not me", from the notice of a new passkey ---------------------------------------------------------
+
+
+@method_decorator(sensitive_post_parameters("password1", "password2"), name="dispatch")
+class PasskeyNotMeView(EmailedLinkView):
+    """Removing a passkey the owner did not add, from the notice's link, and securing the account."""
+
+    session_key = "_passkey_not_me_token"
+    confirm_url_name = "accounts:passkey_not_me_confirm"
+    invalid_template = "accounts/passkey_not_me_invalid.html"
+
+    def check(self, token: str | None) -> EmailVerificationToken:
+        return check_passkey_not_me_token(token=token)
+
+    def confirm(self, request: HttpRequest, token: str, row: EmailVerificationToken) -> HttpResponse:
+        def on_valid(data: Data) -> HttpResponse:
+            user = remove_passkey_not_me(token=token, new_password=data["password1"], client=_client(request))
+            self.used(request)
+            # Every session ended, this browser's too.
+            return signed_out(
+                request,
+                to="accounts:login",
+                message="Your account is secured: the passkey is removed, every device was signed out "
+                "and your new password is set. "
+                + ("Sign in with it." if user.is_active else "The account is deactivated: contact support to use it."),
+            )
+
+        form = CancelEmailChangeForm(request.POST or None)
+        return form_page(
+            request,
+            form=form,
+            template="accounts/passkey_not_me.html",
+            on_valid=on_valid,
+            context={"passkey_name": row.passkey.name if row.passkey else "", "added_at": row.created_at},
+        )

@@ -1165,7 +1165,7 @@ def test_support_with_the_permission_resets_a_users_mfa(desk, support, alice, ma
     assert RecoveryCode.objects.filter(user=alice.user).count() == 0
     (action,) = events(EventKind.STAFF_ACTION, user=alice.user)
     assert action.actor_id == support.pk
-    assert action.detail == {"action": "reset_mfa"}
+    assert action.detail == {"action": "reset_mfa", "sessions_ended": 0}
     assert (action.ip_address, action.user_agent) == (STAFF_IP, STAFF_UA)
     (disabled,) = events(EventKind.MFA_DISABLED, user=alice.user)
     assert disabled.actor_id == support.pk
@@ -1204,7 +1204,7 @@ def test_a_superuser_resets_a_staff_members_mfa(root, superuser, colleague, mail
     assert "Two-factor authentication reset (users who had it): 1 user(s)." in page_messages(response)
     assert not has_mfa(colleague.user)
     (action,) = events(EventKind.STAFF_ACTION, user=colleague.user)
-    assert action.actor_id == superuser.pk and action.detail == {"action": "reset_mfa"}
+    assert action.actor_id == superuser.pk and action.detail == {"action": "reset_mfa", "sessions_ended": 0}
     assert len(mails_to(mailoutbox, colleague.user.email)) == 1
     # Without a second factor the colleague is sent to set one up again, even on their two-factor session.
     response = colleague_browser.get(ADMIN, follow=True)

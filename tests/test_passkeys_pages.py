@@ -108,6 +108,18 @@ def test_sign_in_options_need_the_csrf_token(alice_key):
     assert client.post(LOGIN_PASSKEY_OPTIONS).status_code == 403
 
 
+def test_the_pages_options_past_the_rate_limit_are_a_json_429_for_the_script(settings):
+    settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "passkey_prompts_per_ip": "2/10m"}
+    client = browser()
+    client.get(LOGIN)
+    assert [options(client, LOGIN_PASSKEY_OPTIONS).status_code for _ in range(2)] == [200, 200]
+    limited = options(client, LOGIN_PASSKEY_OPTIONS)
+    assert limited.status_code == 429
+    assert limited["Content-Type"] == "application/json"
+    assert limited.json()["code"] == "rate_limited" and limited.json()["detail"]
+    assert int(limited["Retry-After"]) > 0
+
+
 def test_a_passkey_signs_in_with_both_factors_and_goes_to_next(user, alice_key):
     client = browser()
     client.get(LOGIN)

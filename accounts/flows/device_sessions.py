@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from accounts.access_tokens import AccessToken
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.exceptions import RefreshTokenInvalid, RefreshTokenReused, SessionNotFound
-from accounts.models import USER_AGENT_MAX_LENGTH, DeviceSession, RotatedRefreshToken, User
+from accounts.models import USER_AGENT_MAX_LENGTH, DeviceSession, Passkey, RotatedRefreshToken, User
 from accounts.rate_limits import REFRESH_SESSION, RateLimited, hit, ip_key, record_rate_limited
 from accounts.revocation import SessionId, mark_sessions_ended
 from accounts.tokens import (
@@ -89,9 +90,10 @@ def start_device_session(
     via: str = "api",
     amr: list[str] | None = None,
     second_factor: bool = False,
+    passkey: Passkey | None = None,
 ) -> IssuedTokens:
     """Open a device session for a user who has just proven who they are (``amr``: how; a password
-    unless said otherwise)."""
+    unless said otherwise; ``passkey``: the one it signed in with, if any)."""
     now = timezone.now()
     amr = list(amr) if amr is not None else ["pwd"]
     refresh = generate_token()
@@ -103,6 +105,7 @@ def start_device_session(
             authenticated_at=now,
             amr=amr,
             second_factor_at=now if second_factor else None,
+            passkey=passkey,
             expires_at=now + timedelta(seconds=settings.ACCOUNTS_REFRESH_ABSOLUTE_LIFETIME),
             ip_address=ip_address,
             user_agent=user_agent[:USER_AGENT_MAX_LENGTH],
@@ -408,13 +411,17 @@ def end_user_sessions(
     client: ClientInfo | None = None,
     actor: User | None = None,
     record: bool = True,
+    opened_with: Iterable[Passkey] | None = None,
 ) -> int:
-    """End every live session of ``user`` except ``keep_session_id``; returns how many.
+    """End every live session of ``user`` except ``keep_session_id`` (only those that signed in
+    with one of the passkeys ``opened_with``, if given); returns how many.
 
     ``record=False`` when the calling flow writes its own event for the change.
     """
     user_id = user if isinstance(user, int) else user.pk
     sessions = DeviceSession.objects.filter(user_id=user_id)
+    if opened_with is not None:
+        sessions = sessions.filter(passkey__in=[passkey.pk for passkey in opened_with])
     keep = as_session_uuid(keep_session_id)
     if keep is not None:
         sessions = sessions.exclude(pk=keep)

@@ -7,14 +7,14 @@ from typing import TypeVar
 from django.utils import timezone
 
 from accounts.exceptions import TokenExpired, TokenInvalid, TokenUsed
-from accounts.models import EmailLinkToken, EmailVerificationToken, PasswordResetToken, User
+from accounts.models import EmailLinkToken, EmailVerificationToken, Passkey, PasswordResetToken, User
 from accounts.tokens import generate_token, hash_token, is_well_formed, token_matches
 
 # The token models are reached through ``_default_manager`` (their ``objects``):
 # the abstract EmailLinkToken declares no manager for the type checker to see.
 TokenModel = TypeVar("TokenModel", bound=EmailLinkToken)
 # A value of a column that only some kinds of token have (an EmailVerificationToken's purpose, email, session…).
-TokenField = str | bool | uuid.UUID | None
+TokenField = str | bool | uuid.UUID | Passkey | None
 
 
 def issue_token(
@@ -81,7 +81,11 @@ def retire_emailed_links(*, user: User, undo_links_from: EmailVerificationToken 
     """
     undo = EmailVerificationToken.Purpose.CANCEL_CHANGE
     PasswordResetToken.objects.filter(user=user, used_at__isnull=True).delete()
-    links = EmailVerificationToken.objects.filter(user=user, used_at__isnull=True)
+    # Links that remove a passkey the owner did not add survive too, for the same reason: they go
+    # only with their passkey, when used, or when they expire.
+    links = EmailVerificationToken.objects.filter(user=user, used_at__isnull=True).exclude(
+        purpose=EmailVerificationToken.Purpose.REMOVE_PASSKEY
+    )
     if undo_links_from is None:
         links = links.exclude(purpose=undo)
     else:

@@ -60,18 +60,23 @@ from accounts.exceptions import (
     PasskeyNotFound,
     PasskeyRefused,
     PasskeyUnknown,
+    TokenInvalid,
 )
-from accounts.flows.email_tokens import retire_emailed_links
+from accounts.flows.device_sessions import EndReason, end_user_sessions
+from accounts.flows.email_tokens import find_redeemable_token, mark_token_used, retire_emailed_links
+from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
 from accounts.flows.profile import is_printable_line
 from accounts.flows.reauthentication import SensitiveAction, record_authentication, require_recent_authentication
 from accounts.flows.second_factor import has_mfa, remove_recovery_codes_if_unneeded, replace_recovery_codes
-from accounts.flows.security_reset import lock_account
+from accounts.flows.security_reset import lock_account, security_reset
+from accounts.flows.verification import issue_verification_link
 from accounts.mail import send_account_email, site_link
-from accounts.models import Passkey, PendingSignIn, User, WebAuthnChallenge
+from accounts.models import EmailVerificationToken, Passkey, PendingSignIn, User, WebAuthnChallenge
 from accounts.rate_limits import PASSKEY_IP, hit, ip_key
 from accounts.revocation import SessionId
 
 Purpose = WebAuthnChallenge.Purpose
+EmailPurpose = EmailVerificationToken.Purpose
 Credential = TypeVar("Credential", AuthenticationCredential, RegistrationCredential)
 
 NAME_MAX_LENGTH = 64
@@ -308,10 +313,26 @@ def register_passkey(
             synced=synced,
         )
         retire_emailed_links(user=user)
+        not_me_link = issue_verification_link(
+            user=user,
+            email=user.email,
+            purpose=EmailPurpose.REMOVE_PASSKEY,
+            lifetime_seconds=settings.ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT,
+            replace_older=False,  # each passkey keeps its own way out
+            viewname="accounts:passkey_not_me",
+            passkey=passkey,
+        )
     # The new passkey verified its user on this device: like a first TOTP code, the session now
     # counts as two-factor (how a staff member enrolling on the way to the admin gets in).
     record_authentication(session_id=session_id, amr=amr_of(passkey, user_verified=verified.user_verified))
-    _notify(user, "passkey_added", passkey_name=cleaned_name, first_factor=first_factor)
+    _notify(
+        user,
+        "passkey_added",
+        passkey_name=cleaned_name,
+        first_factor=first_factor,
+        not_me_link=not_me_link,
+        valid_days=settings.ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT // 86400,
+    )
     return PasskeyAdded(passkey=passkey, recovery_codes=codes)
 
 
@@ -342,23 +363,97 @@ def rename_passkey(*, user: User, passkey_id: object, name: object, client: Clie
 def remove_passkey(
     *, user: User, passkey_id: object, session_id: SessionId | None, client: ClientInfo | None = None
 ) -> None:
-    """Remove one of the account's passkeys: it signs in no more. Needs a recent second factor.
+    """Remove one of the account's passkeys: it signs in no more, and the sessions it signed in
+    end (but this one). Needs a recent second factor.
 
     The last second factor gone, two-factor is off and the recovery codes go with it."""
     require_recent_authentication(session_id=session_id, action=SensitiveAction.MANAGE_MFA, user=user)
     with transaction.atomic():
         lock_account(user)
         passkey = _own_passkey(user, passkey_id)
+        ended = end_user_sessions(
+            user=user,
+            reason=EndReason.PASSKEY_REMOVED,
+            keep_session_id=session_id,
+            client=client,
+            opened_with=[passkey],
+        )
         passkey.delete()
         mfa_off = not has_mfa(user)
         if mfa_off:
             remove_recovery_codes_if_unneeded(user=user)
             record_event(kind=EventKind.MFA_DISABLED, user=user, client=client, method="passkey")
         record_event(
-            kind=EventKind.PASSKEY_REMOVED, user=user, client=client, passkey=str(passkey_id), name=passkey.name
+            kind=EventKind.PASSKEY_REMOVED,
+            user=user,
+            client=client,
+            passkey=str(passkey_id),
+            name=passkey.name,
+            sessions_ended=ended,
         )
         retire_emailed_links(user=user)
-    _notify(user, "passkey_removed", passkey_name=passkey.name, mfa_off=mfa_off)
+    _notify(user, "passkey_removed", passkey_name=passkey.name, mfa_off=mfa_off, sessions_ended=ended)
+
+
+# --- "Not me": the owner's way out of a passkey someone else added ---------------------------------
+
+
+def check_passkey_not_me_token(*, token: str | None) -> EmailVerificationToken:
+    """The redeemable "not me" link of the passkey-added notice, without using it up.
+
+    A passkey signs in without the password, so resetting the password does not shut out
+    whoever added one (someone who knew the password), and removing it needs a second factor
+    the owner may not have. This link is the owner's way out: it survives security resets, goes
+    with its passkey, and works on a deactivated account too. It proves the mailbox the notice
+    went to, so it stops working once the account's address changed (that address may now be
+    someone else's)."""
+    row = find_redeemable_token(model=EmailVerificationToken, raw_token=token, inactive_too=True)
+    if row.purpose != EmailPurpose.REMOVE_PASSKEY or row.passkey_id is None:
+        raise TokenInvalid
+    if row.email != row.user.email:
+        raise TokenInvalid(
+            "The account's email address has changed since this link was sent, so it cannot be used. "
+            "If you did not change it, use the link in the email about that change first."
+        )
+    return row
+
+
+def remove_passkey_not_me(*, token: str | None, new_password: str, client: ClientInfo | None = None) -> User:
+    """ "Not me": remove the passkey the notice was about and secure the account.
+
+    The account takes ``new_password`` (the old one is known to whoever added the passkey), and
+    every session, every sign-in waiting for its second step and every other emailed link ends.
+    The account's other second factors stay: the link removes only what the notice was about, so
+    whoever reads the mailbox cannot use it to turn two-factor off. Returns the user, who signs in anew.
+    """
+    with transaction.atomic():
+        row = check_passkey_not_me_token(token=token)
+        lock_account(row.user_id)
+        row = check_passkey_not_me_token(token=token)
+        user, passkey = row.user, row.passkey
+        if passkey is None:  # removed since the first check
+            raise TokenInvalid
+        validate_new_password(password=new_password, user=user, field="new_password")
+        mark_token_used(row)
+        removed_id, removed_name = str(passkey.pk), passkey.name
+        passkey.delete()  # the link's row goes with it: used, and gone
+        mfa_off = not has_mfa(user)
+        if mfa_off:
+            remove_recovery_codes_if_unneeded(user=user)
+            record_event(kind=EventKind.MFA_DISABLED, user=user, client=client, method="passkey", by="emailed link")
+        set_new_password(user=user, password=new_password)
+        ended = security_reset(user=user, reason=EndReason.ACCOUNT_SECURED, record=False)
+        record_event(
+            kind=EventKind.PASSKEY_REMOVED,
+            user=user,
+            client=client,
+            passkey=removed_id,
+            name=removed_name,
+            by="emailed link",
+            sessions_ended=ended,
+        )
+    send_password_changed_notice(user=user, all_devices_signed_out=True)
+    return user
 
 
 def _notify(user: User, template: str, **context: object) -> None:

@@ -24,7 +24,7 @@ from accounts.flows.device_sessions import EndReason, IssuedTokens, end_device_s
 from accounts.flows.passkeys import Purpose, assertion_options, prove_passkey
 from accounts.flows.pending import complete_pending, pending_sign_in, spend_attempt, start_pending_sign_in
 from accounts.flows.second_factor import has_mfa, methods_of, prove_second_factor
-from accounts.models import User
+from accounts.models import Passkey, User
 from accounts.rate_limits import SIGN_IN_ACCOUNT, SIGN_IN_IP, address_key, check, count, ip_key
 
 # The device session behind a browser's Django session, so that ending the
@@ -78,6 +78,8 @@ class SignedIn:
 
     user: User
     amr: list[str]
+    # The passkey it was proven with (first or second step): the device session remembers it.
+    passkey: Passkey | None = None
 
     @property
     def second_factor(self) -> bool:
@@ -92,7 +94,7 @@ class SecondStepRequired:
     methods: list[str]
 
 
-def finish_first_factor(*, user: User, amr: list[str]) -> SignedIn | SecondStepRequired:
+def finish_first_factor(*, user: User, amr: list[str], passkey: Passkey | None = None) -> SignedIn | SecondStepRequired:
     """The one place that decides "second step or done", for every first factor.
 
     An account with a second factor gets a pending sign-in (no session, no cookie, no token yet),
@@ -101,7 +103,7 @@ def finish_first_factor(*, user: User, amr: list[str]) -> SignedIn | SecondStepR
     proven = methods.combine(amr)
     if methods.MULTI_FACTOR not in proven and has_mfa(user):
         return SecondStepRequired(handle=start_pending_sign_in(user=user, amr=proven), methods=methods_of(user))
-    return SignedIn(user=user, amr=proven)
+    return SignedIn(user=user, amr=proven, passkey=passkey)
 
 
 def complete_second_step(
@@ -120,12 +122,12 @@ def complete_second_step(
         proof = prove_passkey(
             purpose=Purpose.SECOND_STEP, credential=credential, client=client, user=pending.user, pending=pending
         )
-        proven = proof.amr
+        proven, passkey = proof.amr, proof.passkey
     else:
         prove_second_factor(user=pending.user, code=code, client=client)
-        proven = [methods.ONE_TIME_CODE]
+        proven, passkey = [methods.ONE_TIME_CODE], None
     complete_pending(pending)
-    return SignedIn(user=pending.user, amr=methods.combine(pending.amr, proven))
+    return SignedIn(user=pending.user, amr=methods.combine(pending.amr, proven), passkey=passkey)
 
 
 def second_step_methods(*, handle: str | None) -> list[str]:
@@ -149,7 +151,7 @@ def authenticate_passkey(*, credential: object, client: ClientInfo) -> SignedIn 
     """A sign-in with a passkey (user verification required, so both factors at once); PasskeyRefused
     (with its audit event) otherwise."""
     proof = prove_passkey(purpose=Purpose.SIGN_IN, credential=credential, client=client)
-    return finish_first_factor(user=proof.user, amr=proof.amr)
+    return finish_first_factor(user=proof.user, amr=proof.amr, passkey=proof.passkey)
 
 
 def _start_device_session(sign_in: SignedIn, client: ClientInfo, via: str) -> IssuedTokens:
@@ -160,6 +162,7 @@ def _start_device_session(sign_in: SignedIn, client: ClientInfo, via: str) -> Is
         via=via,
         amr=sign_in.amr,
         second_factor=sign_in.second_factor,
+        passkey=sign_in.passkey,
     )
 
 

@@ -20,7 +20,7 @@ from accounts.client_info import ClientInfo
 from accounts.exceptions import SessionNotFound, StaffAccountProtected
 from accounts.flows.account_deletion import erase_account
 from accounts.flows.account_status import deactivate_user, reactivate_user
-from accounts.flows.device_sessions import EndReason, as_session_uuid, end_device_session
+from accounts.flows.device_sessions import EndReason, as_session_uuid, end_device_session, end_user_sessions
 from accounts.flows.password_reset import issue_password_reset_link, request_password_reset
 from accounts.flows.second_factor import remove_factors
 from accounts.flows.security_reset import lock_account, security_reset
@@ -196,9 +196,17 @@ def staff_reset_mfa(*, staff: User, user: User, client: ClientInfo | None = None
     _require_may_act_on(staff, user)
     with transaction.atomic():
         lock_account(user)
+        # A passkey is a whole credential: the sessions it signed in end with it.
+        ended = end_user_sessions(
+            user=user,
+            reason=EndReason.PASSKEY_REMOVED,
+            client=client,
+            actor=staff,
+            opened_with=Passkey.objects.filter(user=user),
+        )
         if not remove_factors(user=user):
             return False
-        _record(staff=staff, user=user, action="reset_mfa", client=client)
+        _record(staff=staff, user=user, action="reset_mfa", client=client, sessions_ended=ended)
         record_event(kind=EventKind.MFA_DISABLED, user=user, actor=staff, client=client, by_staff=True)
     send_account_email(
         template="mfa_reset_by_support",

@@ -36,7 +36,7 @@ from accounts.flows.reauthentication import confirm_password
 from accounts.flows.second_factor import remove_factors
 from accounts.flows.security_reset import lock_account, security_reset
 from accounts.mail import send_account_email, site_link
-from accounts.models import DeviceSession, EmailVerificationToken, User
+from accounts.models import DeviceSession, EmailVerificationToken, Passkey, User
 from accounts.rate_limits import VERIFY_MAIL_ADDRESS, VERIFY_MAIL_IP, may_send_link
 from accounts.revocation import SessionId
 
@@ -76,6 +76,7 @@ def issue_verification_link(
     replace_older: bool = True,
     viewname: str = "accounts:verify_email",
     undo_allowed: bool = False,
+    passkey: Passkey | None = None,
 ) -> str:
     """A new emailed link for ``email`` (retiring older unused ones of that purpose unless told otherwise)."""
     raw = issue_token(
@@ -87,6 +88,7 @@ def issue_verification_link(
         purpose=purpose,
         session_id=session_id,
         undo_allowed=undo_allowed,
+        passkey=passkey,
     )
     return site_link(viewname, token=raw)
 
