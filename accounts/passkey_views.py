@@ -25,6 +25,7 @@ from accounts.exceptions import (
 from accounts.flows.passkeys import (
     check_may_add_passkey,
     check_passkey_not_me_token,
+    is_only_second_factor,
     passkeys_of,
     reauthentication_options,
     register_passkey,
@@ -33,6 +34,7 @@ from accounts.flows.passkeys import (
     remove_passkey_not_me,
     rename_passkey,
 )
+from accounts.flows.second_factor import has_mfa
 from accounts.flows.signin import SecondStepRequired, authenticate_passkey, sign_in_passkey_options
 from accounts.forms import CancelEmailChangeForm, PasskeyAddForm, PasskeyAnswerForm, PasskeyRenameForm
 from accounts.mfa_views import show_recovery_codes
@@ -69,13 +71,13 @@ def login_passkey(request: HttpRequest) -> HttpResponse:
         if not form.is_valid():
             raise PasskeyRefused
         step = authenticate_passkey(credential=form.cleaned_data["credential"], client=_client(request))
+        if isinstance(step, SecondStepRequired):  # a passkey without user verification: not for sign-in today
+            request.session[PENDING_SIGN_IN_KEY] = step.handle
+            return redirect(with_next(reverse("accounts:login_mfa"), next_url))
+        return signed_in(request, step, next_url)  # PasskeyUnknown if it was removed a moment ago
     except PasskeyRefused as error:
         messages.error(request, error.message)
         return redirect(with_next(reverse("accounts:login"), next_url))
-    if isinstance(step, SecondStepRequired):  # a passkey without user verification: not for sign-in today
-        request.session[PENDING_SIGN_IN_KEY] = step.handle
-        return redirect(with_next(reverse("accounts:login_mfa"), next_url))
-    return signed_in(request, step, next_url)
 
 
 # --- Managing the account's passkeys ------------------------------------------------------------------
@@ -176,13 +178,21 @@ class PasskeyNotMeView(EmailedLinkView):
         def on_valid(data: Data) -> HttpResponse:
             user = remove_passkey_not_me(token=token, new_password=data["password1"], client=_client(request))
             self.used(request)
+            if not user.is_active:
+                then = "The account is deactivated: contact support to use it."
+            elif has_mfa(user):
+                then = (
+                    "Two-factor authentication is still on: sign in with it and your other passkey, your "
+                    "authenticator app or a recovery code. If none of them is yours, contact support."
+                )
+            else:
+                then = "Sign in with it."
             # Every session ended, this browser's too.
             return signed_out(
                 request,
                 to="accounts:login",
                 message="Your account is secured: the passkey is removed, every device was signed out "
-                "and your new password is set. "
-                + ("Sign in with it." if user.is_active else "The account is deactivated: contact support to use it."),
+                "and your new password is set. " + then,
             )
 
         form = CancelEmailChangeForm(request.POST or None)
@@ -191,5 +201,9 @@ class PasskeyNotMeView(EmailedLinkView):
             form=form,
             template="accounts/passkey_not_me.html",
             on_valid=on_valid,
-            context={"passkey_name": row.passkey.name if row.passkey else "", "added_at": row.created_at},
+            context={
+                "passkey_name": row.passkey.name if row.passkey else "",
+                "added_at": row.created_at,
+                "only_factor": row.passkey is not None and is_only_second_factor(row.passkey),
+            },
         )

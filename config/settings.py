@@ -249,6 +249,11 @@ ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT = env_int("ACCOUNTS_EMAIL_VERIFICATION_TIMEO
 # undoes a confirmed change this long (an intruder with the password may
 # confirm within seconds; the owner may read the notice days later).
 ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT = env_int("ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT", 7 * 24 * 60 * 60)
+# The "not me" link of a new passkey's notice removes it this long. Where the passkey is the
+# account's only second factor, the link also turns two-factor off, which whoever reads the
+# mailbox could do too: so it is short (the owner of a password an intruder used reads the
+# notice the same day, or asks support).
+ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT = env_int("ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT", 24 * 60 * 60)
 # `manage.py purge_auth_data` deletes accounts that were never verified and
 # never signed in after this many days (someone signed up with an address
 # that is not theirs, or never came back).

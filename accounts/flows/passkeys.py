@@ -67,7 +67,7 @@ from accounts.flows.email_tokens import find_redeemable_token, mark_token_used, 
 from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
 from accounts.flows.profile import is_printable_line
 from accounts.flows.reauthentication import SensitiveAction, record_authentication, require_recent_authentication
-from accounts.flows.second_factor import has_mfa, remove_recovery_codes_if_unneeded, replace_recovery_codes
+from accounts.flows.second_factor import has_mfa, has_totp, remove_recovery_codes_if_unneeded, replace_recovery_codes
 from accounts.flows.security_reset import lock_account, security_reset
 from accounts.flows.verification import issue_verification_link
 from accounts.mail import send_account_email, site_link
@@ -317,21 +317,23 @@ def register_passkey(
             user=user,
             email=user.email,
             purpose=EmailPurpose.REMOVE_PASSKEY,
-            lifetime_seconds=settings.ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT,
+            lifetime_seconds=settings.ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT,
             replace_older=False,  # each passkey keeps its own way out
             viewname="accounts:passkey_not_me",
             passkey=passkey,
         )
     # The new passkey verified its user on this device: like a first TOTP code, the session now
     # counts as two-factor (how a staff member enrolling on the way to the admin gets in).
-    record_authentication(session_id=session_id, amr=amr_of(passkey, user_verified=verified.user_verified))
+    record_authentication(
+        session_id=session_id, amr=amr_of(passkey, user_verified=verified.user_verified), passkey=passkey
+    )
     _notify(
         user,
         "passkey_added",
         passkey_name=cleaned_name,
         first_factor=first_factor,
         not_me_link=not_me_link,
-        valid_days=settings.ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT // 86400,
+        valid_hours=max(1, settings.ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT // 3600),
     )
     return PasskeyAdded(passkey=passkey, recovery_codes=codes)
 
@@ -410,6 +412,11 @@ def check_passkey_not_me_token(*, token: str | None) -> EmailVerificationToken:
     row = find_redeemable_token(model=EmailVerificationToken, raw_token=token, inactive_too=True)
     if row.purpose != EmailPurpose.REMOVE_PASSKEY or row.passkey_id is None:
         raise TokenInvalid
+    try:
+        # Loaded (and kept on the row) now: it may be removed at any moment, and its link with it.
+        _ = row.passkey
+    except Passkey.DoesNotExist:
+        raise TokenInvalid from None
     if row.email != row.user.email:
         raise TokenInvalid(
             "The account's email address has changed since this link was sent, so it cannot be used. "
@@ -418,20 +425,30 @@ def check_passkey_not_me_token(*, token: str | None) -> EmailVerificationToken:
     return row
 
 
+def is_only_second_factor(passkey: Passkey) -> bool:
+    """Whether removing ``passkey`` turns the account's two-factor authentication off."""
+    return (
+        not has_totp(passkey.user)
+        and not Passkey.objects.filter(user_id=passkey.user_id).exclude(pk=passkey.pk).exists()
+    )
+
+
 def remove_passkey_not_me(*, token: str | None, new_password: str, client: ClientInfo | None = None) -> User:
     """ "Not me": remove the passkey the notice was about and secure the account.
 
     The account takes ``new_password`` (the old one is known to whoever added the passkey), and
     every session, every sign-in waiting for its second step and every other emailed link ends.
-    The account's other second factors stay: the link removes only what the notice was about, so
-    whoever reads the mailbox cannot use it to turn two-factor off. Returns the user, who signs in anew.
+    The account's other second factors stay: the link removes only what the notice was about.
+    Where that passkey was the only one, two-factor goes off with it, as it was before the passkey
+    came; whoever reads the mailbox could do that too, within the link's short lifetime (see
+    ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT). Returns the user, who signs in anew.
     """
     with transaction.atomic():
         row = check_passkey_not_me_token(token=token)
         lock_account(row.user_id)
         row = check_passkey_not_me_token(token=token)
         user, passkey = row.user, row.passkey
-        if passkey is None:  # removed since the first check
+        if passkey is None:  # never: the check refuses a link without its passkey
             raise TokenInvalid
         validate_new_password(password=new_password, user=user, field="new_password")
         mark_token_used(row)
@@ -533,7 +550,12 @@ def _verify_assertion(
     challenge, _issued = _use_challenge(parsed.response.client_data_json, purpose, user=user, pending=pending)
     passkey = Passkey.objects.select_related("user").filter(credential_id=bytes(parsed.raw_id)).first()
     if passkey is None or (user is not None and passkey.user_id != user.pk) or not passkey.user.is_active:
-        why = "no such credential" if passkey is None else "another account's" if user is not None else "inactive"
+        if passkey is None:
+            why = "no such credential"
+        elif user is not None and passkey.user_id != user.pk:
+            why = "another account's"
+        else:
+            why = "inactive account"
         raise _refusal(PasskeyUnknown, why=why)
     handle = parsed.response.user_handle
     if handle is None and user is None:
@@ -594,4 +616,4 @@ def reauthenticate_with_passkey(
     """One of the account's passkeys, used again on this device: opens the window for sensitive
     actions, the one for managing second factors included (a passkey is one)."""
     proof = prove_passkey(purpose=Purpose.REAUTHENTICATE, credential=credential, client=client, user=user)
-    record_authentication(session_id=session_id, amr=proof.amr)
+    record_authentication(session_id=session_id, amr=proof.amr, passkey=proof.passkey)

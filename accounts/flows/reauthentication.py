@@ -25,7 +25,7 @@ from accounts.client_info import ClientInfo
 from accounts.exceptions import InvalidPassword, ReauthenticationRequired, SecondFactorRequired
 from accounts.flows.device_sessions import as_session_uuid
 from accounts.flows.second_factor import has_mfa, prove_second_factor
-from accounts.models import DeviceSession, User
+from accounts.models import DeviceSession, Passkey, User
 from accounts.rate_limits import PASSWORD_CONFIRM_USER, RateLimited, hit, record_rate_limited
 from accounts.revocation import SessionId
 
@@ -99,9 +99,12 @@ def require_recent_second_factor(*, user: User, session_id: SessionId | None) ->
         raise SecondFactorRequired
 
 
-def record_authentication(*, session_id: SessionId | None, amr: list[str] | None = None) -> None:
+def record_authentication(
+    *, session_id: SessionId | None, amr: list[str] | None = None, passkey: Passkey | None = None
+) -> None:
     """The person just proved who they are on this device (``amr``: with what, a password unless
-    said): the window starts again, and the session's methods gain these."""
+    said): the window starts again, and the session's methods gain these. ``passkey``: the one
+    proven (or just added) here, which the session now rests on: removing it ends the session."""
     session_uuid = as_session_uuid(session_id)
     if session_uuid is None:
         return
@@ -117,6 +120,9 @@ def record_authentication(*, session_id: SessionId | None, amr: list[str] | None
         if methods.proves_second_factor(amr):
             session.second_factor_at = now
             fields.append("second_factor_at")
+        if passkey is not None:
+            session.passkey = passkey
+            fields.append("passkey")
         session.save(update_fields=fields)
 
 

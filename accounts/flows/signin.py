@@ -182,10 +182,11 @@ def start_browser_session(*, request: HttpRequest, sign_in: SignedIn) -> IssuedT
     this browser already had ends: its refresh cookie is replaced, so nothing
     could use it, and it must not stay listed as another device.
     """
+    # The device session first: if it cannot open (its passkey was removed meanwhile), nothing is signed in.
+    issued = _start_device_session(sign_in, ClientInfo.from_request(request), "page")
     if request.user.is_authenticated:
         end_browser_session(request=request, record_as=EndReason.ENDED_BY_USER)
     login(request, sign_in.user, backend="django.contrib.auth.backends.ModelBackend")
-    issued = _start_device_session(sign_in, ClientInfo.from_request(request), "page")
     request.session[DEVICE_SESSION_KEY] = str(issued.session.pk)
     request.session[PAGE_USE_KEY] = int(time.time())
     return issued
