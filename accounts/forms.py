@@ -145,8 +145,8 @@ class VerifyWithNewPasswordForm(SetPasswordForm):
     field_for_flow_error = {"new_password": "password1", "password": "password1"}
 
 
-class CancelEmailChangeForm(SetPasswordForm):
-    """ "Not me": the new password that secures the account."""
+class SecureAccountForm(SetPasswordForm):
+    """ "Not me" (an email change, a passkey): the new password that secures the account."""
 
     field_for_flow_error = {"new_password": "password1", "password": "password1"}
 

@@ -23,6 +23,7 @@ from accounts.exceptions import (
     ReauthenticationRequired,
 )
 from accounts.flows.passkeys import (
+    NotMeLink,
     check_may_add_passkey,
     check_passkey_not_me_token,
     is_only_second_factor,
@@ -34,11 +35,9 @@ from accounts.flows.passkeys import (
     remove_passkey_not_me,
     rename_passkey,
 )
-from accounts.flows.second_factor import has_mfa
 from accounts.flows.signin import SecondStepRequired, authenticate_passkey, sign_in_passkey_options
-from accounts.forms import CancelEmailChangeForm, PasskeyAddForm, PasskeyAnswerForm, PasskeyRenameForm
+from accounts.forms import PasskeyAddForm, PasskeyAnswerForm, PasskeyRenameForm, SecureAccountForm
 from accounts.mfa_views import show_recovery_codes
-from accounts.models import EmailVerificationToken
 from accounts.pages import (
     Data,
     EmailedLinkView,
@@ -48,10 +47,9 @@ from accounts.pages import (
     options_response,
     reauthenticate_first,
     safe_next_url,
-    signed_out,
     with_next,
 )
-from accounts.views import PENDING_SIGN_IN_KEY, _client, _device_session_id, signed_in
+from accounts.views import PENDING_SIGN_IN_KEY, _client, _device_session_id, account_secured, signed_in
 
 # --- Signing in -------------------------------------------------------------------------------------
 
@@ -171,39 +169,24 @@ class PasskeyNotMeView(EmailedLinkView):
     confirm_url_name = "accounts:passkey_not_me_confirm"
     invalid_template = "accounts/passkey_not_me_invalid.html"
 
-    def check(self, token: str | None) -> EmailVerificationToken:
+    def check(self, token: str | None) -> NotMeLink:
         return check_passkey_not_me_token(token=token)
 
-    def confirm(self, request: HttpRequest, token: str, row: EmailVerificationToken) -> HttpResponse:
+    def confirm(self, request: HttpRequest, token: str, row: NotMeLink) -> HttpResponse:
         def on_valid(data: Data) -> HttpResponse:
             user = remove_passkey_not_me(token=token, new_password=data["password1"], client=_client(request))
             self.used(request)
-            if not user.is_active:
-                then = "The account is deactivated: contact support to use it."
-            elif has_mfa(user):
-                then = (
-                    "Two-factor authentication is still on: sign in with it and your other passkey, your "
-                    "authenticator app or a recovery code. If none of them is yours, contact support."
-                )
-            else:
-                then = "Sign in with it."
-            # Every session ended, this browser's too.
-            return signed_out(
-                request,
-                to="accounts:login",
-                message="Your account is secured: the passkey is removed, every device was signed out "
-                "and your new password is set. " + then,
-            )
+            return account_secured(request, user, done="the passkey is removed")
 
-        form = CancelEmailChangeForm(request.POST or None)
+        form = SecureAccountForm(request.POST or None)
         return form_page(
             request,
             form=form,
             template="accounts/passkey_not_me.html",
             on_valid=on_valid,
             context={
-                "passkey_name": row.passkey.name if row.passkey else "",
-                "added_at": row.created_at,
-                "only_factor": row.passkey is not None and is_only_second_factor(row.passkey),
+                "passkey_name": row.passkey.name,
+                "added_at": row.row.created_at,
+                "only_factor": is_only_second_factor(row.passkey),
             },
         )

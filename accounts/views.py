@@ -63,7 +63,6 @@ from accounts.flows.verification import (
     verify_email,
 )
 from accounts.forms import (
-    CancelEmailChangeForm,
     DeleteAccountForm,
     EmailChangeForm,
     EmailOnlyForm,
@@ -72,6 +71,7 @@ from accounts.forms import (
     PasswordConfirmForm,
     ProfileForm,
     SecondFactorForm,
+    SecureAccountForm,
     SetPasswordForm,
     SignInForm,
     SignUpForm,
@@ -79,7 +79,7 @@ from accounts.forms import (
     VerifyWithPasswordForm,
     add_flow_error,
 )
-from accounts.models import EmailVerificationToken, PasswordResetToken
+from accounts.models import EmailVerificationToken, PasswordResetToken, User
 from accounts.pages import (
     Data,
     EmailedLinkView,
@@ -473,6 +473,25 @@ class PasswordResetView(EmailedLinkView):
         return form_page(request, form=form, template="accounts/password_reset_set.html", on_valid=on_valid)
 
 
+def account_secured(request: HttpRequest, user: User, *, done: str) -> HttpResponse:
+    """After a "not me" link: every session ended (this browser's too), a new password set, and
+    ``done``; how to go on from here."""
+    if not user.is_active:
+        then = "The account is deactivated: contact support to use it."
+    elif has_mfa(user):
+        then = (
+            "Two-factor authentication is still on: sign in with it and your passkey, your authenticator "
+            "app or a recovery code. If none of them is yours, contact support."
+        )
+    else:
+        then = "Sign in with it."
+    return signed_out(
+        request,
+        to="accounts:login",
+        message=f"Your account is secured: {done}, every device was signed out and your new password is set. {then}",
+    )
+
+
 @method_decorator(sensitive_post_parameters("password1", "password2"), name="dispatch")
 class EmailChangeCancelView(EmailedLinkView):
     """Cancelling or undoing an email change ("not me") from the notice sent to the current address."""
@@ -488,16 +507,9 @@ class EmailChangeCancelView(EmailedLinkView):
         def on_valid(data: Data) -> HttpResponse:
             user = cancel_email_change(token=token, new_password=data["password1"], client=_client(request))
             self.used(request)
-            # Every session ended, this browser's too.
-            return signed_out(
-                request,
-                to="accounts:login",
-                message="Your account is secured: it keeps this email address, every device was signed out "
-                "and your new password is set. "
-                + ("Sign in with it." if user.is_active else "The account is deactivated: contact support to use it."),
-            )
+            return account_secured(request, user, done="it keeps this email address")
 
-        form = CancelEmailChangeForm(request.POST or None)
+        form = SecureAccountForm(request.POST or None)
         return form_page(
             request,
             form=form,

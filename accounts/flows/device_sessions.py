@@ -21,6 +21,7 @@ from accounts.access_tokens import AccessToken
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.exceptions import PasskeyUnknown, RefreshTokenInvalid, RefreshTokenReused, SessionNotFound
+from accounts.flows.account_lock import lock_account
 from accounts.models import USER_AGENT_MAX_LENGTH, DeviceSession, Passkey, RotatedRefreshToken, User
 from accounts.rate_limits import REFRESH_SESSION, RateLimited, hit, ip_key, record_rate_limited
 from accounts.revocation import SessionId, mark_sessions_ended
@@ -101,7 +102,7 @@ def start_device_session(
         if passkey is not None:
             # In turn with the passkey's removal, which holds the account's row too: either this
             # session exists when the removal ends the passkey's sessions, or the passkey is gone.
-            list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+            lock_account(user)
             if not Passkey.objects.filter(pk=passkey.pk).exists():
                 raise PasskeyUnknown
         session = DeviceSession.objects.create(

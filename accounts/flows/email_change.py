@@ -18,11 +18,12 @@ from accounts.client_info import ClientInfo
 from accounts.email_address import InvalidEmailAddress, mask_email, normalize_email
 from accounts.exceptions import EmailUnchanged, InvalidEmail, TokenInvalid
 from accounts.flows.account_deletion import erase_account
+from accounts.flows.account_lock import lock_account
 from accounts.flows.device_sessions import EndReason
 from accounts.flows.email_tokens import find_redeemable_token, mark_token_used
 from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
 from accounts.flows.reauthentication import confirm_password, record_authentication, require_recent_second_factor
-from accounts.flows.security_reset import lock_account, security_reset
+from accounts.flows.security_reset import security_reset
 from accounts.flows.verification import Purpose, issue_verification_link, prove_address
 from accounts.mail import send_account_email, site_link
 from accounts.models import EmailVerificationToken, User

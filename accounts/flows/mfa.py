@@ -22,6 +22,7 @@ from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.encryption import SecretUnreadable
 from accounts.exceptions import EmailNotVerified, InvalidCode, MfaNotEnabled, TotpAlreadyEnabled, TotpSetupRequired
+from accounts.flows.account_lock import lock_account
 from accounts.flows.email_tokens import retire_emailed_links
 from accounts.flows.passkeys import passkeys_of
 from accounts.flows.reauthentication import SensitiveAction, record_authentication, require_recent_authentication
@@ -39,7 +40,6 @@ from accounts.flows.second_factor import (
     store_totp_secret,
     totp_secret_of,
 )
-from accounts.flows.security_reset import lock_account
 from accounts.mail import send_account_email, site_link
 from accounts.models import Passkey, TotpAuthenticator, User
 from accounts.revocation import SessionId

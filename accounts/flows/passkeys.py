@@ -62,13 +62,14 @@ from accounts.exceptions import (
     PasskeyUnknown,
     TokenInvalid,
 )
+from accounts.flows.account_lock import lock_account
 from accounts.flows.device_sessions import EndReason, end_user_sessions
 from accounts.flows.email_tokens import find_redeemable_token, mark_token_used, retire_emailed_links
 from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
 from accounts.flows.profile import is_printable_line
 from accounts.flows.reauthentication import SensitiveAction, record_authentication, require_recent_authentication
 from accounts.flows.second_factor import has_mfa, has_totp, remove_recovery_codes_if_unneeded, replace_recovery_codes
-from accounts.flows.security_reset import lock_account, security_reset
+from accounts.flows.security_reset import security_reset
 from accounts.flows.verification import issue_verification_link
 from accounts.mail import send_account_email, site_link
 from accounts.models import EmailVerificationToken, Passkey, PendingSignIn, User, WebAuthnChallenge
@@ -365,7 +366,7 @@ def rename_passkey(*, user: User, passkey_id: object, name: object, client: Clie
 def remove_passkey(
     *, user: User, passkey_id: object, session_id: SessionId | None, client: ClientInfo | None = None
 ) -> None:
-    """Remove one of the account's passkeys: it signs in no more, and the sessions it signed in
+    """Remove one of the account's passkeys: it signs in no more, and the sessions that rest on it
     end (but this one). Needs a recent second factor.
 
     The last second factor gone, two-factor is off and the recovery codes go with it."""
@@ -380,27 +381,46 @@ def remove_passkey(
             client=client,
             opened_with=[passkey],
         )
-        passkey.delete()
-        mfa_off = not has_mfa(user)
-        if mfa_off:
-            remove_recovery_codes_if_unneeded(user=user)
-            record_event(kind=EventKind.MFA_DISABLED, user=user, client=client, method="passkey")
-        record_event(
-            kind=EventKind.PASSKEY_REMOVED,
-            user=user,
-            client=client,
-            passkey=str(passkey_id),
-            name=passkey.name,
-            sessions_ended=ended,
-        )
+        mfa_off = _delete_passkey(user, passkey, client=client, sessions_ended=ended)
         retire_emailed_links(user=user)
     _notify(user, "passkey_removed", passkey_name=passkey.name, mfa_off=mfa_off, sessions_ended=ended)
+
+
+def _delete_passkey(
+    user: User, passkey: Passkey, *, client: ClientInfo | None, sessions_ended: int, by: str = "owner"
+) -> bool:
+    """Delete ``passkey`` (the account locked) with its audit event; True when it was the last
+    second factor, so two-factor and the recovery codes went with it."""
+    removed_id, removed_name = str(passkey.pk), passkey.name
+    passkey.delete()
+    mfa_off = not has_mfa(user)
+    if mfa_off:
+        remove_recovery_codes_if_unneeded(user=user)
+        record_event(kind=EventKind.MFA_DISABLED, user=user, client=client, method="passkey", by=by)
+    record_event(
+        kind=EventKind.PASSKEY_REMOVED,
+        user=user,
+        client=client,
+        passkey=removed_id,
+        name=removed_name,
+        sessions_ended=sessions_ended,
+        by=by,
+    )
+    return mfa_off
 
 
 # --- "Not me": the owner's way out of a passkey someone else added ---------------------------------
 
 
-def check_passkey_not_me_token(*, token: str | None) -> EmailVerificationToken:
+@dataclass(frozen=True)
+class NotMeLink:
+    """A redeemable "not me" link and the passkey it removes."""
+
+    row: EmailVerificationToken
+    passkey: Passkey
+
+
+def check_passkey_not_me_token(*, token: str | None) -> NotMeLink:
     """The redeemable "not me" link of the passkey-added notice, without using it up.
 
     A passkey signs in without the password, so resetting the password does not shut out
@@ -410,27 +430,25 @@ def check_passkey_not_me_token(*, token: str | None) -> EmailVerificationToken:
     went to, so it stops working once the account's address changed (that address may now be
     someone else's)."""
     row = find_redeemable_token(model=EmailVerificationToken, raw_token=token, inactive_too=True)
-    if row.purpose != EmailPurpose.REMOVE_PASSKEY or row.passkey_id is None:
-        raise TokenInvalid
     try:
-        # Loaded (and kept on the row) now: it may be removed at any moment, and its link with it.
-        _ = row.passkey
+        # Loaded now, once: it may be removed at any moment, and its link with it.
+        passkey = row.passkey
     except Passkey.DoesNotExist:
-        raise TokenInvalid from None
+        passkey = None
+    if row.purpose != EmailPurpose.REMOVE_PASSKEY or passkey is None:
+        raise TokenInvalid
     if row.email != row.user.email:
         raise TokenInvalid(
             "The account's email address has changed since this link was sent, so it cannot be used. "
             "If you did not change it, use the link in the email about that change first."
         )
-    return row
+    return NotMeLink(row=row, passkey=passkey)
 
 
 def is_only_second_factor(passkey: Passkey) -> bool:
     """Whether removing ``passkey`` turns the account's two-factor authentication off."""
-    return (
-        not has_totp(passkey.user)
-        and not Passkey.objects.filter(user_id=passkey.user_id).exclude(pk=passkey.pk).exists()
-    )
+    others = Passkey.objects.filter(user_id=passkey.user_id).exclude(pk=passkey.pk)
+    return not has_totp(passkey.user) and not others.exists()
 
 
 def remove_passkey_not_me(*, token: str | None, new_password: str, client: ClientInfo | None = None) -> User:
@@ -444,31 +462,15 @@ def remove_passkey_not_me(*, token: str | None, new_password: str, client: Clien
     ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT). Returns the user, who signs in anew.
     """
     with transaction.atomic():
-        row = check_passkey_not_me_token(token=token)
-        lock_account(row.user_id)
-        row = check_passkey_not_me_token(token=token)
-        user, passkey = row.user, row.passkey
-        if passkey is None:  # never: the check refuses a link without its passkey
-            raise TokenInvalid
+        lock_account(check_passkey_not_me_token(token=token).row.user_id)
+        link = check_passkey_not_me_token(token=token)  # again, now that nothing else changes the account
+        user = link.row.user
         validate_new_password(password=new_password, user=user, field="new_password")
-        mark_token_used(row)
-        removed_id, removed_name = str(passkey.pk), passkey.name
-        passkey.delete()  # the link's row goes with it: used, and gone
-        mfa_off = not has_mfa(user)
-        if mfa_off:
-            remove_recovery_codes_if_unneeded(user=user)
-            record_event(kind=EventKind.MFA_DISABLED, user=user, client=client, method="passkey", by="emailed link")
+        mark_token_used(link.row)
         set_new_password(user=user, password=new_password)
         ended = security_reset(user=user, reason=EndReason.ACCOUNT_SECURED, record=False)
-        record_event(
-            kind=EventKind.PASSKEY_REMOVED,
-            user=user,
-            client=client,
-            passkey=removed_id,
-            name=removed_name,
-            by="emailed link",
-            sessions_ended=ended,
-        )
+        # The link's row goes with the passkey: used, and gone.
+        _delete_passkey(user, link.passkey, client=client, by="emailed link", sessions_ended=ended)
     send_password_changed_notice(user=user, all_devices_signed_out=True)
     return user
 

@@ -6,10 +6,11 @@ from django.db import transaction
 from accounts.audit import EventKind, record_event
 from accounts.background import after_answer
 from accounts.client_info import ClientInfo
+from accounts.flows.account_lock import lock_account
 from accounts.flows.device_sessions import EndReason
 from accounts.flows.email_tokens import find_redeemable_token, issue_token, mark_token_used
 from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
-from accounts.flows.security_reset import lock_account, security_reset
+from accounts.flows.security_reset import security_reset
 from accounts.flows.verification import prove_address
 from accounts.mail import send_account_email, site_link
 from accounts.models import PasswordResetToken, User

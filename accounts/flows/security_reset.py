@@ -3,20 +3,13 @@
 from django.db import transaction
 
 from accounts.client_info import ClientInfo
+from accounts.flows.account_lock import lock_account
 from accounts.flows.device_sessions import end_user_sessions
 from accounts.flows.email_tokens import retire_emailed_links
 from accounts.flows.pending import end_pending_sign_ins
 from accounts.flows.second_factor import forget_wrong_codes
 from accounts.models import EmailVerificationToken, User
 from accounts.revocation import SessionId
-
-
-def lock_account(user: User | int) -> None:
-    """Hold the account's row until the transaction ends (PostgreSQL; SQLite
-    serialises writers anyway), so that a security reset and the redemption of
-    an emailed link never interleave: one of them sees the other's result."""
-    user_id = user if isinstance(user, int) else user.pk
-    list(User.objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True))
 
 
 def security_reset(

@@ -19,11 +19,12 @@ from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.exceptions import SessionNotFound, StaffAccountProtected
 from accounts.flows.account_deletion import erase_account
+from accounts.flows.account_lock import lock_account
 from accounts.flows.account_status import deactivate_user, reactivate_user
 from accounts.flows.device_sessions import EndReason, as_session_uuid, end_device_session, end_user_sessions
 from accounts.flows.password_reset import issue_password_reset_link, request_password_reset
 from accounts.flows.second_factor import remove_factors
-from accounts.flows.security_reset import lock_account, security_reset
+from accounts.flows.security_reset import security_reset
 from accounts.flows.verification import prove_address, send_verification_email
 from accounts.mail import send_account_email, site_link
 from accounts.models import DeviceSession, Passkey, TotpAuthenticator, User

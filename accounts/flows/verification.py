@@ -29,12 +29,13 @@ from accounts.background import after_answer
 from accounts.client_info import ClientInfo
 from accounts.email_address import mask_email
 from accounts.exceptions import PasswordProofRequired, TokenInvalid
+from accounts.flows.account_lock import lock_account
 from accounts.flows.device_sessions import EndReason
 from accounts.flows.email_tokens import find_redeemable_token, issue_token, mark_token_used, retire_emailed_links
 from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
 from accounts.flows.reauthentication import confirm_password
 from accounts.flows.second_factor import remove_factors
-from accounts.flows.security_reset import lock_account, security_reset
+from accounts.flows.security_reset import security_reset
 from accounts.mail import send_account_email, site_link
 from accounts.models import DeviceSession, EmailVerificationToken, Passkey, User
 from accounts.rate_limits import VERIFY_MAIL_ADDRESS, VERIFY_MAIL_IP, may_send_link
