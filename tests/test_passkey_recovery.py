@@ -6,11 +6,11 @@ them out, and removing it needs a second factor the owner never had. The passkey
 carries the owner's way out; removing a passkey ends the sessions it signed in.
 """
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from accounts.flows import signin
 from accounts.flows.second_factor import has_mfa, recovery_codes_left
 from accounts.flows.support import staff_reset_mfa
 from accounts.models import DeviceSession, EmailVerificationToken, Passkey, SecurityEvent, User
@@ -27,12 +27,26 @@ from tests.support.api import (
     login,
     login_response,
     post_json,
+    refresh_cookie_value,
     session_of,
 )
 from tests.support.mail import link_path_in, mails_to
 from tests.support.mfa import enable_totp, totp_code
-from tests.support.pages import browser, csrf_token_of, submit
-from tests.support.passkeys import add_passkey, soft_authenticator
+from tests.support.pages import browser, submit
+from tests.support.passkeys import (
+    LOGIN_PAGE,
+    MFA_PASSKEY_OPTIONS_URL,
+    PASSKEYS_URL,
+    REAUTHENTICATE_OPTIONS_URL,
+    REAUTHENTICATE_URL,
+    REGISTER_OPTIONS_URL,
+    REGISTER_URL,
+    VERIFY_URL,
+    add_passkey,
+    api_passkey_sign_in,
+    page_passkey_sign_in,
+    soft_authenticator,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -41,14 +55,6 @@ OWNER = "owner@example.com"
 NEW_PASSWORD = "the owner's brand new passphrase"
 NOT_ME = "/security/passkeys/not-me/"
 NOT_ME_CONFIRM = "/accounts/security/passkeys/not-me/"
-LOGIN_PAGE = "/accounts/login/"
-PASSKEYS_URL = "/api/auth/passkeys/"
-REGISTER_OPTIONS_URL = "/api/auth/passkeys/register/options/"
-REGISTER_URL = "/api/auth/passkeys/register/"
-SIGN_IN_OPTIONS_URL = "/api/auth/passkeys/sign-in/options/"
-SIGN_IN_URL = "/api/auth/passkeys/sign-in/"
-MFA_PASSKEY_OPTIONS_URL = "/api/auth/mfa/passkey/options/"
-VERIFY_URL = "/api/auth/mfa/verify/"
 
 
 @pytest.fixture(autouse=True)
@@ -61,28 +67,38 @@ def owner(make_user) -> User:
     return make_user(email=OWNER, name="Olivia")
 
 
-def intruder_adds_a_passkey(mailoutbox, name: str = "Not yours"):
-    """The intruder signs in with the known password and registers a software passkey over the API.
-
-    Returns the intruder's authenticator and the "not me" link of the notice the owner got."""
-    intruder = api_client(HTTP_USER_AGENT="python-requests/2.32")
-    access = login(intruder, OWNER)
+def register_over_api(client, access: str, name: str):
+    """Register a new software passkey through the API, as a script would; its authenticator."""
     key = soft_authenticator()
-    options = post_json(intruder, REGISTER_OPTIONS_URL, **bearer(access))
+    options = post_json(client, REGISTER_OPTIONS_URL, **bearer(access))
     assert options.status_code == 200, options.content
     response = post_json(
-        intruder, REGISTER_URL, {"credential": key.create(options.json()), "name": name}, **bearer(access)
+        client, REGISTER_URL, {"credential": key.create(options.json()), "name": name}, **bearer(access)
     )
     assert response.status_code == 201, response.content
-    notice = [mail for mail in mails_to(mailoutbox, OWNER) if "passkey was added" in mail.subject.lower()][-1]
-    return key, link_path_in(notice, NOT_ME)
+    return key
 
 
-def passkey_sign_in(key, client=None):
-    client = client or api_client()
-    options = post_json(client, SIGN_IN_OPTIONS_URL)
-    assert options.status_code == 200, options.content
-    return post_json(client, SIGN_IN_URL, {"credential": key.get(options.json())}), client
+def newest_passkey_notice(mailoutbox):
+    return [mail for mail in mails_to(mailoutbox, OWNER) if "passkey was added" in mail.subject.lower()][-1]
+
+
+def newest_not_me_link(mailoutbox) -> str:
+    return link_path_in(newest_passkey_notice(mailoutbox), NOT_ME)
+
+
+def intruder_adds_a_passkey(mailoutbox, name: str = "Not yours", *, signed_in_with=None):
+    """The intruder signs in with the known password (or, two-factor on, with their first passkey:
+    both factors) and registers a software passkey over the API.
+
+    Returns the intruder's authenticator and the "not me" link of the notice the owner got."""
+    if signed_in_with is None:
+        intruder = api_client(HTTP_USER_AGENT="python-requests/2.32")
+        access = login(intruder, OWNER)
+    else:
+        signed_in, intruder = api_passkey_sign_in(signed_in_with)
+        access = signed_in.json()["access"]
+    return register_over_api(intruder, access, name), newest_not_me_link(mailoutbox)
 
 
 def open_link(path: str):
@@ -113,7 +129,7 @@ def test_a_password_reset_alone_does_not_shut_out_a_passkey_and_the_owner_is_ask
     # Signing in with the new password asks for a second step the owner cannot take...
     assert login_response(api_client(), OWNER, NEW_PASSWORD).status_code == 202
     # ...while the intruder's passkey still signs in: which is why the notice carries a way out.
-    response, _client = passkey_sign_in(key)
+    response, _client = api_passkey_sign_in(key)
     assert response.status_code == 200
 
 
@@ -122,7 +138,7 @@ def test_a_password_reset_alone_does_not_shut_out_a_passkey_and_the_owner_is_ask
 
 def test_the_notice_link_removes_the_intruders_passkey_ends_every_session_and_sets_the_password(owner, mailoutbox):
     key, link = intruder_adds_a_passkey(mailoutbox)
-    signed_in, intruder = passkey_sign_in(key)
+    signed_in, intruder = api_passkey_sign_in(key)
     intruder_access = signed_in.json()["access"]
     intruder_session = session_of(intruder_access)
     assert intruder_session.passkey_id == Passkey.objects.get(user=owner).pk
@@ -138,7 +154,7 @@ def test_the_notice_link_removes_the_intruders_passkey_ends_every_session_and_se
     assert intruder_session.revoked_reason == DeviceSession.EndReason.ACCOUNT_SECURED
     assert get_me(intruder_access).status_code == 401
     assert post_json(intruder, REFRESH_URL, **csrf_header(intruder)).status_code == 401
-    refused, _client = passkey_sign_in(key)
+    refused, _client = api_passkey_sign_in(key)
     assert_api_error(refused, 401, "passkey_unknown")
     # The old password is the intruder's; the new one signs in, with no second step left to ask.
     assert login_response(api_client(), OWNER, STRONG_PASSWORD).status_code == 401
@@ -162,7 +178,7 @@ def test_the_link_still_works_after_the_owner_reset_the_password_first(owner, ma
 
     assert response["Location"] == LOGIN_PAGE
     assert not Passkey.objects.filter(user=owner).exists()
-    assert passkey_sign_in(key)[0].status_code == 401
+    assert api_passkey_sign_in(key)[0].status_code == 401
 
 
 def test_following_the_link_uses_nothing_up_until_the_form_is_sent(owner, mailoutbox):
@@ -190,7 +206,7 @@ def test_the_page_warns_when_the_passkey_is_the_only_second_factor(owner, mailou
 def test_the_page_says_the_other_factors_stay_when_there_are_some(owner, mailoutbox):
     enable_totp(owner)
     add_passkey(owner)
-    _client, page = open_link(link_path_in(mails_to(mailoutbox, OWNER)[-1], NOT_ME))
+    _client, page = open_link(newest_not_me_link(mailoutbox))
     text = " ".join(page.content.decode().split())
     assert "Your other passkeys, your authenticator app and your recovery codes stay." in text
     assert "only second factor" not in text
@@ -263,28 +279,14 @@ def test_the_link_stops_working_once_the_address_changed(owner, mailoutbox):
 
 def test_each_link_removes_only_its_own_passkey_and_the_other_link_survives_the_reset(owner, mailoutbox):
     first_key, first_link = intruder_adds_a_passkey(mailoutbox, name="First")
-    second_key, second_link = intruder_adds_a_passkey_again(mailoutbox, first_key, name="Second")
+    second_key, second_link = intruder_adds_a_passkey(mailoutbox, "Second", signed_in_with=first_key)
 
     secure(first_link)
     assert list(Passkey.objects.filter(user=owner).values_list("name", flat=True)) == ["Second"]
-    assert passkey_sign_in(second_key)[0].status_code == 200
+    assert api_passkey_sign_in(second_key)[0].status_code == 200
 
     secure(second_link, "a third owner passphrase")
     assert not Passkey.objects.filter(user=owner).exists()
-
-
-def intruder_adds_a_passkey_again(mailoutbox, first_key, name: str):
-    """A second passkey: two-factor is on now, so the intruder signs in with the first one (both factors)."""
-    signed_in, intruder = passkey_sign_in(first_key)
-    access = signed_in.json()["access"]
-    key = soft_authenticator()
-    options = post_json(intruder, REGISTER_OPTIONS_URL, **bearer(access))
-    response = post_json(
-        intruder, REGISTER_URL, {"credential": key.create(options.json()), "name": name}, **bearer(access)
-    )
-    assert response.status_code == 201, response.content
-    notice = [mail for mail in mails_to(mailoutbox, OWNER) if "passkey was added" in mail.subject.lower()][-1]
-    return key, link_path_in(notice, NOT_ME)
 
 
 def test_the_link_leaves_the_owners_other_factors_on(owner, mailoutbox):
@@ -292,7 +294,7 @@ def test_the_link_leaves_the_owners_other_factors_on(owner, mailoutbox):
     secret = enable_totp(owner)
     codes_before = recovery_codes_left(owner)
     add_passkey(owner, name="Added while signed in")
-    link = link_path_in(mails_to(mailoutbox, OWNER)[-1], NOT_ME)
+    link = newest_not_me_link(mailoutbox)
 
     client, response = secure(link)
 
@@ -318,7 +320,7 @@ def test_the_link_secures_a_deactivated_account_too(owner, mailoutbox):
 
 def test_the_notice_names_the_link_and_how_long_it_works(owner, mailoutbox, settings):
     intruder_adds_a_passkey(mailoutbox)
-    notice = [mail for mail in mails_to(mailoutbox, OWNER) if "passkey was added" in mail.subject.lower()][-1]
+    notice = newest_passkey_notice(mailoutbox)
     assert "it works for 24 hours; after that, contact support" in notice.body
     assert "signs out every device and sets a new password" in notice.body
 
@@ -329,7 +331,7 @@ def test_the_notice_names_the_link_and_how_long_it_works(owner, mailoutbox, sett
 def test_removing_a_passkey_ends_the_sessions_it_signed_in_and_no_others(owner, mailoutbox):
     key, _added = add_passkey(owner, name="Old laptop")
     passkey = Passkey.objects.get(user=owner)
-    by_passkey, _client = passkey_sign_in(key)
+    by_passkey, _client = api_passkey_sign_in(key)
     by_passkey_session = session_of(by_passkey.json()["access"])
     # The password, then the passkey as the second step.
     pending = api_client()
@@ -340,8 +342,7 @@ def test_removing_a_passkey_ends_the_sessions_it_signed_in_and_no_others(owner, 
     second_step_session = session_of(second_step.json()["access"])
     assert {by_passkey_session.passkey_id, second_step_session.passkey_id} == {passkey.pk}
     # A session the passkey did not sign in, from which the owner removes it.
-    here = access_token_for(owner)
-    DeviceSession.objects.filter(pk=session_of(here).pk).update(second_factor_at=session_of(here).authenticated_at)
+    here = access_token_for(owner, second_factor=True)
     mailoutbox.clear()
 
     response = delete_json(api_client(), f"{PASSKEYS_URL}{passkey.pk}/", **bearer(here))
@@ -361,7 +362,7 @@ def test_removing_a_passkey_ends_the_sessions_it_signed_in_and_no_others(owner, 
 def test_removing_the_passkey_from_the_session_it_signed_in_keeps_that_session(owner, mailoutbox):
     key, _added = add_passkey(owner)
     passkey = Passkey.objects.get(user=owner)
-    signed_in, _client = passkey_sign_in(key)
+    signed_in, _client = api_passkey_sign_in(key)
     access = signed_in.json()["access"]
 
     response = delete_json(api_client(), f"{PASSKEYS_URL}{passkey.pk}/", **bearer(access))
@@ -385,7 +386,7 @@ def test_a_password_and_code_session_does_not_remember_a_passkey(owner):
 
 def test_supports_reset_of_two_factor_ends_the_sessions_passkeys_signed_in(owner, make_user, mailoutbox):
     key, _added = add_passkey(owner)
-    by_passkey, _client = passkey_sign_in(key)
+    by_passkey, _client = api_passkey_sign_in(key)
     by_password = access_token_for(owner)
     staff = make_user(email="support@example.com", is_staff=True, is_superuser=True)
 
@@ -402,9 +403,7 @@ def test_a_page_session_signed_in_with_a_passkey_ends_with_it(owner):
     key, _added = add_passkey(owner)
     passkey = Passkey.objects.get(user=owner)
     client = browser()
-    client.get(LOGIN_PAGE)
-    options = client.post("/accounts/login/passkey/options/", HTTP_X_CSRFTOKEN=csrf_token_of(client)).json()
-    assert submit(client, "/accounts/login/passkey/", {"credential": json.dumps(key.get(options))}).status_code == 302
+    assert page_passkey_sign_in(client, key).status_code == 302
     assert client.get("/accounts/").status_code == 200
     remover = browser()
     force_page_login(remover, owner, second_factor=True)
@@ -418,14 +417,11 @@ def test_removing_a_passkey_ends_the_session_that_added_it_and_one_that_re_authe
     passkey = Passkey.objects.get(user=owner)
     [adding_session] = DeviceSession.objects.filter(user=owner, passkey=passkey)
     by_password = access_token_for(owner)
-    options = post_json(api_client(), "/api/auth/reauthenticate/passkey/options/", **bearer(by_password)).json()
-    response = post_json(
-        api_client(), "/api/auth/reauthenticate/", {"credential": key.get(options)}, **bearer(by_password)
-    )
+    options = post_json(api_client(), REAUTHENTICATE_OPTIONS_URL, **bearer(by_password)).json()
+    response = post_json(api_client(), REAUTHENTICATE_URL, {"credential": key.get(options)}, **bearer(by_password))
     assert response.status_code == 204, response.content
     assert session_of(by_password).passkey_id == passkey.pk
-    here = access_token_for(owner)
-    DeviceSession.objects.filter(pk=session_of(here).pk).update(second_factor_at=session_of(here).authenticated_at)
+    here = access_token_for(owner, second_factor=True)
 
     assert delete_json(api_client(), f"{PASSKEYS_URL}{passkey.pk}/", **bearer(here)).status_code == 204
 
@@ -437,8 +433,6 @@ def test_removing_a_passkey_ends_the_session_that_added_it_and_one_that_re_authe
 
 def _removed_right_after_it_was_checked(monkeypatch):
     """The passkey's removal commits between its answer's check and the new session (a race)."""
-    from accounts.flows import signin
-
     finish = signin.finish_first_factor
 
     def then_removed(**arguments):
@@ -454,11 +448,11 @@ def test_a_passkey_removed_as_its_api_sign_in_finishes_opens_no_session(owner, m
     sessions_before = DeviceSession.objects.filter(user=owner).count()
     _removed_right_after_it_was_checked(monkeypatch)
 
-    response, client = passkey_sign_in(key)
+    response, client = api_passkey_sign_in(key)
 
     assert_api_error(response, 401, "passkey_unknown")
     assert DeviceSession.objects.filter(user=owner).count() == sessions_before
-    assert not client.cookies.get("todo_refresh") or not client.cookies["todo_refresh"].value
+    assert refresh_cookie_value(client) is None
 
 
 def test_a_passkey_removed_as_its_page_sign_in_finishes_signs_nothing_in(owner, monkeypatch):
@@ -466,10 +460,8 @@ def test_a_passkey_removed_as_its_page_sign_in_finishes_signs_nothing_in(owner, 
     sessions_before = DeviceSession.objects.filter(user=owner).count()
     _removed_right_after_it_was_checked(monkeypatch)
     client = browser()
-    client.get(LOGIN_PAGE)
-    options = client.post("/accounts/login/passkey/options/", HTTP_X_CSRFTOKEN=csrf_token_of(client)).json()
 
-    response = submit(client, "/accounts/login/passkey/", {"credential": json.dumps(key.get(options))})
+    response = page_passkey_sign_in(client, key)
 
     assert response.status_code == 302 and response["Location"] == LOGIN_PAGE
     assert client.get("/accounts/").status_code == 302

@@ -31,6 +31,17 @@ from tests.support.api import (
 )
 from tests.support.mail import mails_to
 from tests.support.mfa import enable_totp, totp_code
+from tests.support.passkeys import (
+    MFA_PASSKEY_OPTIONS_URL,
+    PASSKEYS_URL,
+    REAUTHENTICATE_OPTIONS_URL,
+    REAUTHENTICATE_URL,
+    REGISTER_OPTIONS_URL,
+    REGISTER_URL,
+    SIGN_IN_OPTIONS_URL,
+    SIGN_IN_URL,
+    VERIFY_URL,
+)
 from tests.support.races import run_at_once
 from tests.support.webauthn import SoftAuthenticator, SoftCredential
 
@@ -43,16 +54,7 @@ BOB = "bob@example.com"
 RP_ID = "localhost"
 ORIGIN = "http://localhost:8000"
 
-PASSKEYS_URL = "/api/auth/passkeys/"
-REGISTER_OPTIONS_URL = "/api/auth/passkeys/register/options/"
-REGISTER_URL = "/api/auth/passkeys/register/"
-SIGN_IN_OPTIONS_URL = "/api/auth/passkeys/sign-in/options/"
-SIGN_IN_URL = "/api/auth/passkeys/sign-in/"
 MFA_URL = "/api/auth/mfa/"
-MFA_PASSKEY_OPTIONS_URL = "/api/auth/mfa/passkey/options/"
-VERIFY_URL = "/api/auth/mfa/verify/"
-REAUTHENTICATE_URL = "/api/auth/reauthenticate/"
-REAUTHENTICATE_OPTIONS_URL = "/api/auth/reauthenticate/passkey/options/"
 
 PENDING_COOKIE = "todo_mfa_pending"
 PAST_THE_WINDOW = timedelta(minutes=5, seconds=1)

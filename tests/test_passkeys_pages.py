@@ -16,8 +16,8 @@ from tests.support.accounts import STRONG_PASSWORD, force_page_login
 from tests.support.html import parse_page, text_of
 from tests.support.mail import mails_to
 from tests.support.mfa import enable_totp
-from tests.support.pages import browser, csrf_token_of, submit
-from tests.support.passkeys import add_passkey, soft_authenticator
+from tests.support.pages import browser, submit
+from tests.support.passkeys import add_passkey, page_options, page_passkey_sign_in, soft_authenticator
 
 pytestmark = pytest.mark.django_db
 
@@ -37,10 +37,6 @@ ADMIN = "/admin/"
 PASSKEY_SCRIPT = "/static/accounts/passkeys.js"
 
 
-def options(client: Client, path: str):
-    return client.post(path, HTTP_X_CSRFTOKEN=csrf_token_of(client))
-
-
 def where(response) -> tuple[str, dict[str, list[str]]]:
     assert response.status_code == 302, (response.status_code, response.content[:300])
     location = urlsplit(response["Location"])
@@ -58,13 +54,6 @@ def is_signed_in(client: Client) -> bool:
 
 def latest_session(user: User) -> DeviceSession:
     return DeviceSession.objects.filter(user=user).order_by("-created_at").first()
-
-
-def sign_in_with_passkey(client: Client, authenticator, **answer):
-    assert client.get(LOGIN).status_code == 200
-    response = options(client, LOGIN_PASSKEY_OPTIONS)
-    assert response.status_code == 200, response.content
-    return submit(client, LOGIN_PASSKEY, {"credential": json.dumps(authenticator.get(response.json(), **answer))})
 
 
 def stale(session: DeviceSession) -> None:
@@ -96,7 +85,7 @@ def test_the_sign_in_page_offers_a_passkey_by_button_and_autofill_and_works_with
 
 def test_sign_in_options_name_no_account_and_require_user_verification(client, alice_key):
     client.get(LOGIN)
-    body = options(client, LOGIN_PASSKEY_OPTIONS).json()
+    body = page_options(client, LOGIN_PASSKEY_OPTIONS).json()
     assert body["rpId"] == "localhost"
     assert body["userVerification"] == "required"
     assert body.get("allowCredentials", []) == []
@@ -112,8 +101,8 @@ def test_the_pages_options_past_the_rate_limit_are_a_json_429_for_the_script(set
     settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "passkey_prompts_per_ip": "2/10m"}
     client = browser()
     client.get(LOGIN)
-    assert [options(client, LOGIN_PASSKEY_OPTIONS).status_code for _ in range(2)] == [200, 200]
-    limited = options(client, LOGIN_PASSKEY_OPTIONS)
+    assert [page_options(client, LOGIN_PASSKEY_OPTIONS).status_code for _ in range(2)] == [200, 200]
+    limited = page_options(client, LOGIN_PASSKEY_OPTIONS)
     assert limited.status_code == 429
     assert limited["Content-Type"] == "application/json"
     assert limited.json()["code"] == "rate_limited" and limited.json()["detail"]
@@ -123,7 +112,7 @@ def test_the_pages_options_past_the_rate_limit_are_a_json_429_for_the_script(set
 def test_a_passkey_signs_in_with_both_factors_and_goes_to_next(user, alice_key):
     client = browser()
     client.get(LOGIN)
-    body = options(client, LOGIN_PASSKEY_OPTIONS).json()
+    body = page_options(client, LOGIN_PASSKEY_OPTIONS).json()
     response = submit(
         client, LOGIN_PASSKEY, {"credential": json.dumps(alice_key.get(body)), "next": "/accounts/sessions/"}
     )
@@ -137,7 +126,7 @@ def test_a_passkey_signs_in_with_both_factors_and_goes_to_next(user, alice_key):
 
 def test_a_passkey_without_user_verification_does_not_sign_in(user, alice_key):
     client = browser()
-    response = sign_in_with_passkey(client, alice_key, user_verified=False)
+    response = page_passkey_sign_in(client, alice_key, user_verified=False)
     assert where(response)[0] == LOGIN
     assert messages_after(client, response) == [
         "That passkey could not be verified. Try again, or sign in another way."
@@ -149,7 +138,7 @@ def test_a_passkey_without_user_verification_does_not_sign_in(user, alice_key):
 def test_a_removed_passkey_is_refused_with_its_own_message(user, alice_key):
     Passkey.objects.filter(user=user).delete()
     client = browser()
-    response = sign_in_with_passkey(client, alice_key)
+    response = page_passkey_sign_in(client, alice_key)
     assert messages_after(client, response) == [
         "That passkey is not registered here. It may have been removed; sign in another way."
     ]
@@ -172,7 +161,7 @@ def test_garbage_instead_of_a_passkey_is_refused_on_the_page_not_a_500(credentia
 def test_a_replayed_page_answer_is_refused(user, alice_key):
     client = browser()
     client.get(LOGIN)
-    answer = json.dumps(alice_key.get(options(client, LOGIN_PASSKEY_OPTIONS).json()))
+    answer = json.dumps(alice_key.get(page_options(client, LOGIN_PASSKEY_OPTIONS).json()))
     assert where(submit(client, LOGIN_PASSKEY, {"credential": answer}))[0] == ACCOUNT
     other = browser()
     other.get(LOGIN)
@@ -193,7 +182,7 @@ def test_after_the_password_the_second_step_offers_the_passkey_and_accepts_it(us
     assert page.form("passkey-second-step").attrs["data-options-url"] == LOGIN_MFA_OPTIONS
     assert "authenticator app" not in text_of(second_step) and "One of your recovery codes." in text_of(second_step)
     assert page.script_sources == [PASSKEY_SCRIPT]
-    body = options(client, LOGIN_MFA_OPTIONS).json()
+    body = page_options(client, LOGIN_MFA_OPTIONS).json()
     assert body["userVerification"] == "preferred"
     assert [entry["id"] for entry in body["allowCredentials"]] == [
         bytes_to_base64url(bytes(Passkey.objects.get(user=user).credential_id))
@@ -207,7 +196,7 @@ def test_after_the_password_the_second_step_offers_the_passkey_and_accepts_it(us
 def test_second_step_options_without_a_pending_sign_in_are_a_json_401():
     client = browser()
     client.get(LOGIN)
-    response = options(client, LOGIN_MFA_OPTIONS)
+    response = page_options(client, LOGIN_MFA_OPTIONS)
     assert response.status_code == 401
     assert response.json()["code"] == "sign_in_expired"
 
@@ -219,7 +208,7 @@ def test_a_totp_only_account_gets_no_passkey_on_the_second_step(user):
     page = parse_page(client.get(LOGIN_MFA))
     assert all(form.attrs.get("id") != "passkey-second-step" for form in page.forms)
     assert page.script_sources == []
-    response = options(client, LOGIN_MFA_OPTIONS)
+    response = page_options(client, LOGIN_MFA_OPTIONS)
     assert (response.status_code, response.json()["code"]) == (400, "no_passkey")
 
 
@@ -228,7 +217,7 @@ def test_another_accounts_passkey_does_not_finish_the_second_step(user, alice_ke
     bob_key, _ = add_passkey(bob)
     client = browser()
     submit(client, LOGIN, {"email": ALICE, "password": STRONG_PASSWORD}, open_first=True)
-    body = options(client, LOGIN_MFA_OPTIONS).json()
+    body = page_options(client, LOGIN_MFA_OPTIONS).json()
     response = submit(client, LOGIN_MFA, {"credential": json.dumps(bob_key.get({**body, "allowCredentials": []}))})
     assert where(response)[0] == LOGIN_MFA
     assert not is_signed_in(client)
@@ -262,7 +251,7 @@ def test_adding_the_first_passkey_turns_two_factor_on_and_shows_recovery_codes(u
     page = parse_page(client.get(ADD))
     assert page.form("passkey-create").attrs["data-options-url"] == ADD_OPTIONS
     authenticator = soft_authenticator()
-    creation = options(client, ADD_OPTIONS).json()
+    creation = page_options(client, ADD_OPTIONS).json()
     assert creation["authenticatorSelection"]["residentKey"] == "required"
     credential = json.dumps(authenticator.create(creation))
     response = submit(client, ADD, {"name": "  Work   laptop ", "credential": credential})
@@ -285,7 +274,7 @@ def test_adding_without_a_created_passkey_shows_a_form_error(user):
 def test_a_refused_new_passkey_shows_the_error_above_the_form(user):
     client = browser()
     force_page_login(client, user)
-    creation = options(client, ADD_OPTIONS).json()
+    creation = page_options(client, ADD_OPTIONS).json()
     credential = json.dumps(soft_authenticator(origin="https://evil.example").create(creation))
     response = submit(client, ADD, {"name": "Laptop", "credential": credential})
     assert response.status_code == 200
@@ -298,7 +287,7 @@ def test_add_options_after_the_window_closed_are_a_json_403(user):
     session = force_page_login(client, user)
     client.get(SECURITY)
     stale(session)
-    response = options(client, ADD_OPTIONS)
+    response = page_options(client, ADD_OPTIONS)
     assert response.status_code == 403
     assert response.json()["code"] == "reauthentication_required"
 
@@ -335,7 +324,7 @@ def test_removing_a_passkey_needs_a_recent_second_factor_which_a_passkey_gives(u
     assert path == REAUTHENTICATE and query["factor"] == ["code"]
     page = parse_page(client.get(f"{REAUTHENTICATE}?next={SECURITY}&factor=code"))
     assert page.form("passkey-reauthenticate").attrs["data-options-url"] == REAUTHENTICATE_OPTIONS
-    body = options(client, REAUTHENTICATE_OPTIONS).json()
+    body = page_options(client, REAUTHENTICATE_OPTIONS).json()
     response = submit(
         client, REAUTHENTICATE, {"proof": "passkey", "credential": json.dumps(alice_key.get(body)), "next": SECURITY}
     )
@@ -371,7 +360,7 @@ def test_a_refused_passkey_on_the_reauthenticate_page_opens_nothing(user, alice_
     session = force_page_login(client, user, second_factor=True)
     stale(session)
     client.get(REAUTHENTICATE)
-    body = options(client, REAUTHENTICATE_OPTIONS).json()
+    body = page_options(client, REAUTHENTICATE_OPTIONS).json()
     answer = json.dumps(alice_key.get(body, tamper_signature=True))
     response = submit(client, REAUTHENTICATE, {"proof": "passkey", "credential": answer})
     assert where(response)[0] == REAUTHENTICATE
@@ -386,7 +375,7 @@ def test_a_staff_passkey_sign_in_satisfies_the_admins_two_factor_rule(make_user)
     member = make_user(email="staff@example.com", is_staff=True)
     authenticator, _ = add_passkey(member)
     client = browser()
-    assert where(sign_in_with_passkey(client, authenticator))[0] == ACCOUNT
+    assert where(page_passkey_sign_in(client, authenticator))[0] == ACCOUNT
     assert client.get(ADMIN).status_code == 200
 
 
@@ -408,5 +397,5 @@ def test_an_unverified_account_cannot_add_a_passkey(make_user):
     force_page_login(client, owner)
     assert where(client.get(ADD))[0] == SECURITY
     client.get(SECURITY)
-    response = options(client, ADD_OPTIONS)
+    response = page_options(client, ADD_OPTIONS)
     assert (response.status_code, response.json()["code"]) == (403, "email_not_verified")

@@ -79,14 +79,19 @@ def refresh_cookie_value(client: Client) -> str | None:
     return morsel.value if morsel is not None and morsel.value else None
 
 
-def access_token_for(user, *, ip_address: str | None = "127.0.0.1", user_agent: str = "pytest") -> str:
+def access_token_for(
+    user, *, ip_address: str | None = "127.0.0.1", user_agent: str = "pytest", second_factor: bool = False
+) -> str:
     """Open a device session for ``user`` directly (no password hashing); return its access token.
 
-    The token's ``email_verified`` claim reflects ``user`` as it is now.
+    The token's ``email_verified`` claim reflects ``user`` as it is now. ``second_factor``: the
+    session passed a second factor just now too.
     """
     from accounts.flows.device_sessions import start_device_session
 
-    return start_device_session(user=user, ip_address=ip_address, user_agent=user_agent).access_token
+    return start_device_session(
+        user=user, ip_address=ip_address, user_agent=user_agent, second_factor=second_factor
+    ).access_token
 
 
 def assert_api_error(response, status: int, code: str, *, fields: set[str] | None = None, exactly: bool = False):
