@@ -125,9 +125,11 @@ class EmailVerificationToken(EmailLinkToken):
     session = models.ForeignKey(
         "DeviceSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
-    # CANCEL_CHANGE only: whether the link may also move back a change that was
+    # CANCEL_CHANGE: whether the link may also move back a change that was
     # already confirmed. Only when the address it went to was proven when the
     # change was asked for; else its holder (a typo's owner) could take over.
+    # REMOVE_PASSKEY: whether the link may leave the account without a second
+    # factor: only when its passkey turned two-factor on.
     undo_allowed = models.BooleanField(default=False, editable=False)
     # REMOVE_PASSKEY only: the passkey the notice is about ("not me" removes it). The link goes
     # with the passkey; its ``email`` is the account's address when sent (a later change ends it).

@@ -26,7 +26,6 @@ from accounts.flows.passkeys import (
     NotMeLink,
     check_may_add_passkey,
     check_passkey_not_me_token,
-    is_only_second_factor,
     passkeys_of,
     reauthentication_options,
     register_passkey,
@@ -187,6 +186,7 @@ class PasskeyNotMeView(EmailedLinkView):
             context={
                 "passkey_name": row.passkey.name,
                 "added_at": row.row.created_at,
-                "only_factor": is_only_second_factor(row.passkey),
+                "later": row.later,
+                "turns_mfa_off": row.turns_mfa_off(),
             },
         )

@@ -480,8 +480,9 @@ def account_secured(request: HttpRequest, user: User, *, done: str) -> HttpRespo
         then = "The account is deactivated: contact support to use it."
     elif has_mfa(user):
         then = (
-            "Two-factor authentication is still on: sign in with it and your passkey, your authenticator "
-            "app or a recovery code. If none of them is yours, contact support."
+            "Two-factor authentication is still on: sign in with it and a passkey, your authenticator app "
+            "or a recovery code. If a passkey or an app on the account is not yours, use the link in the "
+            "email about it, or contact support."
         )
     else:
         then = "Sign in with it."

@@ -368,7 +368,7 @@ ACCOUNTS_RATE_LIMITS = {
     "mfa_codes_per_account": env_str("RATE_LIMIT_MFA_PER_ACCOUNT", "10/15m"),
     "mfa_codes_per_account_per_day": env_str("RATE_LIMIT_MFA_PER_ACCOUNT_PER_DAY", "50/d"),
     "mfa_codes_per_ip": env_str("RATE_LIMIT_MFA_PER_IP", "30/10m"),
-    # Passkey prompts (each a stored challenge) and refused passkey answers, per client IP.
+    # Passkey prompts (each a stored challenge), per client IP; registration prompts per account too.
     "passkey_prompts_per_ip": env_str("RATE_LIMIT_PASSKEY_PER_IP", "60/10m"),
 }
 # django-ratelimit's default today, named so that a new default cannot silently rename every counter.

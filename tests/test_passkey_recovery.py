@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from accounts.flows import signin
+from accounts.flows import passkeys, signin
 from accounts.flows.second_factor import has_mfa, recovery_codes_left
 from accounts.flows.support import staff_reset_mfa
-from accounts.models import DeviceSession, EmailVerificationToken, Passkey, SecurityEvent, User
+from accounts.models import DeviceSession, EmailVerificationToken, Passkey, SecurityEvent, TotpAuthenticator, User
 from tests.support.accounts import STRONG_PASSWORD, force_page_login
 from tests.support.api import (
     REFRESH_URL,
@@ -200,7 +200,7 @@ def test_the_page_warns_when_the_passkey_is_the_only_second_factor(owner, mailou
     _key, link = intruder_adds_a_passkey(mailoutbox)
     _client, page = open_link(link)
     text = " ".join(page.content.decode().split())
-    assert "This passkey is the account's only second factor: two-factor authentication turns off" in text
+    assert "The account has no other second factor: two-factor authentication turns off" in text
 
 
 def test_the_page_says_the_other_factors_stay_when_there_are_some(owner, mailoutbox):
@@ -208,8 +208,8 @@ def test_the_page_says_the_other_factors_stay_when_there_are_some(owner, mailout
     add_passkey(owner)
     _client, page = open_link(newest_not_me_link(mailoutbox))
     text = " ".join(page.content.decode().split())
-    assert "Your other passkeys, your authenticator app and your recovery codes stay." in text
-    assert "only second factor" not in text
+    assert "Your older passkeys, your authenticator app and your recovery codes stay." in text
+    assert "no other second factor" not in text
 
 
 def test_the_link_works_once(owner, mailoutbox):
@@ -277,16 +277,53 @@ def test_the_link_stops_working_once_the_address_changed(owner, mailoutbox):
     assert owner.check_password(STRONG_PASSWORD)
 
 
-def test_each_link_removes_only_its_own_passkey_and_the_other_link_survives_the_reset(owner, mailoutbox):
+def test_the_link_removes_the_passkeys_added_after_it_too(owner, mailoutbox, clock):
+    """Adding the first gives a recent second factor: the intruder adds a second at once."""
     first_key, first_link = intruder_adds_a_passkey(mailoutbox, name="First")
-    second_key, second_link = intruder_adds_a_passkey(mailoutbox, "Second", signed_in_with=first_key)
+    clock.advance(timedelta(seconds=3))
+    second_key, _second_link = intruder_adds_a_passkey(mailoutbox, "Second", signed_in_with=first_key)
+    _client, page = open_link(first_link)
+    assert "Passkeys added after it are removed too" in page.content.decode()
+    assert "Second" in page.content.decode()
 
     secure(first_link)
-    assert list(Passkey.objects.filter(user=owner).values_list("name", flat=True)) == ["Second"]
-    assert api_passkey_sign_in(second_key)[0].status_code == 200
+
+    assert not Passkey.objects.filter(user=owner).exists()
+    assert not has_mfa(owner) and recovery_codes_left(owner) == 0
+    assert api_passkey_sign_in(second_key)[0].status_code == 401
+    removed = events(SecurityEvent.Kind.PASSKEY_REMOVED, owner)
+    assert sorted(event.detail["name"] for event in removed) == ["First", "Second"]
+
+
+def test_a_later_passkeys_link_removes_only_it_and_survives_the_other_links_reset(owner, mailoutbox, clock):
+    first_key, _first_link = intruder_adds_a_passkey(mailoutbox, name="First")
+    clock.advance(timedelta(seconds=3))
+    second_key, second_link = intruder_adds_a_passkey(mailoutbox, "Second", signed_in_with=first_key)
+    owner.set_password(NEW_PASSWORD)  # a security reset in between retires other links, not this one
+    owner.save()
 
     secure(second_link, "a third owner passphrase")
-    assert not Passkey.objects.filter(user=owner).exists()
+
+    assert list(Passkey.objects.filter(user=owner).values_list("name", flat=True)) == ["First"]
+    assert has_mfa(owner)
+    assert api_passkey_sign_in(second_key)[0].status_code == 401
+
+
+def test_a_link_cannot_take_away_two_factor_the_account_had_before_its_passkey(owner, mailoutbox):
+    """The owner had an app, added a passkey, then removed the app: the mailbox's reader must not
+    use the passkey's link to leave the account with no second factor."""
+    enable_totp(owner)
+    add_passkey(owner, name="Mine")
+    link = newest_not_me_link(mailoutbox)
+    TotpAuthenticator.objects.filter(user=owner).delete()
+
+    response = browser().get(link)
+
+    assert response.status_code == 400
+    assert "which it had before this passkey was added" in response.content.decode()
+    assert Passkey.objects.filter(user=owner).exists()
+    owner.refresh_from_db()
+    assert owner.check_password(STRONG_PASSWORD)
 
 
 def test_the_link_leaves_the_owners_other_factors_on(owner, mailoutbox):
@@ -466,3 +503,22 @@ def test_a_passkey_removed_as_its_page_sign_in_finishes_signs_nothing_in(owner, 
     assert response.status_code == 302 and response["Location"] == LOGIN_PAGE
     assert client.get("/accounts/").status_code == 302
     assert DeviceSession.objects.filter(user=owner).count() == sessions_before
+
+
+def test_re_authenticating_with_a_passkey_removed_meanwhile_is_refused(owner, monkeypatch):
+    key, _added = add_passkey(owner)
+    access = access_token_for(owner)
+    prove = passkeys.prove_passkey
+
+    def then_removed(**arguments):
+        proof = prove(**arguments)
+        Passkey.objects.filter(pk=proof.passkey.pk).delete()
+        return proof
+
+    monkeypatch.setattr(passkeys, "prove_passkey", then_removed)
+    options = post_json(api_client(), REAUTHENTICATE_OPTIONS_URL, **bearer(access)).json()
+    response = post_json(api_client(), REAUTHENTICATE_URL, {"credential": key.get(options)}, **bearer(access))
+
+    assert_api_error(response, 401, "passkey_unknown")
+    session = session_of(access)
+    assert session.passkey_id is None and session.second_factor_at is None

@@ -1070,6 +1070,37 @@ def test_garbage_reauthentication_credentials_get_a_4xx(long_access_tokens, alic
     assert session_of(alice.access).authenticated_at < clock.now()
 
 
+def test_a_credential_id_longer_than_webauthn_allows_is_refused_not_a_500(user):
+    """1023 bytes at most (WebAuthn Level 3); a few KB would overflow PostgreSQL's unique index."""
+    access = access_token_for(user)
+    response = register(access, authenticator(), credential_id_length=3000)
+
+    assert_refused(response, 401, "passkey_refused")
+    assert not Passkey.objects.exists()
+    assert "3000 bytes" in refused_events("passkey_refused", user).get().detail["why"]
+
+
+def test_a_credential_id_of_1023_bytes_registers(user):
+    response = register(access_token_for(user), authenticator(), credential_id_length=1023)
+    assert response.status_code == 201, response.content
+    assert len(bytes(Passkey.objects.get().credential_id)) == 1023
+
+
+def test_a_sign_in_naming_an_overlong_credential_id_is_unknown(alice):
+    real = alice.key.get(sign_in_options())
+    long_id = b64(b"x" * 3000)
+    assert_refused(post_sign_in({**real, "id": long_id, "rawId": long_id}), 401, "passkey_unknown")
+
+
+def test_registration_options_are_rate_limited_per_account(user, settings):
+    settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "passkey_prompts_per_ip": "3/10m"}
+    access = access_token_for(user)
+    for _ in range(3):
+        assert registration_options(access).status_code == 200
+    assert_api_error(registration_options(access), 429, "rate_limited")
+    assert WebAuthnChallenge.objects.filter(user=user).count() == 3
+
+
 def test_sign_in_options_are_rate_limited_per_ip(settings):
     settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "passkey_prompts_per_ip": "3/10m"}
     client = api_client()

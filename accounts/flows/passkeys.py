@@ -81,6 +81,8 @@ EmailPurpose = EmailVerificationToken.Purpose
 Credential = TypeVar("Credential", AuthenticationCredential, RegistrationCredential)
 
 NAME_MAX_LENGTH = 64
+# WebAuthn Level 3 caps a credential id at 1023 bytes; longer ones would not fit the unique index.
+CREDENTIAL_ID_MAX_LENGTH = 1023
 # A browser's credential JSON is a few kilobytes at most; anything larger is not one.
 _CREDENTIAL_INPUT_LIMIT = 64 * 1024
 _CHALLENGE_BYTES = 32
@@ -234,6 +236,7 @@ def registration_options(*, user: User, session_id: SessionId | None) -> dict[st
     """Creation options for a new passkey of ``user``: a discoverable credential, user verification
     required, none of the account's passkeys again. Needs what managing second factors needs."""
     existing = _may_add_passkey(user, session_id)
+    hit(PASSKEY_IP, f"user:{user.pk}")  # the prompts' limit, per account here: each stores a challenge
     user_handle = bytes(existing[0].user_handle) if existing else secrets.token_bytes(_USER_HANDLE_BYTES)
     challenge = _issue_challenge(Purpose.REGISTER, user=user, user_handle=user_handle)
     options = webauthn.generate_registration_options(
@@ -278,6 +281,10 @@ def register_passkey(
     except PasskeyRefused as error:
         _record_refusal(error, purpose=Purpose.REGISTER, user=user, client=client)
         raise
+    if len(verified.credential_id) > CREDENTIAL_ID_MAX_LENGTH:
+        too_long = _refusal(PasskeyRefused, why=f"credential id of {len(verified.credential_id)} bytes")
+        _record_refusal(too_long, purpose=Purpose.REGISTER, user=user, client=client)
+        raise too_long
     synced = verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE
     transports = [str(getattr(value, "value", value)) for value in (parsed.response.transports or [])]
     codes: list[str] | None = None
@@ -322,6 +329,8 @@ def register_passkey(
             replace_older=False,  # each passkey keeps its own way out
             viewname="accounts:passkey_not_me",
             passkey=passkey,
+            # Only a passkey that turned two-factor on may take it off again (see the not-me check).
+            undo_allowed=first_factor,
         )
     # The new passkey verified its user on this device: like a first TOTP code, the session now
     # counts as two-factor (how a staff member enrolling on the way to the admin gets in).
@@ -414,10 +423,21 @@ def _delete_passkey(
 
 @dataclass(frozen=True)
 class NotMeLink:
-    """A redeemable "not me" link and the passkey it removes."""
+    """A redeemable "not me" link: the passkey it is about, and the ones added after it, which go too
+    (whoever added the first may have added them, from its session)."""
 
     row: EmailVerificationToken
     passkey: Passkey
+    later: list[Passkey]
+
+    @property
+    def removes(self) -> list[Passkey]:
+        return [self.passkey, *self.later]
+
+    def turns_mfa_off(self) -> bool:
+        """Whether removing them leaves the account without a second factor."""
+        others = Passkey.objects.filter(user_id=self.passkey.user_id).exclude(pk__in=[p.pk for p in self.removes])
+        return not has_totp(self.passkey.user) and not others.exists()
 
 
 def check_passkey_not_me_token(*, token: str | None) -> NotMeLink:
@@ -428,7 +448,9 @@ def check_passkey_not_me_token(*, token: str | None) -> NotMeLink:
     the owner may not have. This link is the owner's way out: it survives security resets, goes
     with its passkey, and works on a deactivated account too. It proves the mailbox the notice
     went to, so it stops working once the account's address changed (that address may now be
-    someone else's)."""
+    someone else's). Whoever reads that mailbox can use it too, so it may leave the account
+    without a second factor only where its passkey turned two-factor on (the account goes back
+    to how it was); otherwise that is support's to do."""
     row = find_redeemable_token(model=EmailVerificationToken, raw_token=token, inactive_too=True)
     try:
         # Loaded now, once: it may be removed at any moment, and its link with it.
@@ -442,24 +464,26 @@ def check_passkey_not_me_token(*, token: str | None) -> NotMeLink:
             "The account's email address has changed since this link was sent, so it cannot be used. "
             "If you did not change it, use the link in the email about that change first."
         )
-    return NotMeLink(row=row, passkey=passkey)
-
-
-def is_only_second_factor(passkey: Passkey) -> bool:
-    """Whether removing ``passkey`` turns the account's two-factor authentication off."""
-    others = Passkey.objects.filter(user_id=passkey.user_id).exclude(pk=passkey.pk)
-    return not has_totp(passkey.user) and not others.exists()
+    later = list(
+        Passkey.objects.filter(user_id=passkey.user_id, created_at__gt=passkey.created_at).order_by("created_at")
+    )
+    link = NotMeLink(row=row, passkey=passkey, later=later)
+    if not row.undo_allowed and link.turns_mfa_off():
+        raise TokenInvalid(
+            "This link would leave your account without two-factor authentication, which it had before "
+            "this passkey was added, so it cannot be used. Please contact support."
+        )
+    return link
 
 
 def remove_passkey_not_me(*, token: str | None, new_password: str, client: ClientInfo | None = None) -> User:
-    """ "Not me": remove the passkey the notice was about and secure the account.
+    """ "Not me": remove the passkey the notice was about (and any added after it) and secure the account.
 
     The account takes ``new_password`` (the old one is known to whoever added the passkey), and
     every session, every sign-in waiting for its second step and every other emailed link ends.
-    The account's other second factors stay: the link removes only what the notice was about.
-    Where that passkey was the only one, two-factor goes off with it, as it was before the passkey
-    came; whoever reads the mailbox could do that too, within the link's short lifetime (see
-    ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT). Returns the user, who signs in anew.
+    The account's older second factors stay. Where the passkey turned two-factor on, it goes off
+    with it, as it was before the passkey came; whoever reads the mailbox could do that too, within
+    the link's short lifetime (see ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT). Returns the user, who signs in anew.
     """
     with transaction.atomic():
         lock_account(check_passkey_not_me_token(token=token).row.user_id)
@@ -469,8 +493,9 @@ def remove_passkey_not_me(*, token: str | None, new_password: str, client: Clien
         mark_token_used(link.row)
         set_new_password(user=user, password=new_password)
         ended = security_reset(user=user, reason=EndReason.ACCOUNT_SECURED, record=False)
-        # The link's row goes with the passkey: used, and gone.
-        _delete_passkey(user, link.passkey, client=client, by="emailed link", sessions_ended=ended)
+        # The link's row goes with its passkey: used, and gone.
+        for passkey in link.removes:
+            _delete_passkey(user, passkey, client=client, by="emailed link", sessions_ended=ended)
     send_password_changed_notice(user=user, all_devices_signed_out=True)
     return user
 
@@ -550,6 +575,8 @@ def _verify_assertion(
 ) -> PasskeyProof:
     parsed = _parse(credential, parse_authentication_credential_json)
     challenge, _issued = _use_challenge(parsed.response.client_data_json, purpose, user=user, pending=pending)
+    if len(parsed.raw_id) > CREDENTIAL_ID_MAX_LENGTH:
+        raise _refusal(PasskeyUnknown, why="credential id too long")
     passkey = Passkey.objects.select_related("user").filter(credential_id=bytes(parsed.raw_id)).first()
     if passkey is None or (user is not None and passkey.user_id != user.pk) or not passkey.user.is_active:
         if passkey is None:

@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from accounts import amr as methods
 from accounts.client_info import ClientInfo
-from accounts.exceptions import InvalidPassword, ReauthenticationRequired, SecondFactorRequired
+from accounts.exceptions import InvalidPassword, PasskeyUnknown, ReauthenticationRequired, SecondFactorRequired
+from accounts.flows.account_lock import lock_account
 from accounts.flows.device_sessions import as_session_uuid
 from accounts.flows.second_factor import has_mfa, prove_second_factor
 from accounts.models import DeviceSession, Passkey, User
@@ -111,6 +112,12 @@ def record_authentication(
     amr = amr or [methods.PASSWORD]
     now = timezone.now()
     with transaction.atomic():
+        if passkey is not None:
+            # In turn with the passkey's removal (account, then session, as the removal locks them):
+            # a session cannot come to rest on a passkey that is being removed.
+            lock_account(passkey.user_id)
+            if not Passkey.objects.filter(pk=passkey.pk).exists():
+                raise PasskeyUnknown
         session = DeviceSession.objects.select_for_update().filter(pk=session_uuid).first()
         if session is None:
             return

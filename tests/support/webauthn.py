@@ -65,6 +65,7 @@ class SoftAuthenticator:
         rp_id: str | None = None,
         user_verified: bool | None = None,
         challenge: str | None = None,
+        credential_id_length: int = CREDENTIAL_ID_LENGTH,
     ) -> dict[str, Any]:
         """Register a new credential for the creation ``options``; returns the RegistrationResponseJSON.
 
@@ -78,7 +79,7 @@ class SoftAuthenticator:
             raise ValueError("NotSupportedError")
 
         credential = SoftCredential(
-            credential_id=secrets.token_bytes(CREDENTIAL_ID_LENGTH),
+            credential_id=secrets.token_bytes(credential_id_length),
             private_key=ec.generate_private_key(ec.SECP256R1()),
             user_handle=base64url_to_bytes(options["user"]["id"]),
             rp_id=rp_id or options.get("rp", {}).get("id") or self.rp_id,
