@@ -5,6 +5,9 @@ from collections.abc import Iterable
 PASSWORD = "pwd"  # noqa: S105 a method name
 ONE_TIME_CODE = "otp"  # an authenticator app's code, a recovery code, later an emailed code
 MULTI_FACTOR = "mfa"
+# A sign-in at an identity provider (OpenID Connect, OAuth 2). Not in RFC 8176's registry, which
+# names how a person authenticated, not where: the provider's own methods are not known here.
+FEDERATED = "fed"
 # A passkey: device-bound ("hardware-secured key") or synced between devices ("software-secured key"),
 # and "user" when the authenticator verified its user (a PIN, a fingerprint, a face).
 HARDWARE_KEY = "hwk"
@@ -19,6 +22,8 @@ _FACTOR_KINDS = {
     HARDWARE_KEY: "possession",
     SOFTWARE_KEY: "possession",
     USER_VERIFIED: "user verification",
+    # Whatever the provider asked for, it counts as one factor (its own second step is not seen here).
+    FEDERATED: "federated",
 }
 # What a second factor proves: something the person has.
 _SECOND_FACTORS = frozenset({ONE_TIME_CODE, HARDWARE_KEY, SOFTWARE_KEY})
@@ -44,7 +49,13 @@ def combine(*groups: Iterable[str]) -> list[str]:
 
 def describe(amr: Iterable[str]) -> str:
     """The methods in words, for the devices page."""
-    words = {PASSWORD: "password", ONE_TIME_CODE: "one-time code", HARDWARE_KEY: "passkey", SOFTWARE_KEY: "passkey"}
+    words = {
+        PASSWORD: "password",
+        ONE_TIME_CODE: "one-time code",
+        HARDWARE_KEY: "passkey",
+        SOFTWARE_KEY: "passkey",
+        FEDERATED: "provider",
+    }
     methods = [words.get(method, method) for method in amr if method not in (MULTI_FACTOR, USER_VERIFIED)]
     if not methods:
         return "unknown"

@@ -93,6 +93,9 @@ USER_VISIBLE_KINDS = [
     EventKind.PASSKEY_REMOVED,
     EventKind.PASSKEY_RENAMED,
     EventKind.PASSKEY_REFUSED,
+    EventKind.SOCIAL_CONNECTED,
+    EventKind.SOCIAL_DISCONNECTED,
+    EventKind.SOCIAL_FAILED,
 ]
 
 

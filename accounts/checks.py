@@ -96,6 +96,18 @@ def check_production_settings(
         )
     if problem := webauthn_settings_problem():
         errors.append(checks.Error(problem, id="accounts.E010"))
+    for provider in settings.SOCIAL_PROVIDERS.values():
+        # Discovery, keys and the code exchange over plain http could be read or changed on the way.
+        insecure = [
+            url for url in (provider["issuer"], provider.get("api_url", "")) if url and not url.startswith("https://")
+        ]
+        if insecure:
+            errors.append(
+                checks.Error(
+                    f"Sign-in provider {provider['name']!r} must be reached over https:// ({', '.join(insecure)}).",
+                    id="accounts.E011",
+                )
+            )
     if not settings.EMAIL_BACKEND:  # config/settings.py leaves it empty when neither is configured
         errors.append(
             checks.Error("Configure an ESP with ANYMAIL_ESP (or set EMAIL_BACKEND explicitly).", id="accounts.E007")

@@ -236,3 +236,67 @@ class InvalidPasskeyName(AccountError):
 class NoPasskey(AccountError):
     code = "no_passkey"
     message = "This account has no passkey."
+
+
+class SocialSignInFailed(AccountError):
+    """A sign-in with a provider did not come back with an identity we can trust; ``code`` says why."""
+
+    code = "social_failed"
+    message = "Signing in with the provider did not work. Please try again."
+
+
+class SocialDenied(SocialSignInFailed):
+    code = "social_denied"
+    message = "You did not allow the sign-in at the provider, so nothing was changed."
+
+
+class SocialStateInvalid(SocialSignInFailed):
+    code = "social_state_invalid"
+    message = "This sign-in was not started in this browser, or it expired or was already used. Please start again."
+
+
+class SocialProviderUnavailable(SocialSignInFailed):
+    code = "social_provider_unavailable"
+    message = "The provider could not be reached. Please try again in a few minutes, or sign in another way."
+
+
+class SocialTokenRefused(SocialSignInFailed):
+    """The provider refused the code, or what it sent back is not a valid ID token for this sign-in."""
+
+    code = "social_token_invalid"
+    message = "The provider's answer could not be verified, so nobody was signed in. Please start again."
+
+
+class SocialEmailMissing(SocialSignInFailed):
+    code = "social_email_missing"
+    message = (
+        "The provider did not share an email address, which an account here needs. Allow access to your "
+        "address at the provider, or sign up with a password."
+    )
+
+
+class SocialIdentityTaken(AccountError):
+    code = "social_identity_taken"
+    message = "This provider account is already connected to another account here."
+
+
+class SocialIdentityMismatch(AccountError):
+    code = "social_identity_mismatch"
+    message = "You signed in at the provider with an account that is not connected to this one."
+
+
+class SocialIdentityNotFound(AccountError):
+    code = "social_identity_not_found"
+    message = "This connection does not exist."
+
+
+class SocialLastSignInMethod(AccountError):
+    code = "social_last_sign_in_method"
+    message = (
+        "This is the only way to sign in to your account. Set a password or add a passkey before disconnecting it."
+    )
+
+
+class AccountInactive(AccountError):
+    code = "account_inactive"
+    message = "This account cannot sign in. Please contact support."

@@ -27,6 +27,8 @@ from accounts.flows.mfa import (
 )
 from accounts.flows.second_factor import Method
 from accounts.flows.signin import complete_second_step, second_step_methods, second_step_passkey_options
+from accounts.flows.social import connectable_providers, connected_identities
+from accounts.flows.social_providers import configured_providers
 from accounts.forms import PasskeyAnswerForm, SecondFactorForm, TotpConfirmForm
 from accounts.pages import (
     Data,
@@ -95,7 +97,17 @@ def login_mfa_passkey_options(request: HttpRequest) -> JsonResponse:
 
 @account_page(signed_in=True, methods=("GET",))
 def security(request: SignedInRequest) -> HttpResponse:
-    return render(request, "accounts/security.html", {"status": mfa_status(user=request.user)})
+    identities = connected_identities(user=request.user)
+    names = {provider.name: provider.display_name for provider in configured_providers()}
+    return render(
+        request,
+        "accounts/security.html",
+        {
+            "status": mfa_status(user=request.user),
+            "identities": [(identity, names.get(identity.provider, identity.provider)) for identity in identities],
+            "connectable": connectable_providers(user=request.user),
+        },
+    )
 
 
 @account_page(signed_in=True, secrets=("code",))

@@ -1,12 +1,14 @@
 """Middleware: tie page sessions to device sessions, answer rate limits, keep responses out of caches.
 
-The Content Security Policy is one fixed header (settings.CONTENT_SECURITY_POLICY):
+The Content Security Policy is one header (settings.CONTENT_SECURITY_POLICY, plus the sign-in providers):
 no nonces, no per-view policies, no reports, so django-csp would be a dependency for
 one line. Django 6.0 builds it in (SECURE_CSP); move to that with the next LTS.
 """
 
+import functools
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
@@ -97,5 +99,25 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        response.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        response.setdefault("Content-Security-Policy", content_security_policy())
         return response
+
+
+def content_security_policy() -> str:
+    """settings.CONTENT_SECURITY_POLICY, with the sign-in providers' origins allowed as form targets."""
+    return _policy(settings.CONTENT_SECURITY_POLICY, tuple(p["issuer"] for p in settings.SOCIAL_PROVIDERS.values()))
+
+
+@functools.lru_cache(maxsize=8)
+def _policy(base: str, issuers: tuple[str, ...]) -> str:
+    # A sign-in button posts here and is redirected to the provider's sign-in page, on its issuer's
+    # origin (Google's, Microsoft's, GitHub's and the usual identity servers' are): browsers check
+    # that redirect against form-action too.
+    origins = sorted({"{0.scheme}://{0.netloc}".format(urlsplit(issuer)) for issuer in issuers})
+    if not origins:
+        return base
+    directives = [directive.strip() for directive in base.split(";")]
+    return "; ".join(
+        " ".join([directive, *origins]) if directive.split(" ")[0] == "form-action" else directive
+        for directive in directives
+    )

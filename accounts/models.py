@@ -111,6 +111,7 @@ class EmailVerificationToken(EmailLinkToken):
         CHANGE = "change", "Confirm a new address"
         CANCEL_CHANGE = "cancel_change", "Cancel or undo an address change"
         REMOVE_PASSKEY = "remove_passkey", "Remove a passkey the owner did not add"
+        REMOVE_SOCIAL = "remove_social", "Disconnect a provider the owner did not connect"
 
     # The address this token proves control of. For VERIFY it is the user's
     # address when sent (a later change makes the token useless); for CHANGE
@@ -135,6 +136,10 @@ class EmailVerificationToken(EmailLinkToken):
     # with the passkey; its ``email`` is the account's address when sent (a later change ends it).
     passkey = models.ForeignKey(
         "Passkey", null=True, blank=True, on_delete=models.CASCADE, related_name="+", editable=False
+    )
+    # REMOVE_SOCIAL only: the provider identity the notice is about (as ``passkey`` above).
+    social_identity = models.ForeignKey(
+        "SocialIdentity", null=True, blank=True, on_delete=models.CASCADE, related_name="+", editable=False
     )
 
     class Meta:
@@ -350,6 +355,33 @@ class Passkey(models.Model):
         return f"Passkey {self.name!r} of user {self.user_id}"
 
 
+class SocialIdentity(models.Model):
+    """An account at an identity provider (Google, GitHub, a company's OpenID provider) that signs in to a user.
+
+    Found by (issuer, subject) alone, never by email address: an address can move between accounts
+    at a provider, a subject never does.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="social_identities")
+    # The configured provider's name (SOCIAL_PROVIDERS), for display and to sign in with it again.
+    provider = models.CharField(max_length=32, editable=False)
+    issuer = models.CharField(max_length=255, editable=False)
+    subject = models.CharField(max_length=255, editable=False)
+    # The address the provider gave when the identity was connected, to show the owner which one it is.
+    email = models.EmailField(max_length=254, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "social_identities"
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="social_identity_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} identity of user {self.user_id}"
+
+
 class WebAuthnChallenge(models.Model):
     """A challenge handed to a browser for one WebAuthn ceremony: server-side, single use, short-lived.
 
@@ -415,6 +447,9 @@ class SecurityEvent(models.Model):
         PASSKEY_REMOVED = "passkey_removed", "Passkey removed"
         PASSKEY_RENAMED = "passkey_renamed", "Passkey renamed"
         PASSKEY_REFUSED = "passkey_refused", "Passkey refused"
+        SOCIAL_CONNECTED = "social_connected", "Provider connected"
+        SOCIAL_DISCONNECTED = "social_disconnected", "Provider disconnected"
+        SOCIAL_FAILED = "social_failed", "Provider sign-in failed"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="security_events")

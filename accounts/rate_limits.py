@@ -87,6 +87,8 @@ MFA_IP = Limit("mfa_codes_per_ip", "deny")
 # Passkey prompts: each stores a challenge, so a client asking for them without end is refused. A
 # passkey's answer cannot be guessed; an unreachable cache does not keep people from signing in.
 PASSKEY_IP = Limit("passkey_prompts_per_ip", "allow")
+# Sign-ins with a provider begun: each makes the server call the provider, so they are bounded.
+SOCIAL_IP = Limit("social_sign_ins_per_ip", "allow")
 
 
 def ip_key(ip_address: str | None) -> str:

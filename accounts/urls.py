@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from accounts import mfa_views, passkey_views, views
+from accounts import mfa_views, passkey_views, social_views, views
 
 app_name = "accounts"
 
@@ -16,6 +16,12 @@ urlpatterns = [
     path("login/passkey/", passkey_views.login_passkey, name="login_passkey"),
     path("login/passkey/options/", passkey_views.login_passkey_options, name="login_passkey_options"),
     path("logout/", views.logout_view, name="logout"),
+    path("social/connect/", social_views.social_connect, name="social_connect"),
+    path("social/not-me/", social_views.SocialNotMeView.as_view(), name="social_not_me_confirm"),
+    path("social/not-me/<str:token>/", social_views.SocialNotMeView.as_view(), name="social_not_me"),
+    path("social/<str:provider>/login/", social_views.social_login, name="social_login"),
+    path("social/<str:provider>/callback/", social_views.social_callback, name="social_callback"),
+    path("security/social/<str:identity_id>/disconnect/", social_views.social_disconnect, name="social_disconnect"),
     # Fixed paths before the <token> ones that would otherwise swallow them.
     path("verify-email/resend/", views.resend_verification, name="resend_verification"),
     path("verify-email/sent/", views.resend_verification_done, name="resend_verification_done"),

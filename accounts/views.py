@@ -54,6 +54,7 @@ from accounts.flows.signin import (
     start_browser_session,
 )
 from accounts.flows.signup import sign_up
+from accounts.flows.social import connected_providers
 from accounts.flows.verification import (
     Verifier,
     can_replace_password,
@@ -333,6 +334,8 @@ def reauthenticate_view(request: SignedInRequest) -> HttpResponse:
             "has_code": has_code,
             "has_passkey": has_passkey(request.user),
             "has_totp": with_app,
+            # A provider proves the person again as a first factor: not where a second one is asked for.
+            "reauthenticate_providers": [] if with_code else connected_providers(user=request.user),
         },
     )
 

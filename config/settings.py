@@ -241,6 +241,64 @@ WEBAUTHN_CHALLENGE_LIFETIME = env_int("WEBAUTHN_CHALLENGE_LIFETIME", 5 * 60)
 # How many passkeys one account may hold.
 WEBAUTHN_MAX_PASSKEYS = env_int("WEBAUTHN_MAX_PASSKEYS", 20)
 
+# --- Social and OpenID Connect sign-in (accounts/flows/social.py) -------------------------------------
+
+# SOCIAL_PROVIDERS=google,microsoft,github,acme names the providers, each configured by
+# SOCIAL_<NAME>_CLIENT_ID and _CLIENT_SECRET, and for OpenID providers _ISSUER (its discovery
+# document is <issuer>/.well-known/openid-configuration; Google's and Microsoft's are known);
+# optional _SCOPES, _DISPLAY_NAME and _TRUST_EMAIL (link to an existing account by an address the
+# provider verified: only for providers that own their users' addresses, such as Google for Gmail).
+# "github" is plain OAuth 2 (SOCIAL_GITHUB_URL and _API_URL for GitHub Enterprise Server).
+_KNOWN_ISSUERS = {
+    "google": "https://accounts.google.com",
+    # Any Microsoft Entra tenant and personal accounts; set a tenant's own issuer to admit only it.
+    "microsoft": "https://login.microsoftonline.com/common/v2.0",
+}
+_DISPLAY_NAMES = {"google": "Google", "microsoft": "Microsoft", "github": "GitHub"}
+
+
+def _social_provider(name: str) -> dict[str, Any]:
+    prefix = f"SOCIAL_{name.upper()}_"
+    github = name == "github"
+    provider: dict[str, Any] = {
+        "name": name,
+        "kind": "github" if github else "oidc",
+        "display_name": env_str(prefix + "DISPLAY_NAME", _DISPLAY_NAMES.get(name, name.title())),
+        "client_id": env_str(prefix + "CLIENT_ID"),
+        "client_secret": env_str(prefix + "CLIENT_SECRET"),
+        # Separated by spaces or commas.
+        "scopes": env_str(prefix + "SCOPES").replace(",", " ").split()
+        or (["read:user", "user:email"] if github else ["openid", "email", "profile"]),
+        "trust_email": env_bool(prefix + "TRUST_EMAIL", False),
+    }
+    if github:
+        provider["issuer"] = env_str(prefix + "URL", "https://github.com").rstrip("/")
+        provider["api_url"] = env_str(prefix + "API_URL", "https://api.github.com").rstrip("/")
+    else:
+        provider["issuer"] = env_str(prefix + "ISSUER", _KNOWN_ISSUERS.get(name, "")).rstrip("/")
+    missing = [key for key in ("client_id", "client_secret", "issuer") if not provider[key]]
+    if missing:
+        names = ", ".join(prefix + ("ISSUER" if key == "issuer" else key.upper()) for key in missing)
+        raise ImproperlyConfigured(f"SOCIAL_PROVIDERS names {name!r}: set {names}.")
+    if not github and "openid" not in provider["scopes"]:
+        raise ImproperlyConfigured(f"{prefix}SCOPES must include openid.")
+    return provider
+
+
+SOCIAL_PROVIDERS: dict[str, dict[str, Any]] = {}
+for _name in env_list("SOCIAL_PROVIDERS"):
+    _name = _name.lower()
+    if not _name.isascii() or not _name.isalnum():
+        raise ImproperlyConfigured(f"SOCIAL_PROVIDERS: {_name!r} is not a name of letters and digits.")
+    SOCIAL_PROVIDERS[_name] = _social_provider(_name)
+# How long a person has between leaving for the provider and coming back.
+SOCIAL_FLOW_LIFETIME = env_int("SOCIAL_FLOW_LIFETIME", 10 * 60)
+# Every request to a provider (discovery, keys, token, user info) gives up after this many seconds.
+SOCIAL_HTTP_TIMEOUT = env_int("SOCIAL_HTTP_TIMEOUT", 5)
+# How long a provider's discovery document and keys are kept (a key it has not published yet is
+# fetched at once, at most once a minute).
+SOCIAL_METADATA_CACHE_SECONDS = env_int("SOCIAL_METADATA_CACHE_SECONDS", 60 * 60)
+
 # --- Emailed links and retention ----------------------------------------------------------------------
 
 ACCOUNTS_PASSWORD_RESET_TIMEOUT = env_int("ACCOUNTS_PASSWORD_RESET_TIMEOUT", 60 * 60)
@@ -254,6 +312,9 @@ ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT = env_int("ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT
 # mailbox could do too: so it is short (the owner of a password an intruder used reads the
 # notice the same day, or asks support).
 ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT = env_int("ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT", 24 * 60 * 60)
+# The "not me" link of a connected provider's notice disconnects it this long (it changes no factor,
+# so it can wait for an owner who reads the notice days later).
+ACCOUNTS_SOCIAL_NOT_ME_TIMEOUT = env_int("ACCOUNTS_SOCIAL_NOT_ME_TIMEOUT", 7 * 24 * 60 * 60)
 # `manage.py purge_auth_data` deletes accounts that were never verified and
 # never signed in after this many days (someone signed up with an address
 # that is not theirs, or never came back).
@@ -370,6 +431,8 @@ ACCOUNTS_RATE_LIMITS = {
     "mfa_codes_per_ip": env_str("RATE_LIMIT_MFA_PER_IP", "30/10m"),
     # Passkey prompts (each a stored challenge), per client IP; registration prompts per account too.
     "passkey_prompts_per_ip": env_str("RATE_LIMIT_PASSKEY_PER_IP", "60/10m"),
+    # Sign-ins with a provider begun, per client IP: each sends requests to the provider.
+    "social_sign_ins_per_ip": env_str("RATE_LIMIT_SOCIAL_PER_IP", "30/10m"),
 }
 # django-ratelimit's default today, named so that a new default cannot silently rename every counter.
 RATELIMIT_HASH_ALGORITHM = "hashlib.sha256"
@@ -419,7 +482,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not 
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 
 # Every page and response: scripts, styles and everything else from this origin
-# only, no inline script, no plugins, no <base>, never framed.
+# only, no inline script, no plugins, no <base>, never framed. Forms post here; the
+# middleware adds the sign-in providers' origins to form-action (the buttons' posts go
+# on to them, redirected, which browsers check against form-action too).
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"

@@ -142,3 +142,20 @@ def clock(request):
 
     with stopped_clock(request.module.START) as stopped:
         yield stopped
+
+
+@pytest.fixture(scope="session")
+def oidc_provider():
+    """A real OpenID Connect provider (django-oauth-toolkit) in its own process, one per xdist worker and run:
+    ``Provider`` in tests/support/oidc.py."""
+    from tests.support.oidc import start_provider
+
+    with start_provider() as started:
+        yield started
+
+
+@pytest.fixture
+def provider(oidc_provider):
+    """The run's OpenID Connect provider with its fault mode off."""
+    oidc_provider.reset()
+    yield oidc_provider

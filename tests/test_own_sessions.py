@@ -102,6 +102,7 @@ def test_only_the_listed_actions_are_guarded_by_the_window(user):
         SensitiveAction.END_OTHER_SESSION,
         SensitiveAction.END_OTHER_SESSIONS,
         SensitiveAction.MANAGE_MFA,
+        SensitiveAction.MANAGE_SIGN_IN_METHODS,
     } == NEEDS_RECENT_AUTHENTICATION
     session = _device(user)  # just signed in: recent
     for action in set(SensitiveAction) - NEEDS_RECENT_AUTHENTICATION:

@@ -26,6 +26,8 @@ _STATUS_OF_ACCOUNT_ERROR = {
     account_errors.PasskeyRefused: status.HTTP_401_UNAUTHORIZED,
     account_errors.PasskeyChallengeInvalid: status.HTTP_400_BAD_REQUEST,
     account_errors.PasskeyNotFound: status.HTTP_404_NOT_FOUND,
+    account_errors.SocialIdentityNotFound: status.HTTP_404_NOT_FOUND,
+    account_errors.SocialLastSignInMethod: status.HTTP_409_CONFLICT,
 }
 _CODE_OF_DRF_ERROR = {
     exceptions.Throttled: "rate_limited",

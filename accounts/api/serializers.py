@@ -242,6 +242,24 @@ class PasskeySerializer(serializers.Serializer):
     backed_up = serializers.BooleanField(help_text="Synced now (for a synced passkey).")
 
 
+class SocialProviderSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    display_name = serializers.CharField()
+    login_url = serializers.CharField(
+        help_text="POST a form here (with the CSRF token as csrfmiddlewaretoken, and next=/app/) to sign in: "
+        "the browser goes to the provider and comes back signed in, with the refresh cookie set."
+    )
+
+
+class SocialIdentitySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    provider = serializers.CharField()
+    display_name = serializers.CharField()
+    email = serializers.CharField(help_text="The address the provider gave when it was connected.")
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+
+
 class PasskeyAddedSerializer(PasskeySerializer):
     recovery_codes = serializers.ListField(
         child=serializers.CharField(),

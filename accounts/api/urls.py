@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from accounts.api.views import account, links, mfa, passkeys, sessions, signin
+from accounts.api.views import account, links, mfa, passkeys, sessions, signin, social
 
 app_name = "auth-api"
 
@@ -23,6 +23,11 @@ urlpatterns = [
     path("passkeys/sign-in/options/", passkeys.PasskeySignInOptionsView.as_view(), name="passkey-sign-in-options"),
     path("passkeys/sign-in/", passkeys.PasskeySignInView.as_view(), name="passkey-sign-in"),
     path("passkeys/<str:passkey_id>/", passkeys.PasskeyDetailView.as_view(), name="passkey-detail"),
+    path("social/providers/", social.SocialProviderListView.as_view(), name="social-providers"),
+    path("social/identities/", social.SocialIdentityListView.as_view(), name="social-identities"),
+    path(
+        "social/identities/<str:identity_id>/", social.SocialIdentityDetailView.as_view(), name="social-identity-detail"
+    ),
     path("logout/", signin.LogoutView.as_view(), name="logout"),
     path("csrf/", signin.CsrfView.as_view(), name="csrf"),
     path("sessions/", sessions.SessionListView.as_view(), name="sessions"),

@@ -7,14 +7,14 @@ from typing import TypeVar
 from django.utils import timezone
 
 from accounts.exceptions import TokenExpired, TokenInvalid, TokenUsed
-from accounts.models import EmailLinkToken, EmailVerificationToken, Passkey, PasswordResetToken, User
+from accounts.models import EmailLinkToken, EmailVerificationToken, Passkey, PasswordResetToken, SocialIdentity, User
 from accounts.tokens import generate_token, hash_token, is_well_formed, token_matches
 
 # The token models are reached through ``_default_manager`` (their ``objects``):
 # the abstract EmailLinkToken declares no manager for the type checker to see.
 TokenModel = TypeVar("TokenModel", bound=EmailLinkToken)
 # A value of a column that only some kinds of token have (an EmailVerificationToken's purpose, email, session…).
-TokenField = str | bool | uuid.UUID | Passkey | None
+TokenField = str | bool | uuid.UUID | Passkey | SocialIdentity | None
 
 
 def issue_token(
@@ -83,8 +83,9 @@ def retire_emailed_links(*, user: User, undo_links_from: EmailVerificationToken 
     PasswordResetToken.objects.filter(user=user, used_at__isnull=True).delete()
     # Links that remove a passkey the owner did not add survive too, for the same reason: they go
     # only with their passkey, when used, or when they expire.
+    # So do those that disconnect a provider the owner did not connect.
     links = EmailVerificationToken.objects.filter(user=user, used_at__isnull=True).exclude(
-        purpose=EmailVerificationToken.Purpose.REMOVE_PASSKEY
+        purpose__in=[EmailVerificationToken.Purpose.REMOVE_PASSKEY, EmailVerificationToken.Purpose.REMOVE_SOCIAL]
     )
     if undo_links_from is None:
         links = links.exclude(purpose=undo)

@@ -39,6 +39,8 @@ class SensitiveAction(StrEnum):
     END_OTHER_SESSIONS = "end_other_sessions"
     # Setting up, turning off or replacing second factors (and their recovery codes):
     MANAGE_MFA = "manage_mfa"
+    # Connecting or disconnecting a provider (a way to sign in without the password):
+    MANAGE_SIGN_IN_METHODS = "manage_sign_in_methods"
     # Take the current password with the request itself (the form has a password field):
     CHANGE_PASSWORD = "change_password"  # noqa: S105 an action name
     CHANGE_EMAIL = "change_email"
@@ -48,10 +50,15 @@ class SensitiveAction(StrEnum):
 # Which actions the window applies to. The others ask for the password every time
 # (confirm_password), which is stronger; entering it there also opens the window.
 NEEDS_RECENT_AUTHENTICATION = frozenset(
-    {SensitiveAction.END_OTHER_SESSION, SensitiveAction.END_OTHER_SESSIONS, SensitiveAction.MANAGE_MFA}
+    {
+        SensitiveAction.END_OTHER_SESSION,
+        SensitiveAction.END_OTHER_SESSIONS,
+        SensitiveAction.MANAGE_MFA,
+        SensitiveAction.MANAGE_SIGN_IN_METHODS,
+    }
 )
 # For an account with a second factor, these need that factor within the window, not just any sign-in.
-NEEDS_A_RECENT_SECOND_FACTOR = frozenset({SensitiveAction.MANAGE_MFA})
+NEEDS_A_RECENT_SECOND_FACTOR = frozenset({SensitiveAction.MANAGE_MFA, SensitiveAction.MANAGE_SIGN_IN_METHODS})
 NEEDS_THE_PASSWORD = frozenset(SensitiveAction) - NEEDS_RECENT_AUTHENTICATION
 
 

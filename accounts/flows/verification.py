@@ -37,7 +37,7 @@ from accounts.flows.reauthentication import confirm_password
 from accounts.flows.second_factor import remove_factors
 from accounts.flows.security_reset import security_reset
 from accounts.mail import send_account_email, site_link
-from accounts.models import DeviceSession, EmailVerificationToken, Passkey, User
+from accounts.models import DeviceSession, EmailVerificationToken, Passkey, SocialIdentity, User
 from accounts.rate_limits import VERIFY_MAIL_ADDRESS, VERIFY_MAIL_IP, may_send_link
 from accounts.revocation import SessionId
 
@@ -64,7 +64,8 @@ def signup_proof(password_hash: str) -> str:
 def _holds_signup_proof(user: User, proof: str | None) -> bool:
     if not proof:
         return False
-    return user.has_usable_password() and constant_time_compare(signup_proof(user.password), proof)
+    # An account made by a provider sign-in has an unusable password: random too, and just as secret.
+    return bool(user.password) and constant_time_compare(signup_proof(user.password), proof)
 
 
 def issue_verification_link(
@@ -78,6 +79,7 @@ def issue_verification_link(
     viewname: str = "accounts:verify_email",
     undo_allowed: bool = False,
     passkey: Passkey | None = None,
+    social_identity: SocialIdentity | None = None,
 ) -> str:
     """A new emailed link for ``email`` (retiring older unused ones of that purpose unless told otherwise)."""
     raw = issue_token(
@@ -90,6 +92,7 @@ def issue_verification_link(
         session_id=session_id,
         undo_allowed=undo_allowed,
         passkey=passkey,
+        social_identity=social_identity,
     )
     return site_link(viewname, token=raw)
 
@@ -211,8 +214,11 @@ def prove_address(*, user: User, password_replaced: bool) -> None:
     user.save(update_fields=fields)
     if password_replaced:
         # Second factors are set up only on proven addresses; one that is there anyway was not the
-        # mailbox owner's to keep either.
+        # mailbox owner's to keep either, nor a provider connected by whoever signed up.
         remove_factors(user=user)
+        for identity in SocialIdentity.objects.filter(user=user):
+            identity.delete()
+            record_event(kind=EventKind.SOCIAL_DISCONNECTED, user=user, provider=identity.provider, by="address proven")
 
 
 def verify_email(*, token: str | None, verifier: Verifier | None = None, client: ClientInfo | None = None) -> User:

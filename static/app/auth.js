@@ -36,6 +36,37 @@ async function ensureCsrfCookie() {
   return csrfToken();
 }
 
+/**
+ * The sign-in providers, each with a form that leaves for it (a browser round trip through the
+ * pages, which comes back to /app/ with the refresh cookie set). The form carries the CSRF token,
+ * so no other site can start a sign-in here.
+ */
+export async function socialSignInForms(buttonClass) {
+  const response = await fetch("/api/auth/social/providers/", { credentials: "same-origin" });
+  if (!response.ok) return [];
+  const providers = await response.json();
+  if (!providers.length) return [];
+  const csrf = await ensureCsrfCookie();
+  return providers.map((provider) => {
+    const form = document.createElement("form");
+    form.method = "post";
+    form.action = provider.login_url;
+    for (const [name, value] of [["csrfmiddlewaretoken", csrf], ["next", "/app/"]]) {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = value;
+      form.append(input);
+    }
+    const button = document.createElement("button");
+    button.type = "submit";
+    button.className = buttonClass;
+    button.textContent = `Sign in with ${provider.display_name}`;
+    form.append(button);
+    return form;
+  });
+}
+
 /** The server sets a script-visible hint next to the HttpOnly refresh cookie. */
 export function mayHaveSession() {
   return /(?:^|;\s*)todo_has_session=1(?:;|$)/.test(document.cookie);

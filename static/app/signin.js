@@ -1,6 +1,8 @@
 // The signed-out view: sign in through the API, or go to the sign-in page.
 
-import { passkeysSupported, signIn, signInWithPasskey, verifySecondFactor, verifyWithPasskey } from "./auth.js";
+import {
+  passkeysSupported, signIn, signInWithPasskey, socialSignInForms, verifySecondFactor, verifyWithPasskey,
+} from "./auth.js";
 import { h, show } from "./dom.js";
 
 export function renderSignIn() {
@@ -50,6 +52,10 @@ export function renderSignIn() {
     }
   }
 
+  const providers = h("div", { class: "stack social-sign-in" });
+  // Shown when they arrive; without them (or the network) the rest of the view works the same.
+  socialSignInForms("secondary").then((forms) => providers.replaceChildren(...forms)).catch(() => {});
+
   show(
     h("h1", {}, "Sign in to your todos"),
     h("p", {}, "Signed in on this site already? ",
@@ -61,6 +67,7 @@ export function renderSignIn() {
       submit,
     ),
     ...(passkeyButton ? [passkeyButton] : []),
+    providers,
     h("p", {}, h("a", { href: "/accounts/password/reset/" }, "Forgot your password?")),
     h("p", {}, "New here? ", h("a", { href: "/accounts/signup/" }, "Create an account"), "."),
   );
