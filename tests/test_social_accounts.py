@@ -5,6 +5,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from accounts.mail import site_link
@@ -15,6 +16,7 @@ from tests.support.api import access_token_for, api_client, assert_api_error, be
 from tests.support.mail import link_path_in, mails_to
 from tests.support.mfa import enable_totp
 from tests.support.pages import browser, submit
+from tests.support.races import run_at_once
 from tests.support.social import CALLBACK, leave_for_provider, round_trip, social_sign_in, use_acme
 
 pytestmark = pytest.mark.django_db
@@ -475,3 +477,89 @@ def test_no_provider_changes_nothing(settings):
     assert api_client().get("/api/auth/social/providers/").json() == []
     assert submit(browser(), "/accounts/social/acme/login/").status_code == 404
     assert browser().get(CALLBACK).status_code == 404
+
+
+# --- Races (PostgreSQL: real row locks and unique constraints across connections) -------------------------
+
+on_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL row locks; runs in CI's PostgreSQL pass"
+)
+OFFLINE_ACME = {
+    "acme": {
+        "name": "acme",
+        "kind": "oidc",
+        "display_name": "Acme",
+        "client_id": "id",
+        "client_secret": "secret",
+        "scopes": ["openid"],
+        "trust_email": False,
+        "issuer": "https://id.acme.example",
+    }
+}
+
+
+def _identity(subject: str = "1", email: str = ALICE):
+    from accounts.flows.social_providers import ProviderIdentity
+
+    return ProviderIdentity(
+        provider="acme", issuer="https://id.acme.example", subject=subject, email=email, email_verified=True, name=""
+    )
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_first_sign_ins_with_one_identity_at_once_make_one_account(settings):
+    from accounts.client_info import ClientInfo
+    from accounts.flows.signin import SignedIn
+    from accounts.flows.social import sign_in_with_identity
+
+    settings.SOCIAL_PROVIDERS = OFFLINE_ACME
+    outcomes = run_at_once([lambda: sign_in_with_identity(identity=_identity(), client=ClientInfo())] * 4)
+    assert [outcome.error for outcome in outcomes] == [None] * 4
+    assert all(isinstance(outcome.value, SignedIn) for outcome in outcomes), [outcome.value for outcome in outcomes]
+    [user] = User.objects.all()
+    assert {outcome.value.user.pk for outcome in outcomes} == {user.pk}
+    assert SocialIdentity.objects.get().user_id == user.pk
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_disconnecting_two_providers_at_once_keeps_one_way_in(settings):
+    from accounts.client_info import ClientInfo
+    from accounts.exceptions import SocialLastSignInMethod
+    from accounts.flows.device_sessions import start_device_session
+    from accounts.flows.social import disconnect_identity
+
+    settings.SOCIAL_PROVIDERS = OFFLINE_ACME
+    owner = User.objects.create_user(email=ALICE, password=None)
+    first = SocialIdentity.objects.create(user=owner, provider="acme", issuer="https://a.example", subject="1")
+    second = SocialIdentity.objects.create(user=owner, provider="acme", issuer="https://b.example", subject="1")
+    session = start_device_session(user=owner, ip_address="127.0.0.1", user_agent="pytest").session
+
+    def disconnect(identity):
+        return lambda: disconnect_identity(
+            user=User.objects.get(pk=owner.pk), identity_id=identity.pk, session_id=session.pk, client=ClientInfo()
+        )
+
+    outcomes = run_at_once([disconnect(first), disconnect(second)])
+    errors = [type(outcome.error) for outcome in outcomes if outcome.error is not None]
+    assert errors == [SocialLastSignInMethod]
+    assert SocialIdentity.objects.filter(user=owner).count() == 1
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_linking_by_a_trusted_address_at_once_links_once(settings, mailoutbox):
+    from django.utils import timezone as tz
+
+    from accounts.client_info import ClientInfo
+    from accounts.flows.signin import SignedIn
+    from accounts.flows.social import sign_in_with_identity
+
+    settings.SOCIAL_PROVIDERS = {"acme": {**OFFLINE_ACME["acme"], "trust_email": True}}
+    owner = User.objects.create_user(email=ALICE, password=STRONG_PASSWORD, email_verified_at=tz.now())
+    outcomes = run_at_once([lambda: sign_in_with_identity(identity=_identity(), client=ClientInfo())] * 4)
+    assert [outcome.error for outcome in outcomes] == [None] * 4
+    assert all(isinstance(o.value, SignedIn) and o.value.user.pk == owner.pk for o in outcomes)
+    assert SocialIdentity.objects.get().user_id == owner.pk
+    assert SecurityEvent.objects.filter(kind=SecurityEvent.Kind.SOCIAL_CONNECTED, user=owner).count() == 1

@@ -211,21 +211,20 @@ def sign_in_with_identity(
 ) -> SignedIn | SecondStepRequired | LinkRequired | CheckInbox:
     """What a proven identity leads to: the account it is linked to (then the second step, if any),
     a new link or account, or a step the person must take first."""
-    linked = SocialIdentity.objects.select_related("user").filter(issuer=identity.issuer, subject=identity.subject)
-    existing_link = linked.first()
+    email = _canonical(identity.email)
+    # The address first, then the identity: a sign-up racing this one commits its account and
+    # identity together, so whoever sees that account sees its identity too (and signs in to it).
+    account = User.objects.find_by_email(email) if email else None
+    existing_link = (
+        SocialIdentity.objects.select_related("user").filter(issuer=identity.issuer, subject=identity.subject).first()
+    )
     if existing_link is not None:
         return _sign_in(existing_link.user, existing_link, client)
-    if not identity.email:
+    if email is None:
         _record_failure(provider=identity.provider, reason=SocialEmailMissing.code, client=client)
         raise SocialEmailMissing
-    try:
-        email = normalize_email(identity.email)
-    except InvalidEmailAddress:
-        _record_failure(provider=identity.provider, reason=SocialEmailMissing.code, client=client)
-        raise SocialEmailMissing from None
     if not identity.email_verified:
         return _unverified_address(identity, email, client)
-    account = User.objects.find_by_email(email)
     if account is None:
         return _sign_up(identity, email, client)
     config = _provider(identity.provider)
@@ -233,6 +232,15 @@ def sign_in_with_identity(
         link = _link(account, identity, client, how="verified email")
         return _sign_in(account, link, client)
     return LinkRequired(identity=identity, email=email)
+
+
+def _canonical(email: str | None) -> str | None:
+    if not email:
+        return None
+    try:
+        return normalize_email(email)
+    except InvalidEmailAddress:
+        return None  # not an address we could ever send to: as if none was given
 
 
 def _sign_in(user: User, link: SocialIdentity, client: ClientInfo) -> SignedIn | SecondStepRequired:
@@ -331,6 +339,9 @@ def _link(user: User, identity: ProviderIdentity, client: ClientInfo, *, how: st
                     email=identity.email or "",
                 )
         except IntegrityError:
+            current = SocialIdentity.objects.filter(issuer=identity.issuer, subject=identity.subject).first()
+            if current is not None and current.user_id == user.pk:
+                return current  # a concurrent request of the same person connected it (and told the owner)
             raise SocialIdentityTaken from None
         record_event(kind=EventKind.SOCIAL_CONNECTED, user=user, client=client, provider=identity.provider, how=how)
         # A new way into the account: links sent before it must not outlive it (as for a new factor).
