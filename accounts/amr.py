@@ -22,8 +22,6 @@ _FACTOR_KINDS = {
     HARDWARE_KEY: "possession",
     SOFTWARE_KEY: "possession",
     USER_VERIFIED: "user verification",
-    # Whatever the provider asked for, it counts as one factor (its own second step is not seen here).
-    FEDERATED: "federated",
 }
 # What a second factor proves: something the person has.
 _SECOND_FACTORS = frozenset({ONE_TIME_CODE, HARDWARE_KEY, SOFTWARE_KEY})
@@ -42,7 +40,10 @@ def combine(*groups: Iterable[str]) -> list[str]:
         for method in group:
             if method != MULTI_FACTOR and method not in methods:
                 methods.append(method)
-    if len({_FACTOR_KINDS.get(method, method) for method in methods}) >= 2:
+    # A provider's sign-in is a first factor of a kind not known here (it may have been the same
+    # password): with a password it is not two, with something the person has it is.
+    kinds = {_FACTOR_KINDS.get(method, method) for method in methods if method != FEDERATED}
+    if len(kinds) >= 2 or (FEDERATED in methods and proves_second_factor(methods)):
         methods.append(MULTI_FACTOR)
     return methods
 

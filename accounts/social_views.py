@@ -56,6 +56,7 @@ from accounts.pages import (
     safe_next_url,
     with_next,
 )
+from accounts.rate_limits import SOCIAL_IP, hit, ip_key
 from accounts.views import PENDING_SIGN_IN_KEY, _client, _device_session_id, account_secured, signed_in
 
 # This browser's round trips to providers, by state (a few at once: one per tab).
@@ -90,9 +91,11 @@ def _keep_flow(request: HttpRequest, flow: SocialFlow) -> None:
 
 
 def _take_flow(request: HttpRequest, state: str) -> SocialFlow | None:
-    flows = request.session.get(FLOWS_KEY, {})
-    data = flows.pop(state, None) if isinstance(flows, dict) else None
-    request.session[FLOWS_KEY] = flows if isinstance(flows, dict) else {}
+    flows = request.session.get(FLOWS_KEY)
+    if not isinstance(flows, dict) or state not in flows:
+        return None  # nothing to write: a visitor without a session gets none
+    data = flows.pop(state)
+    request.session[FLOWS_KEY] = flows
     return SocialFlow.from_data(data)
 
 
@@ -131,6 +134,9 @@ def social_callback(request: HttpRequest, provider: str) -> HttpResponse:
     _provider_or_404(provider)
     params = {key: request.GET.get(key, "")[:2048] for key in ("state", "code", "error")}
     kept = _take_flow(request, params["state"]) if params["state"] else None
+    if kept is None:
+        # Answers nobody asked for are counted like sign-ins begun: they cannot flood the audit log.
+        hit(SOCIAL_IP, ip_key(_client(request).ip_address), client=_client(request))
     try:
         flow, identity = finish_social_flow(provider=provider, flow=kept, params=params, client=_client(request))
     except SocialProviderUnavailable as error:
@@ -149,7 +155,11 @@ def social_callback(request: HttpRequest, provider: str) -> HttpResponse:
             messages.success(request, f"{_provider_or_404(provider).display_name} is connected to your account.")
             return redirect("accounts:security")
         reauthenticate_with_identity(
-            user=request.user, identity=identity, session_id=_device_session_id(request), flow=flow
+            user=request.user,
+            identity=identity,
+            session_id=_device_session_id(request),
+            flow=flow,
+            client=_client(request),
         )
     except ReauthenticationRequired as error:
         return reauthenticate_first(request, next_path=reverse("accounts:security"), error=error)
@@ -166,7 +176,7 @@ def _signed_in_with(request: HttpRequest, identity: ProviderIdentity, flow: Soci
         return render(request, "accounts/social_error.html", {"error": error, "unverified": True}, status=403)
     except AccountInactive as error:
         return _error_page(request, error, status=403)
-    except SocialSignInFailed as error:
+    except AccountError as error:  # a provider that failed, or a link a concurrent request made
         return _error_page(request, error)
     if isinstance(step, SignedIn):
         return signed_in(request, step, next_url)

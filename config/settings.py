@@ -312,8 +312,9 @@ ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT = env_int("ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT
 # mailbox could do too: so it is short (the owner of a password an intruder used reads the
 # notice the same day, or asks support).
 ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT = env_int("ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT", 24 * 60 * 60)
-# The "not me" link of a connected provider's notice disconnects it this long (it changes no factor,
-# so it can wait for an owner who reads the notice days later).
+# The "not me" link of a connected provider's notice disconnects it this long. It also sets a new
+# password, which the mailbox's reader could do anyway by a reset, so it can wait for an owner who
+# reads the notice days later.
 ACCOUNTS_SOCIAL_NOT_ME_TIMEOUT = env_int("ACCOUNTS_SOCIAL_NOT_ME_TIMEOUT", 7 * 24 * 60 * 60)
 # `manage.py purge_auth_data` deletes accounts that were never verified and
 # never signed in after this many days (someone signed up with an address

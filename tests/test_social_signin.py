@@ -453,3 +453,52 @@ def test_garbage_on_the_callback_is_a_4xx(acme):
     client = browser()
     for query in ("?state=" + "x" * 5000, "?code=%00%ff&state=%00", "?error=" + "y" * 5000):
         assert 400 <= client.get(CALLBACK + query).status_code < 500
+
+
+# --- From the security review -------------------------------------------------------------------------
+
+
+def test_a_new_account_from_a_provider_is_told_with_a_not_me_link(acme, mailoutbox):
+    """A provider vouching for an address it does not own must not make an account in its owner's name unseen."""
+    acme.add_user(email=ALICE, email_verified=True)
+    social_sign_in(browser(), acme, email=ALICE)
+    [notice] = mails_to(mailoutbox, ALICE)
+    assert "account was just made" in notice.body and "/accounts/social/not-me/" in notice.body
+
+
+def test_a_provider_sign_in_and_a_password_are_not_two_factors():
+    assert methods.combine([methods.PASSWORD], [methods.FEDERATED]) == [methods.PASSWORD, methods.FEDERATED]
+    assert methods.MULTI_FACTOR in methods.combine([methods.FEDERATED], [methods.ONE_TIME_CODE])
+    assert methods.MULTI_FACTOR in methods.combine([methods.FEDERATED], [methods.SOFTWARE_KEY])
+
+
+def test_an_answer_nobody_asked_for_writes_no_session(acme):
+    client = browser()
+    response = client.get(CALLBACK + "?state=made-up&code=x")
+    assert response.status_code == 400
+    assert django_settings.SESSION_COOKIE_NAME not in response.cookies
+
+
+def test_answers_nobody_asked_for_are_rate_limited(acme, settings):
+    settings.ACCOUNTS_RATE_LIMITS = {**settings.ACCOUNTS_RATE_LIMITS, "social_sign_ins_per_ip": "3/m"}
+    client = browser()
+    statuses = [client.get(CALLBACK + f"?state=made-up-{n}&code=x").status_code for n in range(5)]
+    assert statuses == [400, 400, 400, 429, 429]
+    assert failures("social_state_invalid").count() == 3
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("Alice@Example.COM", "alice@example.com"),
+        ("a" * 250 + "@example.com", None),
+        ("alice@example.com\nignore the rest", None),
+        ("", None),
+        (None, None),
+        (["alice@example.com"], None),
+    ],
+)
+def test_a_providers_address_is_kept_only_in_canonical_form(given, kept):
+    from accounts.flows.social_providers import canonical_email
+
+    assert canonical_email(given) == kept

@@ -29,7 +29,6 @@ from accounts import amr as methods
 from accounts.audit import EventKind, record_event
 from accounts.background import after_answer
 from accounts.client_info import ClientInfo
-from accounts.email_address import InvalidEmailAddress, normalize_email
 from accounts.exceptions import (
     AccountInactive,
     EmailNotVerified,
@@ -64,7 +63,15 @@ from accounts.flows.social_providers import (
 from accounts.flows.verification import issue_verification_link, send_verification_link, signup_proof
 from accounts.mail import send_account_email, site_link
 from accounts.models import EmailVerificationToken, SocialIdentity, User
-from accounts.rate_limits import SOCIAL_IP, hit, ip_key
+from accounts.rate_limits import (
+    SIGN_UP_MAIL_ADDRESS,
+    SOCIAL_IP,
+    RateLimited,
+    RateLimitUnavailable,
+    address_key,
+    hit,
+    ip_key,
+)
 from accounts.revocation import SessionId
 
 EmailPurpose = EmailVerificationToken.Purpose
@@ -211,7 +218,7 @@ def sign_in_with_identity(
 ) -> SignedIn | SecondStepRequired | LinkRequired | CheckInbox:
     """What a proven identity leads to: the account it is linked to (then the second step, if any),
     a new link or account, or a step the person must take first."""
-    email = _canonical(identity.email)
+    email = identity.email  # already in canonical form (or None), social_providers.ProviderIdentity
     # The address first, then the identity: a sign-up racing this one commits its account and
     # identity together, so whoever sees that account sees its identity too (and signs in to it).
     account = User.objects.find_by_email(email) if email else None
@@ -232,15 +239,6 @@ def sign_in_with_identity(
         link = _link(account, identity, client, how="verified email")
         return _sign_in(account, link, client)
     return LinkRequired(identity=identity, email=email)
-
-
-def _canonical(email: str | None) -> str | None:
-    if not email:
-        return None
-    try:
-        return normalize_email(email)
-    except InvalidEmailAddress:
-        return None  # not an address we could ever send to: as if none was given
 
 
 def _sign_in(user: User, link: SocialIdentity, client: ClientInfo) -> SignedIn | SecondStepRequired:
@@ -264,22 +262,20 @@ def _display_name(identity: ProviderIdentity) -> str:
 def _sign_up(
     identity: ProviderIdentity, email: str, client: ClientInfo
 ) -> SignedIn | SecondStepRequired | LinkRequired | CheckInbox:
-    """A new account for an address the provider verified (a concurrent twin may win the race)."""
+    """A new account for an address the provider verified (a concurrent twin may win the race).
+
+    The address is told, with a "not me" link, as for any connection: a provider that vouches for
+    an address it does not own could otherwise make an account in its owner's name unseen, one a
+    password reset would not take back from its identity."""
     try:
         with transaction.atomic():
             user = User.objects.create(email=email, name=_display_name(identity), password=make_password(None))
             user.mark_email_verified()
             record_event(kind=EventKind.SIGN_UP, user=user, client=client, provider=identity.provider)
-            link = SocialIdentity.objects.create(
-                user=user,
-                provider=identity.provider,
-                issuer=identity.issuer,
-                subject=identity.subject,
-                email=email,
-            )
-            record_event(kind=EventKind.SOCIAL_CONNECTED, user=user, client=client, provider=identity.provider)
+            link, not_me_link = _connect(user, identity, client, how="sign-up")
     except IntegrityError:
         return sign_in_with_identity(identity=identity, client=client)  # the other request made it: as it is now
+    _tell_connected(user, identity, not_me_link, new_account=True)
     return _sign_in(user, link, client)
 
 
@@ -309,6 +305,10 @@ def _register_unverified(*, identity: ProviderIdentity, email: str, password_has
             return  # a concurrent request made the account or the link: its answer went out already
         send_verification_link(user=user, link=link)
         return
+    try:
+        hit(SIGN_UP_MAIL_ADDRESS, address_key(existing.email), client=client, email=existing.email)
+    except (RateLimited, RateLimitUnavailable):
+        return  # the owner has been told recently enough
     send_account_email(
         template="social_sign_in_attempt",
         to=existing.email,
@@ -326,48 +326,58 @@ def _security_link() -> str:
 
 def _link(user: User, identity: ProviderIdentity, client: ClientInfo, *, how: str) -> SocialIdentity:
     """Connect ``identity`` to ``user``, audit it and tell the owner (with a "not me" link)."""
-    config = _provider(identity.provider)
     with transaction.atomic():
         lock_account(user)
         try:
             with transaction.atomic():
-                link = SocialIdentity.objects.create(
-                    user=user,
-                    provider=identity.provider,
-                    issuer=identity.issuer,
-                    subject=identity.subject,
-                    email=identity.email or "",
-                )
+                link, not_me_link = _connect(user, identity, client, how=how)
         except IntegrityError:
             current = SocialIdentity.objects.filter(issuer=identity.issuer, subject=identity.subject).first()
             if current is not None and current.user_id == user.pk:
                 return current  # a concurrent request of the same person connected it (and told the owner)
             raise SocialIdentityTaken from None
-        record_event(kind=EventKind.SOCIAL_CONNECTED, user=user, client=client, provider=identity.provider, how=how)
-        # A new way into the account: links sent before it must not outlive it (as for a new factor).
-        retire_emailed_links(user=user)
-        not_me_link = issue_verification_link(
-            user=user,
-            email=user.email,
-            purpose=EmailPurpose.REMOVE_SOCIAL,
-            lifetime_seconds=settings.ACCOUNTS_SOCIAL_NOT_ME_TIMEOUT,
-            replace_older=False,  # each connection keeps its own way out
-            viewname="accounts:social_not_me",
-            social_identity=link,
-        )
+    _tell_connected(user, identity, not_me_link, new_account=False)
+    return link
+
+
+def _connect(user: User, identity: ProviderIdentity, client: ClientInfo, *, how: str) -> tuple[SocialIdentity, str]:
+    """Inside the caller's transaction: the link, its audit event, and the "not me" link for its notice."""
+    link = SocialIdentity.objects.create(
+        user=user,
+        provider=identity.provider,
+        issuer=identity.issuer,
+        subject=identity.subject,
+        email=identity.email or "",
+    )
+    record_event(kind=EventKind.SOCIAL_CONNECTED, user=user, client=client, provider=identity.provider, how=how)
+    # A new way into the account: links sent before it must not outlive it (as for a new factor).
+    retire_emailed_links(user=user)
+    not_me_link = issue_verification_link(
+        user=user,
+        email=user.email,
+        purpose=EmailPurpose.REMOVE_SOCIAL,
+        lifetime_seconds=settings.ACCOUNTS_SOCIAL_NOT_ME_TIMEOUT,
+        replace_older=False,  # each connection keeps its own way out
+        viewname="accounts:social_not_me",
+        social_identity=link,
+    )
+    return link, not_me_link
+
+
+def _tell_connected(user: User, identity: ProviderIdentity, not_me_link: str, *, new_account: bool) -> None:
     send_account_email(
         template="social_connected",
         to=user.email,
         greet=user,
         context={
-            "provider_name": config.display_name,
+            "provider_name": _provider(identity.provider).display_name,
             "provider_email": identity.email or "",
+            "new_account": new_account,
             "security_link": _security_link(),
             "not_me_link": not_me_link,
             "valid_days": max(1, settings.ACCOUNTS_SOCIAL_NOT_ME_TIMEOUT // 86400),
         },
     )
-    return link
 
 
 def connect_identity(
@@ -380,18 +390,20 @@ def connect_identity(
     current = SocialIdentity.objects.filter(issuer=identity.issuer, subject=identity.subject).first()
     if current is not None:
         if current.user_id != user.pk:
+            _record_failure(provider=identity.provider, reason=SocialIdentityTaken.code, user=user, client=client)
             raise SocialIdentityTaken
         return current
     return _link(user, identity, client, how="signed in")
 
 
 def reauthenticate_with_identity(
-    *, user: User, identity: ProviderIdentity, session_id: SessionId | None, flow: SocialFlow
+    *, user: User, identity: ProviderIdentity, session_id: SessionId | None, flow: SocialFlow, client: ClientInfo
 ) -> None:
     """The provider proved, just now, an identity connected to ``user``: this device authenticated again."""
     if flow.user_id != user.pk:
         raise SocialStateInvalid  # begun for someone else, who has since signed out here
     if not SocialIdentity.objects.filter(user=user, issuer=identity.issuer, subject=identity.subject).exists():
+        _record_failure(provider=identity.provider, reason=SocialIdentityMismatch.code, user=user, client=client)
         raise SocialIdentityMismatch
     record_authentication(session_id=session_id, amr=[methods.FEDERATED])
 
@@ -441,6 +453,7 @@ def disconnect_identity(*, user: User, identity_id: object, session_id: SessionI
             raise SocialLastSignInMethod
         identity.delete()
         record_event(kind=EventKind.SOCIAL_DISCONNECTED, user=user, client=client, provider=identity.provider)
+        retire_emailed_links(user=user)  # a way in changed: links sent before must not outlive it
     config = provider_named(identity.provider)
     send_account_email(
         template="social_disconnected",

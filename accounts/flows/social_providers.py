@@ -23,7 +23,8 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
-from accounts.exceptions import SocialEmailMissing, SocialProviderUnavailable, SocialTokenRefused
+from accounts.email_address import InvalidEmailAddress, normalize_email
+from accounts.exceptions import SocialProviderUnavailable, SocialTokenRefused
 
 # Signatures only a key the provider publishes can make: never "none", never a shared secret.
 ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
@@ -31,6 +32,7 @@ ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES
 CLOCK_LEEWAY_SECONDS = 60
 # Microsoft's multi-tenant discovery document names its issuer with this placeholder for the tenant.
 TENANT_PLACEHOLDER = "{tenantid}"
+MICROSOFT_LOGIN = "https://login.microsoftonline.com/"
 GITHUB_ACCEPT = "application/vnd.github+json"
 
 
@@ -81,7 +83,8 @@ def _cache_key(kind: str, url: str) -> str:
 
 def _get_json(url: str, *, headers: dict[str, str] | None = None) -> Any:
     try:
-        response = requests.get(url, headers=headers, timeout=settings.SOCIAL_HTTP_TIMEOUT)
+        # Never redirected elsewhere: the endpoints are the ones configured or discovered.
+        response = requests.get(url, headers=headers, timeout=settings.SOCIAL_HTTP_TIMEOUT, allow_redirects=False)
         if headers and response.status_code in (401, 403):
             raise SocialTokenRefused  # the provider does not accept the access token it just gave
         response.raise_for_status()
@@ -117,7 +120,7 @@ def endpoints(provider: ProviderConfig) -> Endpoints:
         ):
             raise SocialProviderUnavailable
         # A document for another issuer would let its keys sign for this one (RFC 8414, section 3.3).
-        if document["issuer"].rstrip("/") != provider.issuer and TENANT_PLACEHOLDER not in document["issuer"]:
+        if document["issuer"].rstrip("/") != provider.issuer and not _microsoft_multi_tenant(document["issuer"]):
             raise SocialProviderUnavailable
         cache.set(key, document, settings.SOCIAL_METADATA_CACHE_SECONDS)
     return Endpoints(
@@ -127,6 +130,11 @@ def endpoints(provider: ProviderConfig) -> Endpoints:
         jwks=str(document.get("jwks_uri") or ""),
         userinfo=str(document.get("userinfo_endpoint") or ""),
     )
+
+
+def _microsoft_multi_tenant(issuer: str) -> bool:
+    """Microsoft's documents for several tenants name their issuer with a placeholder (checked per token)."""
+    return issuer.startswith(MICROSOFT_LOGIN) and TENANT_PLACEHOLDER in issuer
 
 
 def _session(provider: ProviderConfig, redirect_uri: str) -> OAuth2Session:
@@ -176,8 +184,12 @@ def identity_from_code(
         )
     except OAuthError:
         raise SocialTokenRefused from None  # a used, expired or stolen code, or a wrong verifier
-    except (requests.RequestException, ValueError):
+    except requests.RequestException:
         raise SocialProviderUnavailable from None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise SocialTokenRefused from None  # an answer that is not a token response
+    if not isinstance(token, dict):
+        raise SocialTokenRefused
     access_token = token.get("access_token")
     if not isinstance(access_token, str) or not access_token:
         raise SocialTokenRefused
@@ -200,6 +212,13 @@ def _key_set(jwks_uri: str, *, refresh: bool = False) -> KeySet:
     return KeySet.import_key_set(document)
 
 
+def token_issuer(where: Endpoints, claims: dict[str, Any]) -> str:
+    """The issuer an ID token must name: the discovery document's, with Microsoft's tenant filled in."""
+    if TENANT_PLACEHOLDER in where.issuer:
+        return where.issuer.replace(TENANT_PLACEHOLDER, str(claims.get("tid", "")))
+    return where.issuer
+
+
 def _verified_id_token(provider: ProviderConfig, where: Endpoints, id_token: str, *, nonce: str) -> dict[str, Any]:
     if not where.jwks:
         raise SocialProviderUnavailable
@@ -217,9 +236,7 @@ def _verified_id_token(provider: ProviderConfig, where: Endpoints, id_token: str
     except (JoseError, ValueError, TypeError):
         raise SocialTokenRefused from None
     claims = decoded.claims
-    issuer = where.issuer
-    if TENANT_PLACEHOLDER in issuer:
-        issuer = issuer.replace(TENANT_PLACEHOLDER, str(claims.get("tid", "")))
+    issuer = token_issuer(where, claims)
     registry = jwt.JWTClaimsRegistry(
         leeway=CLOCK_LEEWAY_SECONDS,
         iss={"essential": True, "value": issuer},
@@ -234,8 +251,10 @@ def _verified_id_token(provider: ProviderConfig, where: Endpoints, id_token: str
     except (JoseError, ValueError, TypeError):
         raise SocialTokenRefused from None
     audience = claims["aud"]
-    # With more than one audience, the token must say it was issued to us (OpenID Connect Core 3.1.3.7).
-    if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != provider.client_id:
+    # With more than one audience the token must say it was issued to us, and if it names whom it
+    # was issued to, that must be us (OpenID Connect Core 3.1.3.7).
+    several = isinstance(audience, list) and len(audience) > 1
+    if (several or "azp" in claims) and claims.get("azp") != provider.client_id:
         raise SocialTokenRefused
     if not isinstance(claims["sub"], str) or not claims["sub"] or len(claims["sub"]) > 255:
         raise SocialTokenRefused
@@ -259,9 +278,10 @@ def _oidc_identity(
     email, verified, name = profile.get("email"), profile.get("email_verified"), profile.get("name")
     return ProviderIdentity(
         provider=provider.name,
-        issuer=provider.issuer,
+        # The token's own issuer: Microsoft's names the tenant, so that narrowing to one keeps the links.
+        issuer=claims["iss"] if TENANT_PLACEHOLDER in where.issuer else provider.issuer,
         subject=claims["sub"],
-        email=email if isinstance(email, str) and email else None,
+        email=canonical_email(email),
         # Some providers send the flag as a string.
         email_verified=verified is True or verified == "true",
         name=name if isinstance(name, str) else "",
@@ -282,13 +302,18 @@ def _github_identity(provider: ProviderConfig, access_token: str) -> ProviderIde
         provider=provider.name,
         issuer=provider.issuer,
         subject=str(user["id"]),
-        email=email if isinstance(email, str) and email else None,
+        email=canonical_email(email),
         email_verified=bool(primary and primary.get("verified") is True),
         name=name if isinstance(name, str) and name else login if isinstance(login, str) else "",
     )
 
 
-def require_email(identity: ProviderIdentity) -> str:
-    if not identity.email:
-        raise SocialEmailMissing
-    return identity.email
+def canonical_email(email: object) -> str | None:
+    """The provider's address in this site's canonical form, or None if it is none we could send to
+    (too long, control characters, not an address): it appears in pages and emails."""
+    if not isinstance(email, str) or not email:
+        return None
+    try:
+        return normalize_email(email)
+    except InvalidEmailAddress:
+        return None
