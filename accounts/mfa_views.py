@@ -27,7 +27,7 @@ from accounts.flows.mfa import (
 )
 from accounts.flows.second_factor import Method
 from accounts.flows.signin import complete_second_step, second_step_methods, second_step_passkey_options
-from accounts.flows.social import connectable_providers, connected_identities
+from accounts.flows.social import connected_identities
 from accounts.flows.social_providers import configured_providers
 from accounts.forms import PasskeyAnswerForm, SecondFactorForm, TotpConfirmForm
 from accounts.pages import (
@@ -98,14 +98,16 @@ def login_mfa_passkey_options(request: HttpRequest) -> JsonResponse:
 @account_page(signed_in=True, methods=("GET",))
 def security(request: SignedInRequest) -> HttpResponse:
     identities = connected_identities(user=request.user)
-    names = {provider.name: provider.display_name for provider in configured_providers()}
+    providers = configured_providers()
+    names = {provider.name: provider.display_name for provider in providers}
+    connected = {identity.provider for identity in identities}
     return render(
         request,
         "accounts/security.html",
         {
             "status": mfa_status(user=request.user),
             "identities": [(identity, names.get(identity.provider, identity.provider)) for identity in identities],
-            "connectable": connectable_providers(user=request.user),
+            "connectable": [provider for provider in providers if provider.name not in connected],
         },
     )
 

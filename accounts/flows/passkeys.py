@@ -64,13 +64,13 @@ from accounts.exceptions import (
 )
 from accounts.flows.account_lock import lock_account
 from accounts.flows.device_sessions import EndReason, end_user_sessions
-from accounts.flows.email_tokens import find_redeemable_token, mark_token_used, retire_emailed_links
+from accounts.flows.email_tokens import mark_token_used, retire_emailed_links
 from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
 from accounts.flows.profile import is_printable_line
 from accounts.flows.reauthentication import SensitiveAction, record_authentication, require_recent_authentication
 from accounts.flows.second_factor import has_mfa, has_totp, remove_recovery_codes_if_unneeded, replace_recovery_codes
 from accounts.flows.security_reset import security_reset
-from accounts.flows.verification import issue_verification_link
+from accounts.flows.verification import find_not_me_link, issue_verification_link
 from accounts.mail import send_account_email, site_link
 from accounts.models import EmailVerificationToken, Passkey, PendingSignIn, User, WebAuthnChallenge
 from accounts.rate_limits import PASSKEY_IP, hit, ip_key
@@ -451,19 +451,14 @@ def check_passkey_not_me_token(*, token: str | None) -> NotMeLink:
     someone else's). Whoever reads that mailbox can use it too, so it may leave the account
     without a second factor only where its passkey turned two-factor on (the account goes back
     to how it was); otherwise that is support's to do."""
-    row = find_redeemable_token(model=EmailVerificationToken, raw_token=token, inactive_too=True)
+    row = find_not_me_link(token=token, purpose=EmailPurpose.REMOVE_PASSKEY)
     try:
         # Loaded now, once: it may be removed at any moment, and its link with it.
         passkey = row.passkey
     except Passkey.DoesNotExist:
         passkey = None
-    if row.purpose != EmailPurpose.REMOVE_PASSKEY or passkey is None:
+    if passkey is None:
         raise TokenInvalid
-    if row.email != row.user.email:
-        raise TokenInvalid(
-            "The account's email address has changed since this link was sent, so it cannot be used. "
-            "If you did not change it, use the link in the email about that change first."
-        )
     later = list(
         Passkey.objects.filter(user_id=passkey.user_id, created_at__gt=passkey.created_at).order_by("created_at")
     )

@@ -45,7 +45,7 @@ from accounts.exceptions import (
 )
 from accounts.flows.account_lock import lock_account
 from accounts.flows.device_sessions import EndReason
-from accounts.flows.email_tokens import find_redeemable_token, mark_token_used, retire_emailed_links
+from accounts.flows.email_tokens import mark_token_used, retire_emailed_links
 from accounts.flows.passwords import send_password_changed_notice, set_new_password, validate_new_password
 from accounts.flows.profile import clean_display_name
 from accounts.flows.reauthentication import SensitiveAction, record_authentication, require_recent_authentication
@@ -60,7 +60,12 @@ from accounts.flows.social_providers import (
     identity_from_code,
     provider_named,
 )
-from accounts.flows.verification import issue_verification_link, send_verification_link, signup_proof
+from accounts.flows.verification import (
+    find_not_me_link,
+    issue_verification_link,
+    send_verification_link,
+    signup_proof,
+)
 from accounts.mail import send_account_email, site_link
 from accounts.models import EmailVerificationToken, SocialIdentity, User
 from accounts.rate_limits import (
@@ -418,12 +423,6 @@ def connected_providers(*, user: User) -> list[ProviderConfig]:
     return [provider for provider in configured_providers() if provider.name in names]
 
 
-def connectable_providers(*, user: User) -> list[ProviderConfig]:
-    """The configured providers ``user`` has no identity at yet."""
-    names = set(SocialIdentity.objects.filter(user=user).values_list("provider", flat=True))
-    return [provider for provider in configured_providers() if provider.name not in names]
-
-
 def can_sign_in_without(user: User, identity: SocialIdentity) -> bool:
     """Whether ``user`` keeps a way to sign in once ``identity`` goes: a password, a passkey, another provider."""
     others = SocialIdentity.objects.filter(user=user).exclude(pk=identity.pk).exists()
@@ -490,18 +489,13 @@ def check_social_not_me_token(*, token: str | None) -> SocialNotMeLink:
     out whoever connected it (someone who knew the password, or held a signed-in device). Like the
     passkey's, this link survives security resets, goes with its identity, and stops working once
     the account's address changed."""
-    row = find_redeemable_token(model=EmailVerificationToken, raw_token=token, inactive_too=True)
+    row = find_not_me_link(token=token, purpose=EmailPurpose.REMOVE_SOCIAL)
     try:
         identity = row.social_identity
     except SocialIdentity.DoesNotExist:
         identity = None
-    if row.purpose != EmailPurpose.REMOVE_SOCIAL or identity is None:
+    if identity is None:
         raise TokenInvalid
-    if row.email != row.user.email:
-        raise TokenInvalid(
-            "The account's email address has changed since this link was sent, so it cannot be used. "
-            "If you did not change it, use the link in the email about that change first."
-        )
     later = list(SocialIdentity.objects.filter(user_id=identity.user_id, created_at__gt=identity.created_at))
     return SocialNotMeLink(row=row, identity=identity, later=later)
 

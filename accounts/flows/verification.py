@@ -97,6 +97,22 @@ def issue_verification_link(
     return site_link(viewname, token=raw)
 
 
+def find_not_me_link(*, token: str | None, purpose: str) -> EmailVerificationToken:
+    """The redeemable "not me" link of a notice (a passkey added, a provider connected), without using it up.
+
+    It works on a deactivated account too, and proves the mailbox the notice went to: so it stops
+    working once the account's address changed (that address may now be someone else's)."""
+    row = find_redeemable_token(model=EmailVerificationToken, raw_token=token, inactive_too=True)
+    if row.purpose != purpose:
+        raise TokenInvalid
+    if row.email != row.user.email:
+        raise TokenInvalid(
+            "The account's email address has changed since this link was sent, so it cannot be used. "
+            "If you did not change it, use the link in the email about that change first."
+        )
+    return row
+
+
 def send_verification_email(*, user: User) -> None:
     """Issue a fresh verification token (retiring older ones) and email its link."""
     with transaction.atomic():
