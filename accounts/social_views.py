@@ -41,6 +41,7 @@ from accounts.flows.social import (
     disconnect_identity,
     disconnect_social_not_me,
     finish_social_flow,
+    is_waiting_for,
     reauthenticate_with_identity,
     sign_in_with_identity,
 )
@@ -201,14 +202,15 @@ def _link_first(request: HttpRequest, step: LinkRequired) -> HttpResponse:
     return redirect(with_next(reverse("accounts:login"), reverse("accounts:social_connect")))
 
 
-def _pending_link(request: HttpRequest) -> ProviderIdentity | None:
+def _pending_link(request: SignedInRequest) -> ProviderIdentity | None:
     data = request.session.get(PENDING_LINK_KEY)
     if not isinstance(data, dict) or time.time() - data.get("started_at", 0) > settings.SOCIAL_FLOW_LIFETIME:
         return None
     try:
-        return ProviderIdentity(**data["identity"])
+        identity = ProviderIdentity(**data["identity"])
     except (KeyError, TypeError):
         return None
+    return identity if is_waiting_for(user=request.user, identity=identity) else None
 
 
 @account_page(signed_in=True)

@@ -26,6 +26,13 @@ def acme(settings, provider):
     return provider
 
 
+@pytest.fixture
+def trusted(settings, provider):
+    """The provider, trusted for the addresses it verifies (SOCIAL_ACME_TRUST_EMAIL=true)."""
+    use_acme(settings, provider, trust_email=True)
+    return provider
+
+
 def error_code(response) -> str:
     """The stable code of the social error page."""
     match = re.search(r'data-code="([a-z_]+)"', response.content.decode())
@@ -100,15 +107,15 @@ def test_the_spa_lists_the_providers(acme):
 # --- New accounts -----------------------------------------------------------------------------------
 
 
-def test_a_new_verified_address_makes_a_verified_account_and_signs_in(acme, mailoutbox):
-    sub = acme.add_user(email=ALICE, email_verified=True, name="Alice Liddell")
+def test_a_trusted_providers_new_verified_address_makes_a_verified_account_and_signs_in(trusted, mailoutbox):
+    sub = trusted.add_user(email=ALICE, email_verified=True, name="Alice Liddell")
     client = browser()
-    response = social_sign_in(client, acme, email=ALICE, data={"next": "/app/"})
+    response = social_sign_in(client, trusted, email=ALICE, data={"next": "/app/"})
     assert response.status_code == 302 and response["Location"] == "/app/"
     user = User.objects.get(email=ALICE)
     assert user.email_verified and not user.has_usable_password() and user.name == "Alice Liddell"
     identity = SocialIdentity.objects.get(user=user)
-    assert (identity.issuer, identity.subject, identity.provider) == (acme.issuer, sub, "acme")
+    assert (identity.issuer, identity.subject, identity.provider) == (trusted.issuer, sub, "acme")
     session = page_device_session(client)
     assert session.amr == [methods.FEDERATED]
     # The SPA continues from the refresh cookie, as after a password sign-in.
@@ -118,15 +125,15 @@ def test_a_new_verified_address_makes_a_verified_account_and_signs_in(acme, mail
     assert SecurityEvent.objects.filter(kind=SecurityEvent.Kind.SIGN_UP, user=user).exists()
 
 
-def test_signing_in_again_finds_the_account_by_issuer_and_subject_not_email(acme):
-    acme.add_user(email="first@example.com", email_verified=True)
-    assert social_sign_in(browser(), acme, email="first@example.com").status_code == 302
+def test_signing_in_again_finds_the_account_by_issuer_and_subject_not_email(trusted):
+    trusted.add_user(email="first@example.com", email_verified=True)
+    assert social_sign_in(browser(), trusted, email="first@example.com").status_code == 302
     user = User.objects.get(email="first@example.com")
     # The person changes their address at the provider: the same subject still signs in to the same account.
     user.email = "changed-here@example.com"
     user.save(update_fields=["email"])
     client = browser()
-    assert social_sign_in(client, acme, email="first@example.com").status_code == 302
+    assert social_sign_in(client, trusted, email="first@example.com").status_code == 302
     assert page_device_session(client).user_id == user.pk
     assert User.objects.count() == 1
     assert SocialIdentity.objects.get().last_used_at is not None
@@ -192,11 +199,11 @@ def test_another_browser_verifying_the_address_removes_the_provider_connected_be
     assert not SocialIdentity.objects.filter(user=user).exists()
 
 
-def test_an_id_token_without_the_address_takes_it_from_the_user_info_endpoint(acme):
-    acme.add_user(email=ALICE, email_verified=True)
-    acme.fault("no_email")
+def test_an_id_token_without_the_address_takes_it_from_the_user_info_endpoint(trusted):
+    trusted.add_user(email=ALICE, email_verified=True)
+    trusted.fault("no_email")
     client = browser()
-    assert social_sign_in(client, acme, email=ALICE).status_code == 302
+    assert social_sign_in(client, trusted, email=ALICE).status_code == 302
     assert User.objects.get(email=ALICE).email_verified
 
 
@@ -226,23 +233,53 @@ def test_a_trusted_provider_links_a_verified_address_to_its_verified_account(set
     assert SecurityEvent.objects.filter(kind=SecurityEvent.Kind.SOCIAL_CONNECTED, user=owner).exists()
 
 
-def test_an_untrusted_provider_never_links_by_address(acme, make_user):
+def test_an_untrusted_provider_never_links_by_address_and_answers_as_for_a_new_one(acme, make_user, mailoutbox):
     owner = make_user(email=ALICE)
     acme.add_user(email=ALICE, email_verified=True)
+    acme.add_user(email="nobody@example.com", email_verified=True)
+    existing, new = browser(), browser()
+    for_existing = social_sign_in(existing, acme, email=ALICE)
+    for_new = social_sign_in(new, acme, email="nobody@example.com")
+    assert (for_existing.status_code, for_existing["Location"]) == (302, "/accounts/signup/done/")
+    assert (for_new.status_code, for_new["Location"]) == (302, "/accounts/signup/done/")
+    assert set(for_existing.cookies) == set(for_new.cookies)
+    assert not SocialIdentity.objects.filter(user=owner).exists()
+    assert "_auth_user_id" not in existing.session
+    assert not DeviceSession.objects.filter(user=owner).exists()
+    [told] = mails_to(mailoutbox, ALICE)
+    assert "not connected" in told.body and "/accounts/security/" in told.body
+
+
+@pytest.mark.parametrize("reason", ["the provider did not verify it", "the provider is not trusted"])
+def test_a_new_account_waits_for_its_emailed_link_unless_a_trusted_provider_verified_it(
+    settings, provider, mailoutbox, reason
+):
+    """An untrusted provider's "verified" is worth no more than an unverified address: else it could make a
+    verified account in someone's name that a trusted provider would later link to by itself."""
+    use_acme(settings, provider, trust_email=reason == "the provider did not verify it")
+    provider.add_user(email=ALICE, email_verified=reason == "the provider is not trusted")
     client = browser()
-    response = social_sign_in(client, acme, email=ALICE)
-    assert response.status_code == 302
+    response = social_sign_in(client, provider, email=ALICE)
+    assert (response.status_code, response["Location"]) == (302, "/accounts/signup/done/")
+    user = User.objects.get(email=ALICE)
+    assert not user.email_verified
+    assert "_auth_user_id" not in client.session
+    assert not DeviceSession.objects.filter(user=user).exists()
+    [mail] = mails_to(mailoutbox, ALICE)
+    assert "/accounts/verify-email/" in mail.body
+
+
+def test_proving_the_account_with_its_password_then_connects_it(settings, trusted, make_user, mailoutbox):
+    """A trusted provider meets an account whose address is not verified yet (allowed to sign in when
+    verification is optional): its owner signs in, then confirms the connection."""
+    settings.ACCOUNTS_EMAIL_VERIFICATION = "optional"
+    owner = make_user(email=ALICE, verified=False)
+    trusted.add_user(email=ALICE, email_verified=True)
+    client = browser()
+    response = social_sign_in(client, trusted, email=ALICE)
     assert response["Location"] == "/accounts/login/?next=%2Faccounts%2Fsocial%2Fconnect%2F"
     assert not SocialIdentity.objects.exists()
     assert "_auth_user_id" not in client.session
-    assert not DeviceSession.objects.filter(user=owner).exists()
-
-
-def test_proving_the_account_with_its_password_then_connects_it(acme, make_user, mailoutbox):
-    owner = make_user(email=ALICE)
-    acme.add_user(email=ALICE, email_verified=True)
-    client = browser()
-    response = social_sign_in(client, acme, email=ALICE)
     signed_in = submit(client, response["Location"], {"email": ALICE, "password": STRONG_PASSWORD})
     assert signed_in.status_code == 302 and signed_in["Location"] == "/accounts/social/connect/"
     page = client.get("/accounts/social/connect/")
@@ -254,8 +291,24 @@ def test_proving_the_account_with_its_password_then_connects_it(acme, make_user,
     assert [mail for mail in mails_to(mailoutbox, ALICE) if "connected" in mail.subject]
     # From now on the provider signs in directly.
     again = browser()
-    assert social_sign_in(again, acme, email=ALICE).status_code == 302
+    assert social_sign_in(again, trusted, email=ALICE).status_code == 302
     assert page_device_session(again).user_id == owner.pk
+
+
+def test_a_waiting_connection_is_only_for_the_account_at_its_address(settings, trusted, make_user):
+    """The identity held back for Alice's account must not attach to whichever account this browser signs in to."""
+    settings.ACCOUNTS_EMAIL_VERIFICATION = "optional"
+    make_user(email=ALICE, verified=False)
+    other = make_user(email="mallory@example.com")
+    trusted.add_user(email=ALICE, email_verified=True)
+    client = browser()
+    response = social_sign_in(client, trusted, email=ALICE)
+    submit(client, response["Location"], {"email": "mallory@example.com", "password": STRONG_PASSWORD})
+    assert page_device_session(client).user_id == other.pk
+    page = client.get("/accounts/social/connect/")
+    assert page.status_code == 302 and page["Location"] == "/accounts/security/"
+    assert submit(client, "/accounts/social/connect/").status_code == 302
+    assert not SocialIdentity.objects.exists()
 
 
 def test_a_connect_page_without_a_waiting_provider_goes_back(acme, user):
@@ -305,13 +358,13 @@ def test_a_deactivated_account_does_not_sign_in(acme, make_user):
 # --- The second step ----------------------------------------------------------------------------------
 
 
-def test_an_account_with_two_factor_passes_the_second_step_after_the_provider(acme):
-    acme.add_user(email=ALICE)
-    social_sign_in(browser(), acme, email=ALICE)
+def test_an_account_with_two_factor_passes_the_second_step_after_the_provider(trusted):
+    trusted.add_user(email=ALICE)
+    social_sign_in(browser(), trusted, email=ALICE)
     user = User.objects.get(email=ALICE)
     secret = enable_totp(user)
     client = browser()
-    response = social_sign_in(client, acme, email=ALICE, data={"next": "/app/"})
+    response = social_sign_in(client, trusted, email=ALICE, data={"next": "/app/"})
     assert response.status_code == 302 and response["Location"] == "/accounts/login/mfa/?next=%2Fapp%2F"
     assert "_auth_user_id" not in client.session
     assert not DeviceSession.objects.filter(user=user).exclude(revoked_at__isnull=False).count() > 1
@@ -462,10 +515,10 @@ def test_garbage_on_the_callback_is_a_4xx(acme):
 # --- From the security review -------------------------------------------------------------------------
 
 
-def test_a_new_account_from_a_provider_is_told_with_a_not_me_link(acme, mailoutbox):
+def test_a_new_account_from_a_provider_is_told_with_a_not_me_link(trusted, mailoutbox):
     """A provider vouching for an address it does not own must not make an account in its owner's name unseen."""
-    acme.add_user(email=ALICE, email_verified=True)
-    social_sign_in(browser(), acme, email=ALICE)
+    trusted.add_user(email=ALICE, email_verified=True)
+    social_sign_in(browser(), trusted, email=ALICE)
     [notice] = mails_to(mailoutbox, ALICE)
     assert "account was just made" in notice.body and "/accounts/social/not-me/" in notice.body
 
@@ -506,3 +559,53 @@ def test_a_providers_address_is_kept_only_in_canonical_form(given, kept):
     from accounts.flows.social_providers import canonical_email
 
     assert canonical_email(given) == kept
+
+
+def test_only_a_provider_configured_at_microsoft_may_name_microsofts_tenant_issuers(acme):
+    """Else any configured provider could sign in as any Microsoft identity linked here, by naming its issuer."""
+    acme.add_user(email=ALICE)
+    acme.fault("microsoft_issuer")
+    response = submit(browser(), LOGIN)
+    assert response.status_code == 503 and error_code(response) == "social_provider_unavailable"
+    assert not SocialIdentity.objects.exists()
+
+
+def test_an_oversized_discovery_document_is_refused(acme):
+    acme.fault("huge_discovery")
+    response = submit(browser(), LOGIN)
+    assert response.status_code == 503 and error_code(response) == "social_provider_unavailable"
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [
+        (
+            {"tid": "9188040d-6c67-4c5b-b112-36a304b66dad"},
+            "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
+        ),
+        ({}, None),
+        ({"tid": ""}, None),
+        ({"tid": 42}, None),
+        ({"tid": "../../evil.example"}, None),
+        ({"tid": "9188040d-6c67-4c5b-b112-36a304b66dad/x"}, None),
+    ],
+)
+def test_microsofts_tenant_comes_only_from_a_tenant_id(claims, expected):
+    from accounts.exceptions import SocialTokenRefused
+    from accounts.flows.social_providers import Endpoints, token_issuer
+
+    where = Endpoints(
+        issuer="https://login.microsoftonline.com/{tenantid}/v2.0", authorization="https://a", token="https://t"
+    )
+    if expected is None:
+        with pytest.raises(SocialTokenRefused):
+            token_issuer(where, claims)
+    else:
+        assert token_issuer(where, claims) == expected
+
+
+def test_an_issuer_without_the_placeholder_is_the_documents_own():
+    from accounts.flows.social_providers import Endpoints, token_issuer
+
+    where = Endpoints(issuer="https://idp.example", authorization="https://a", token="https://t")
+    assert token_issuer(where, {"tid": "9188040d-6c67-4c5b-b112-36a304b66dad"}) == "https://idp.example"

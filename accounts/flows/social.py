@@ -4,8 +4,9 @@ An identity is found by (issuer, subject) alone. A new one never takes over an a
 address: it links to an existing account by itself only when the provider verified the address,
 the provider is trusted for that (SOCIAL_<NAME>_TRUST_EMAIL) and the account's own address is
 verified. Otherwise the person proves the account first (signs in to it) and then connects the
-identity, and the owner is told either way. A new address makes a new account, verified only if
-the provider verified it; an unverified one needs its emailed link like any sign-up, and an
+identity, and the owner is told either way. A new address makes a new account, verified at once
+only if a trusted provider verified it; any other needs its emailed link like any sign-up (and
+the answer is the same whether the address has an account), and an
 identity connected before the address was proven goes when someone else proves it (see
 accounts.flows.verification.prove_address). Every sign-in ends in signin.finish_first_factor, so an
 account with a second factor still needs it.
@@ -223,6 +224,12 @@ def sign_in_with_identity(
 ) -> SignedIn | SecondStepRequired | LinkRequired | CheckInbox:
     """What a proven identity leads to: the account it is linked to (then the second step, if any),
     a new link or account, or a step the person must take first."""
+    return _sign_in_with_identity(identity, client, may_retry=True)
+
+
+def _sign_in_with_identity(
+    identity: ProviderIdentity, client: ClientInfo, *, may_retry: bool
+) -> SignedIn | SecondStepRequired | LinkRequired | CheckInbox:
     email = identity.email  # already in canonical form (or None), social_providers.ProviderIdentity
     # The address first, then the identity: a sign-up racing this one commits its account and
     # identity together, so whoever sees that account sees its identity too (and signs in to it).
@@ -235,12 +242,16 @@ def sign_in_with_identity(
     if email is None:
         _record_failure(provider=identity.provider, reason=SocialEmailMissing.code, client=client)
         raise SocialEmailMissing
-    if not identity.email_verified:
+    config = _provider(identity.provider)
+    # Only a trusted provider's word proves an address here. An untrusted one that vouches for an
+    # address it does not own would otherwise make a verified account in its owner's name (one a
+    # trusted provider would later link to by itself, and a password reset would not take back),
+    # or learn from a different answer that the address has an account.
+    if not (identity.email_verified and config.trust_email):
         return _unverified_address(identity, email, client)
     if account is None:
-        return _sign_up(identity, email, client)
-    config = _provider(identity.provider)
-    if config.trust_email and account.email_verified and account.is_active:
+        return _sign_up(identity, email, client, may_retry=may_retry)
+    if account.email_verified and account.is_active:
         link = _link(account, identity, client, how="verified email")
         return _sign_in(account, link, client)
     return LinkRequired(identity=identity, email=email)
@@ -265,9 +276,9 @@ def _display_name(identity: ProviderIdentity) -> str:
 
 
 def _sign_up(
-    identity: ProviderIdentity, email: str, client: ClientInfo
+    identity: ProviderIdentity, email: str, client: ClientInfo, *, may_retry: bool
 ) -> SignedIn | SecondStepRequired | LinkRequired | CheckInbox:
-    """A new account for an address the provider verified (a concurrent twin may win the race).
+    """A new account for an address a trusted provider verified (a concurrent twin may win the race).
 
     The address is told, with a "not me" link, as for any connection: a provider that vouches for
     an address it does not own could otherwise make an account in its owner's name unseen, one a
@@ -279,14 +290,17 @@ def _sign_up(
             record_event(kind=EventKind.SIGN_UP, user=user, client=client, provider=identity.provider)
             link, not_me_link = _connect(user, identity, client, how="sign-up")
     except IntegrityError:
-        return sign_in_with_identity(identity=identity, client=client)  # the other request made it: as it is now
+        if not may_retry:
+            raise SocialIdentityTaken from None  # never endless: what stopped us is not a twin that won
+        return _sign_in_with_identity(identity, client, may_retry=False)  # the twin made it: as it is now
     _tell_connected(user, identity, not_me_link, new_account=True)
     return _sign_in(user, link, client)
 
 
 def _unverified_address(identity: ProviderIdentity, email: str, client: ClientInfo) -> CheckInbox:
-    """An address the provider did not verify is proven by its emailed link, as at sign-up, and the
-    answer does not say whether it has an account (anyone can give a provider any address)."""
+    """An address the provider did not verify, or an untrusted provider's, is proven by its emailed
+    link, as at sign-up, and the answer does not say whether it has an account (anyone can give some
+    providers any address). An existing account's owner is told how to connect the provider instead."""
     password_hash = make_password(None)  # random: the new account's sign-up proof is an HMAC of it
     after_answer(
         lambda: _register_unverified(identity=identity, email=email, password_hash=password_hash, client=client),
@@ -399,6 +413,16 @@ def connect_identity(
             raise SocialIdentityTaken
         return current
     return _link(user, identity, client, how="signed in")
+
+
+def is_waiting_for(*, user: User, identity: ProviderIdentity) -> bool:
+    """Whether ``identity``, held back because its address had an account (LinkRequired), may be
+    connected to ``user``, who has signed in since: only to the account at that address, never to
+    whichever account the browser signed in to next."""
+    if identity.email is None:
+        return False
+    account = User.objects.find_by_email(identity.email)
+    return account is not None and account.pk == user.pk
 
 
 def reauthenticate_with_identity(

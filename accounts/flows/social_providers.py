@@ -10,6 +10,8 @@ accounts; accounts/flows/social.py decides what an identity means.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +35,12 @@ CLOCK_LEEWAY_SECONDS = 60
 # Microsoft's multi-tenant discovery document names its issuer with this placeholder for the tenant.
 TENANT_PLACEHOLDER = "{tenantid}"
 MICROSOFT_LOGIN = "https://login.microsoftonline.com/"
+# A Microsoft tenant id: a GUID (the placeholder is filled with nothing else).
+TENANT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Issuers and subjects are kept in 255-character columns; a longer one is no identity of ours.
+MAX_IDENTIFIER_LENGTH = 255
+# No provider document (discovery, keys, user info) is anywhere near this; a bigger one is refused.
+MAX_RESPONSE_BYTES = 1024 * 1024
 GITHUB_ACCEPT = "application/vnd.github+json"
 
 
@@ -84,12 +92,17 @@ def _cache_key(kind: str, url: str) -> str:
 def _get_json(url: str, *, headers: dict[str, str] | None = None) -> Any:
     try:
         # Never redirected elsewhere: the endpoints are the ones configured or discovered.
-        response = requests.get(url, headers=headers, timeout=settings.SOCIAL_HTTP_TIMEOUT, allow_redirects=False)
-        if headers and response.status_code in (401, 403):
-            raise SocialTokenRefused  # the provider does not accept the access token it just gave
-        response.raise_for_status()
-        return response.json()
-    except (requests.RequestException, ValueError):
+        with requests.get(
+            url, headers=headers, timeout=settings.SOCIAL_HTTP_TIMEOUT, allow_redirects=False, stream=True
+        ) as response:
+            if headers and response.status_code in (401, 403):
+                raise SocialTokenRefused  # the provider does not accept the access token it just gave
+            response.raise_for_status()
+            body = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise SocialProviderUnavailable  # never held in memory whole, whatever a provider sends
+        return json.loads(body)
+    except (requests.RequestException, ValueError, OSError):
         raise SocialProviderUnavailable from None
 
 
@@ -120,7 +133,7 @@ def endpoints(provider: ProviderConfig) -> Endpoints:
         ):
             raise SocialProviderUnavailable
         # A document for another issuer would let its keys sign for this one (RFC 8414, section 3.3).
-        if document["issuer"].rstrip("/") != provider.issuer and not _microsoft_multi_tenant(document["issuer"]):
+        if document["issuer"].rstrip("/") != provider.issuer and not _microsoft_multi_tenant(provider, document):
             raise SocialProviderUnavailable
         cache.set(key, document, settings.SOCIAL_METADATA_CACHE_SECONDS)
     return Endpoints(
@@ -132,9 +145,16 @@ def endpoints(provider: ProviderConfig) -> Endpoints:
     )
 
 
-def _microsoft_multi_tenant(issuer: str) -> bool:
-    """Microsoft's documents for several tenants name their issuer with a placeholder (checked per token)."""
-    return issuer.startswith(MICROSOFT_LOGIN) and TENANT_PLACEHOLDER in issuer
+def _microsoft_multi_tenant(provider: ProviderConfig, document: dict[str, Any]) -> bool:
+    """Microsoft's documents for several tenants name their issuer with a placeholder (checked per
+    token). Only a provider configured at Microsoft may use it: another's document could otherwise
+    name Microsoft's issuers and sign in as any Microsoft identity linked here."""
+    issuer = document["issuer"]
+    return (
+        provider.issuer.startswith(MICROSOFT_LOGIN)
+        and issuer.startswith(MICROSOFT_LOGIN)
+        and issuer.count(TENANT_PLACEHOLDER) == 1
+    )
 
 
 def _session(provider: ProviderConfig, redirect_uri: str) -> OAuth2Session:
@@ -180,6 +200,7 @@ def identity_from_code(
             code=code,
             code_verifier=code_verifier,
             timeout=settings.SOCIAL_HTTP_TIMEOUT,
+            allow_redirects=False,  # the token endpoint is the one configured or discovered
             headers={"Accept": "application/json"},  # GitHub answers a form otherwise
         )
     except OAuthError:
@@ -215,7 +236,10 @@ def _key_set(jwks_uri: str, *, refresh: bool = False) -> KeySet:
 def token_issuer(where: Endpoints, claims: dict[str, Any]) -> str:
     """The issuer an ID token must name: the discovery document's, with Microsoft's tenant filled in."""
     if TENANT_PLACEHOLDER in where.issuer:
-        return where.issuer.replace(TENANT_PLACEHOLDER, str(claims.get("tid", "")))
+        tenant = claims.get("tid")
+        if not isinstance(tenant, str) or not TENANT_ID.fullmatch(tenant):
+            raise SocialTokenRefused
+        return where.issuer.replace(TENANT_PLACEHOLDER, tenant)
     return where.issuer
 
 
@@ -237,6 +261,8 @@ def _verified_id_token(provider: ProviderConfig, where: Endpoints, id_token: str
         raise SocialTokenRefused from None
     claims = decoded.claims
     issuer = token_issuer(where, claims)
+    if len(issuer) > MAX_IDENTIFIER_LENGTH:
+        raise SocialTokenRefused
     registry = jwt.JWTClaimsRegistry(
         leeway=CLOCK_LEEWAY_SECONDS,
         iss={"essential": True, "value": issuer},
@@ -256,7 +282,7 @@ def _verified_id_token(provider: ProviderConfig, where: Endpoints, id_token: str
     several = isinstance(audience, list) and len(audience) > 1
     if (several or "azp" in claims) and claims.get("azp") != provider.client_id:
         raise SocialTokenRefused
-    if not isinstance(claims["sub"], str) or not claims["sub"] or len(claims["sub"]) > 255:
+    if not isinstance(claims["sub"], str) or not claims["sub"] or len(claims["sub"]) > MAX_IDENTIFIER_LENGTH:
         raise SocialTokenRefused
     return claims
 

@@ -41,7 +41,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
 def acme(settings, site, provider):
     """The local provider as "acme", with its consent page; the callback the app sends is on the live server."""
     settings.SITE_URL = site  # the redirect URI (and the client registered for it) are built from SITE_URL
-    use_acme(settings, provider, skip_consent=False)
+    use_acme(settings, provider, skip_consent=False, trust_email=True)
     return provider
 
 

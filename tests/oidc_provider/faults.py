@@ -5,6 +5,9 @@ change the ID token in the token endpoint's answer: re-signed with the provider'
 so the published key verifies it), except ``tamper_id_token`` (payload changed, signature kept) and
 ``unsigned`` (``alg: none``, no signature). ``github_no_primary_email`` leaves only the noreply address,
 not primary, in GitHub's ``/api/v3/user/emails`` (tests/oidc_provider/github.py reads ``mode()``).
+``microsoft_issuer`` makes the provider pose as Microsoft's multi-tenant one: its discovery document
+names ``https://login.microsoftonline.com/{tenantid}/v2.0`` and its ID tokens that tenant's issuer.
+``huge_discovery`` pads the discovery document past any size a real one has.
 """
 
 import json
@@ -19,6 +22,9 @@ from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.utils import jwk_from_pem
 
 TOKEN_PATH = "/o/token/"
+DISCOVERY_PATH = "/o/.well-known/openid-configuration"
+MICROSOFT_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"  # Microsoft's tenant of personal accounts
+MICROSOFT_ISSUER = "https://login.microsoftonline.com/{tenantid}/v2.0"
 CONTROL_PREFIX = "/testing/"
 
 _mode: str | None = None
@@ -86,8 +92,23 @@ ID_TOKEN_FAULTS: dict[str, Callable[[str], str]] = {
     "wrong_issuer": _resigned(lambda claims: claims.update(iss="http://evil.example")),
     "unsigned": _unsigned,
     "no_email": _resigned(_without_email),
+    "microsoft_issuer": _resigned(
+        lambda claims: claims.update(iss=MICROSOFT_ISSUER.replace("{tenantid}", MICROSOFT_TENANT), tid=MICROSOFT_TENANT)
+    ),
 }
-MODES = frozenset({*ID_TOKEN_FAULTS, "unavailable", "github_no_primary_email"})
+DOCUMENT_FAULTS: dict[str, Callable[[dict], None]] = {
+    "microsoft_issuer": lambda document: document.update(issuer=MICROSOFT_ISSUER),
+    "huge_discovery": lambda document: document.update(padding="x" * (2 * 1024 * 1024)),
+}
+MODES = frozenset({*ID_TOKEN_FAULTS, *DOCUMENT_FAULTS, "unavailable", "github_no_primary_email"})
+
+
+def _rewrite_json(response: HttpResponse, change: Callable[[dict], None]) -> None:
+    body = json.loads(response.content)
+    change(body)
+    response.content = json.dumps(body).encode()
+    if response.has_header("Content-Length"):
+        response["Content-Length"] = str(len(response.content))
 
 
 class FaultMiddleware:
@@ -101,11 +122,16 @@ class FaultMiddleware:
         if mode == "unavailable" and not request.path.startswith(CONTROL_PREFIX):
             return HttpResponse("The provider is unavailable (test fault mode).", status=503, content_type="text/plain")
         response = self.get_response(request)
-        if mode in ID_TOKEN_FAULTS and request.path == TOKEN_PATH and response.status_code == 200:
-            body = json.loads(response.content)
-            if "id_token" in body:
-                body["id_token"] = ID_TOKEN_FAULTS[mode](body["id_token"])
-                response.content = json.dumps(body).encode()
-                if response.has_header("Content-Length"):
-                    response["Content-Length"] = str(len(response.content))
+        if response.status_code != 200 or mode is None:
+            return response
+        if mode in ID_TOKEN_FAULTS and request.path == TOKEN_PATH:
+            fault = ID_TOKEN_FAULTS[mode]
+
+            def change_token(body: dict) -> None:
+                if "id_token" in body:
+                    body["id_token"] = fault(body["id_token"])
+
+            _rewrite_json(response, change_token)
+        if mode in DOCUMENT_FAULTS and request.path == DISCOVERY_PATH:
+            _rewrite_json(response, DOCUMENT_FAULTS[mode])
         return response

@@ -12,7 +12,9 @@ clients, users and sign-in pages; ``/api/v3/user``'s ``id`` is the OIDC ``sub`` 
 Fault modes (``Provider.fault``): ``tamper_id_token``, ``expired_id_token``, ``wrong_nonce``,
 ``wrong_audience``, ``wrong_issuer``, ``unsigned``, ``no_email`` change the ID token of the token
 endpoint's answer; ``unavailable`` answers 503 to every request (discovery, keys, token, authorize,
-GitHub's endpoints); ``github_no_primary_email`` leaves no primary address in ``/api/v3/user/emails``.
+GitHub's endpoints); ``github_no_primary_email`` leaves no primary address in ``/api/v3/user/emails``;
+``microsoft_issuer`` poses as Microsoft's multi-tenant issuer (discovery and ID tokens);
+``huge_discovery`` pads the discovery document past 2 MB.
 """
 
 import shutil
