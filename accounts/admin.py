@@ -44,7 +44,7 @@ from accounts.flows.support import (
     staff_save_user,
     staff_send_password_reset,
 )
-from accounts.models import DeviceSession, Passkey, SecurityEvent, TotpAuthenticator, User
+from accounts.models import DeviceSession, OutboundEmail, Passkey, SecurityEvent, TotpAuthenticator, User
 from accounts.user_agents import describe_user_agent
 
 RECENT_EVENTS_SHOWN = 20
@@ -53,7 +53,16 @@ RECENT_EVENTS_SHOWN = 20
 # such as ?refresh_token_hash__startswith=ab answers "some row matches" and
 # lets its user read a hash one character at a time.
 SECRET_FIELDS = frozenset(
-    {"password", "refresh_token_hash", "token_hash", "secret_encrypted", "code_hash", "handle_hash", "last_used_step"}
+    {
+        "password",
+        "refresh_token_hash",
+        "token_hash",
+        "secret_encrypted",
+        "content_encrypted",
+        "code_hash",
+        "handle_hash",
+        "last_used_step",
+    }
 )
 
 
@@ -441,3 +450,26 @@ class SecurityEventAdmin(ReadOnlyAdminMixin, NoSecretLookupsMixin):
     @admin.display(description="device")
     def device(self, event: SecurityEvent) -> str:
         return describe_user_agent(event.user_agent) if event.user_agent else "—"
+
+
+@admin.register(OutboundEmail)
+class OutboundEmailAdmin(ReadOnlyAdminMixin, NoSecretLookupsMixin):
+    """The outbox: what was sent to whom and when, what waits, what failed for good (never the content)."""
+
+    list_display = ["created_at", "template", "to", "status", "attempts", "sent_at", "last_error"]
+    list_filter = ["status", "template", "created_at"]
+    search_fields = ["to", "user__email"]
+    list_select_related = ["user"]
+    date_hierarchy = "created_at"
+    fields = readonly_fields = (
+        "created_at",
+        "template",
+        "to",
+        "user",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "last_error",
+        "provider_message_id",
+    )

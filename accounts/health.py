@@ -1,10 +1,12 @@
-"""Health checks for load balancers: /healthz/ (process alive) and /readyz/ (database and cache reachable)."""
+"""Health checks: /healthz/ (process alive) and /readyz/ (database and cache reachable; the email queue's state)."""
 
 import logging
 
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+
+from accounts.outbox import queue_health
 
 logger = logging.getLogger(__name__)
 
@@ -32,4 +34,20 @@ def readyz(request: HttpRequest) -> JsonResponse:
         logger.warning("Readiness: cache unavailable (%s).", type(error).__name__)
         checks["cache"] = "unavailable"
     ready = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if ready else "unavailable", **checks}, status=200 if ready else 503)
+    if not ready:
+        return JsonResponse({"status": "unavailable", **checks}, status=503)
+    return JsonResponse({"status": "ok", **checks, "email_queue": _email_queue()})
+
+
+def _email_queue() -> dict[str, object]:
+    """The outbox, for monitoring: a stuck queue (the worker is down, or the provider refuses
+    everything) is reported here but does not make this instance unready: it can still serve."""
+    health = queue_health()
+    if health.stuck:
+        logger.warning("Readiness: the email queue is stuck (oldest due %ss ago).", health.oldest_due_seconds)
+    return {
+        "status": "stuck" if health.stuck else "ok",
+        "waiting": health.waiting,
+        "oldest_due_seconds": health.oldest_due_seconds,
+        "failed_last_day": health.failed_last_day,
+    }

@@ -1,4 +1,4 @@
-"""Rendering and sending the account emails through Django's email API."""
+"""Rendering the account emails and putting them in the outbox (accounts.outbox sends them)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from accounts.background import after_answer
 from accounts.exceptions import InvalidName
 from accounts.flows.profile import clean_display_name
+from accounts.outbox import EmailContent, enqueue_email
 
 if TYPE_CHECKING:
-    from accounts.models import User
+    from accounts.models import OutboundEmail, User
 
 logger = logging.getLogger(__name__)
 
@@ -37,33 +36,35 @@ def greeting_name(user: User | None, to: str) -> str:
         return ""  # stored before names were checked: never into an email
 
 
-def _render_and_send(template: str, to: str, context: dict[str, Any]) -> bool:
-    try:
-        full_context = {"site_name": settings.SITE_NAME, "site_url": settings.SITE_URL, **context}
-        subject = " ".join(render_to_string(f"emails/{template}/subject.txt", full_context).split())
-        text_body = render_to_string(f"emails/{template}/body.txt", full_context)
-        html_body = render_to_string(f"emails/{template}/body.html", full_context)
-        message = EmailMultiAlternatives(subject=subject, body=text_body, to=[to])
-        message.attach_alternative(html_body, "text/html")
-        message.send()
-    except Exception as exc:  # any backend, any failure: log it, never surface it
-        logger.error("Sending the %r email failed: %s: %s", template, type(exc).__name__, exc)
-        return False
-    return True
+def render_email(template: str, context: dict[str, Any]) -> EmailContent:
+    """``templates/emails/<template>/``: subject.txt (one line), body.txt and body.html."""
+    full_context = {"site_name": settings.SITE_NAME, "site_url": settings.SITE_URL, **context}
+    return EmailContent(
+        subject=" ".join(render_to_string(f"emails/{template}/subject.txt", full_context).split()),
+        text=render_to_string(f"emails/{template}/body.txt", full_context),
+        html=render_to_string(f"emails/{template}/body.html", full_context),
+    )
 
 
-def send_account_email(*, template: str, to: str, context: dict[str, Any], greet: User | None = None) -> bool:
-    """Send ``templates/emails/<template>/`` to one address, after the answer.
+def send_account_email(
+    *, template: str, to: str, context: dict[str, Any], greet: User | None = None, after: OutboundEmail | None = None
+) -> OutboundEmail | None:
+    """Render ``templates/emails/<template>/`` for one address and put it in the outbox.
 
-    ``greet`` is the account the email is about: its name opens the email only
-    where greeting_name allows. A failure is logged and swallowed: the caller's
-    answer to the person must not change (that would reveal whether an account
-    exists), and a lost email is recovered by asking again. With
-    ACCOUNTS_EMAIL_IN_BACKGROUND (the default in production) rendering and
-    sending happen on a worker thread, so a slow email provider cannot make
-    "account exists" answers slower than "no such account". Returns False
-    only when the email was sent here and now and the backend refused it.
+    Call it inside the transaction of the change the email is about: the email is enqueued in
+    it (accounts.outbox), so it is sent if and only if the change commits, and the worker sends
+    it, so the provider's speed never shows in an answer. ``greet`` is the account the email is
+    about: its name opens the email only where greeting_name allows. ``after``: send only once
+    that email has been sent, and never if it fails for good. A template that fails to render is
+    logged and swallowed (None): the caller's answer must not change, as that could say whether
+    an account exists.
     """
     context = {**context, "greeting_name": greeting_name(greet, to)}
-    sent = after_answer(lambda: _render_and_send(template, to, context), name=f"email {template}")
-    return sent is not False
+    try:
+        content = render_email(template, context)
+    except Exception as exc:  # a broken template must not break the change it is about
+        logger.error("Rendering the %r email failed: %s: %s", template, type(exc).__name__, exc)
+        return None
+    # A deleted account's farewell is sent too, but belongs to no account any more.
+    user = greet if greet is not None and greet.pk else None
+    return enqueue_email(template=template, to=to, content=content, user=user, after=after)

@@ -470,3 +470,49 @@ class SecurityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class OutboundEmail(models.Model):
+    """One account email in the outbox, from the transaction of the change that caused it until sent.
+
+    Its rendered content (which may hold a live link) is encrypted at rest (accounts.encryption)
+    and dropped as soon as the email is sent or has failed for good; what stays is what support
+    needs: to whom, which email, when, how many attempts and the last error (accounts.outbox)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting to be sent"
+        SENDING = "sending", "Being sent"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed for good"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)  # also its Message-ID
+    template = models.CharField(max_length=64, editable=False)
+    to = models.EmailField(max_length=254, editable=False)
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False)
+    # Sent only once this one is, and never if it fails for good (an address change's confirmation
+    # waits for the notice to the current address).
+    send_after = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, editable=False)
+    attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    next_attempt_at = models.DateTimeField(default=timezone.now, editable=False)
+    # While SENDING: until when the attempt may take; past it, the worker is taken to have stopped.
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    content_encrypted = models.TextField(blank=True, editable=False)
+    content_key_id = models.CharField(max_length=16, blank=True, editable=False)
+    last_error = models.CharField(max_length=500, blank=True, editable=False)
+    provider_message_id = models.CharField(max_length=255, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "outbound_emails"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="outbound_email_due_idx"),
+            models.Index(fields=["to", "-created_at"], name="outbound_email_to_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template} to {self.to} ({self.status})"

@@ -383,6 +383,29 @@ class Gunicorn(Server):
         self.wait_until_ready(ready_path, status=ready_status, workers=ready_workers)
 
 
+class EmailWorker:
+    """``manage.py db_worker``: sends the email outbox (ACCOUNTS_EMAIL_QUEUE=database, the
+    production default), as a deployment runs it beside gunicorn."""
+
+    def __init__(self, env: dict, log_path: Path):
+        command = [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--interval", "0.2"]
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # it finishes the email it is sending
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 class Runserver(Server):
     """``manage.py runserver`` without the autoreloader; ``threaded`` keeps its request threads
     (so one server also races with itself). Ready once ``ready_path`` answers 200."""

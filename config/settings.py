@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
     "accounts.apps.AccountsAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -459,9 +461,36 @@ if not EMAIL_BACKEND and DEBUG:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "sent-emails"))
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
-# Render and send account emails on a worker thread, so that how long the
-# email provider takes never shows in response times (enumeration).
+# Plain SMTP (EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend) instead of an ESP's API.
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Do the account-dependent work of the flows that must not say whether an address has an
+# account (sign-up, password reset, ...) on a thread after the answer (accounts.background).
 ACCOUNTS_EMAIL_IN_BACKGROUND = env_bool("ACCOUNTS_EMAIL_IN_BACKGROUND", not DEBUG)
+
+# The outbox (accounts.outbox): "database" keeps every email, with its task, in the transaction
+# of the change that causes it, and `python manage.py db_worker` sends them (django-tasks'
+# DatabaseBackend); "immediate" sends in this process once the change commits (local development:
+# nothing else to start, no retries).
+ACCOUNTS_EMAIL_QUEUE = env_str("ACCOUNTS_EMAIL_QUEUE", "immediate" if DEBUG else "database")
+if ACCOUNTS_EMAIL_QUEUE not in {"database", "immediate"}:
+    raise ImproperlyConfigured("ACCOUNTS_EMAIL_QUEUE must be 'database' or 'immediate'.")
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Attempts per email, and the backoff between them: RETRY_SECONDS, doubled after each failure, at
+# most RETRY_MAX_SECONDS (10 attempts: about 4 hours in all).
+ACCOUNTS_EMAIL_MAX_ATTEMPTS = env_int("ACCOUNTS_EMAIL_MAX_ATTEMPTS", 10)
+ACCOUNTS_EMAIL_RETRY_SECONDS = env_int("ACCOUNTS_EMAIL_RETRY_SECONDS", 30)
+ACCOUNTS_EMAIL_RETRY_MAX_SECONDS = env_int("ACCOUNTS_EMAIL_RETRY_MAX_SECONDS", 3600)
+# How long one attempt may take before the worker is taken to have stopped mid-send (then the
+# email is sent again): longer than the provider's timeout, many times over.
+ACCOUNTS_EMAIL_LEASE_SECONDS = env_int("ACCOUNTS_EMAIL_LEASE_SECONDS", max(60, 6 * EMAIL_TIMEOUT))
+# /readyz/ reports the queue as stuck once an email is due for longer than this.
+ACCOUNTS_EMAIL_STUCK_SECONDS = env_int("ACCOUNTS_EMAIL_STUCK_SECONDS", 300)
+# Sent and failed emails (their address, template and status; never their content) are kept this long.
+ACCOUNTS_EMAIL_KEEP_DAYS = env_int("ACCOUNTS_EMAIL_KEEP_DAYS", 30)
 
 # --- HTTP, cookies and security headers -----------------------------------------------------------------
 

@@ -10,6 +10,8 @@ def pytest_configure(config):
     # unless DATABASE_URL / REDIS_URL point it at PostgreSQL and Redis.
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DEBUG", "true")
+    # The production outbox (emails and their tasks in the database); ``mailoutbox`` sends what is due.
+    os.environ.setdefault("ACCOUNTS_EMAIL_QUEUE", "database")
     import django
     from django.conf import settings
 
@@ -83,6 +85,14 @@ def _clear_cache():
     clear()
     yield
     clear()
+
+
+@pytest.fixture
+def mailoutbox(mailoutbox):
+    """pytest-django's outbox, read after the email outbox has sent everything due (as the worker would)."""
+    from tests.support.mail import DeliveredMail
+
+    return DeliveredMail()
 
 
 @pytest.fixture

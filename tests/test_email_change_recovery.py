@@ -595,11 +595,42 @@ class RefusingTheCurrentAddress:
 
 
 def test_no_change_can_be_confirmed_when_the_current_address_was_not_told(owner, settings):
+    from accounts.models import OutboundEmail
+    from accounts.outbox import WAITED_FOR_FAILED
+    from tests.support.mail import deliver_outbox
+
     settings.EMAIL_BACKEND = f"{__name__}.RefusingTheCurrentAddress"
+    settings.ACCOUNTS_EMAIL_MAX_ATTEMPTS = 1  # the provider refuses the owner's address for good
     RefusingTheCurrentAddress.sent = []
     intruder = api_client()
     access = login(intruder, OWNER)
     response = post_json(intruder, CHANGE_URL, {"new_email": INTRUDER, "password": STRONG_PASSWORD}, **bearer(access))
     assert response.status_code == 202  # the same answer: the notice is sent after it
+    deliver_outbox()
     assert RefusingTheCurrentAddress.sent == []  # no confirmation link went out
-    assert not EmailVerificationToken.objects.filter(user=owner, purpose=Purpose.CHANGE).exists()
+    notice = OutboundEmail.objects.get(template="email_change_requested")
+    confirmation = OutboundEmail.objects.get(template="email_change_confirm")
+    assert notice.status == confirmation.status == OutboundEmail.Status.FAILED
+    assert confirmation.last_error == WAITED_FOR_FAILED and confirmation.attempts == 0
+    assert confirmation.content_encrypted == ""  # the unsent link is gone with it
+
+
+def test_the_confirmation_goes_out_only_after_the_notice_to_the_current_address(owner, settings):
+    from accounts.models import OutboundEmail
+    from accounts.outbox import deliver
+
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingTheCurrentAddress"
+    RefusingTheCurrentAddress.sent = []
+    intruder = api_client()
+    access = login(intruder, OWNER)
+    post_json(intruder, CHANGE_URL, {"new_email": INTRUDER, "password": STRONG_PASSWORD}, **bearer(access))
+    confirmation = OutboundEmail.objects.get(template="email_change_confirm")
+    deliver(email_id=confirmation.pk)  # its task runs first: it waits
+    confirmation.refresh_from_db()
+    assert confirmation.status == OutboundEmail.Status.QUEUED and confirmation.attempts == 0
+    assert RefusingTheCurrentAddress.sent == []
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    deliver(email_id=OutboundEmail.objects.get(template="email_change_requested").pk)
+    deliver(email_id=confirmation.pk)
+    confirmation.refresh_from_db()
+    assert confirmation.status == OutboundEmail.Status.SENT

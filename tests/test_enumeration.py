@@ -367,6 +367,35 @@ BACKGROUND_IDS = [
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("request_", "status", "recipient"), BACKGROUND_CASES, ids=BACKGROUND_IDS)
 def test_answer_does_not_wait_for_the_email(slow_mail, request_, status, recipient):
+    """The database queue (production): the account's work runs after the answer and enqueues
+    the email; the worker sends it, so the provider's speed never reaches an answer."""
+    from django_tasks_db.models import DBTaskResult
+
+    from accounts.models import OutboundEmail
+    from accounts.outbox import deliver_due_emails
+
+    started = time.perf_counter()
+    response = answer_of(request_())
+    elapsed = time.perf_counter() - started
+    assert response.status_code == status
+    assert elapsed < BLOCK_SECONDS / 2
+    wait_for_background_work()
+    assert not slow_mail.started.is_set(), "the email was sent by the web process"
+    [email] = OutboundEmail.objects.filter(to=recipient)
+    assert email.status == OutboundEmail.Status.QUEUED
+    tasks = DBTaskResult.objects.filter(task_path="accounts.outbox.deliver_email")
+    assert [task.args_kwargs["args"] for task in tasks] == [[str(email.pk)]]  # for the worker, nothing secret
+
+    slow_mail.release.set()
+    assert deliver_due_emails() == 1  # what the worker does
+    assert [message.to for message in slow_mail.delivered] == [[recipient]]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("request_", "status", "recipient"), BACKGROUND_CASES, ids=BACKGROUND_IDS)
+def test_sent_in_process_the_answer_still_does_not_wait_for_the_email(slow_mail, settings, request_, status, recipient):
+    """ACCOUNTS_EMAIL_QUEUE=immediate (local development): sent on a thread of this process, after the answer."""
+    settings.ACCOUNTS_EMAIL_QUEUE = "immediate"
     started = time.perf_counter()
     response = answer_of(request_())
     elapsed = time.perf_counter() - started
@@ -383,6 +412,8 @@ def test_answer_does_not_wait_for_the_email(slow_mail, request_, status, recipie
 
 @pytest.mark.django_db(transaction=True)
 def test_unknown_addresses_queue_no_email_in_the_background(slow_mail):
+    from accounts.models import OutboundEmail
+
     for request_ in (
         lambda: page_reset(UNKNOWN),
         lambda: api_reset(UNKNOWN),
@@ -392,12 +423,15 @@ def test_unknown_addresses_queue_no_email_in_the_background(slow_mail):
         assert answer_of(request_()).status_code in {202, 302}
     slow_mail.release.set()
     wait_for_background_work()
+    assert not OutboundEmail.objects.exists()
     assert not slow_mail.started.is_set()
     assert slow_mail.delivered == []
 
 
+@pytest.mark.django_db(transaction=True)
 def test_email_is_sent_during_the_request_when_not_in_the_background(settings, accounts):
-    """The setting matters: without it the request itself waits for the provider."""
+    """In process and not in the background, the request itself waits for the provider."""
+    settings.ACCOUNTS_EMAIL_QUEUE = "immediate"
     settings.ACCOUNTS_EMAIL_IN_BACKGROUND = False
     settings.EMAIL_BACKEND = f"{__name__}.BlockingEmailBackend"
     BlockingEmailBackend.delivered.clear()

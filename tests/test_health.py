@@ -21,7 +21,55 @@ def test_healthz_answers_without_the_database(client, db, django_assert_num_quer
 def test_readyz_reports_database_and_cache(client):
     response = client.get("/readyz/")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "cache": "ok"}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "cache": "ok",
+        "email_queue": {"status": "ok", "waiting": 0, "oldest_due_seconds": 0, "failed_last_day": 0},
+    }
+
+
+def _email(**fields):
+    from accounts.models import OutboundEmail
+
+    return OutboundEmail.objects.create(template="t", to="someone@example.com", **fields)
+
+
+@pytest.mark.django_db
+def test_readyz_shows_a_stuck_email_queue_without_leaving_the_rotation(client, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import OutboundEmail
+
+    _email(next_attempt_at=timezone.now() + timedelta(minutes=5))  # a retry, not due: not stuck
+    _email(status=OutboundEmail.Status.FAILED)
+    assert client.get("/readyz/").json()["email_queue"] == {
+        "status": "ok",
+        "waiting": 1,
+        "oldest_due_seconds": 0,
+        "failed_last_day": 1,
+    }
+    settings.ACCOUNTS_EMAIL_STUCK_SECONDS = 300
+    _email(next_attempt_at=timezone.now() - timedelta(minutes=10))  # due 10 minutes ago: no worker sends
+    response = client.get("/readyz/")
+    assert response.status_code == 200  # this instance can still serve
+    queue = response.json()["email_queue"]
+    assert queue["status"] == "stuck" and queue["waiting"] == 2 and 590 <= queue["oldest_due_seconds"] <= 610
+
+
+@pytest.mark.django_db
+def test_an_attempt_whose_lease_ran_out_counts_as_due(client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import OutboundEmail
+
+    long_ago = timezone.now() - timedelta(hours=1)
+    _email(status=OutboundEmail.Status.SENDING, next_attempt_at=long_ago, lease_until=long_ago)
+    assert client.get("/readyz/").json()["email_queue"]["status"] == "stuck"
 
 
 @pytest.mark.django_db

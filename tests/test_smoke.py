@@ -1,9 +1,7 @@
 """Smoke test: the whole sign-up to sign-in journey through the pages."""
 
-from django.core import mail
-
 from tests.support.accounts import STRONG_PASSWORD
-from tests.support.mail import link_in
+from tests.support.mail import delivered, link_in
 
 
 def test_sign_up_verify_sign_in_sign_out(client, db):
@@ -12,8 +10,8 @@ def test_sign_up_verify_sign_in_sign_out(client, db):
         {"email": "Bob@Example.com", "name": "Bob", "password1": STRONG_PASSWORD, "password2": STRONG_PASSWORD},
     )
     assert response.status_code == 302
-    assert len(mail.outbox) == 1
-    link = link_in(mail.outbox[0], "/verify-email/")
+    assert len(delivered()) == 1
+    link = link_in(delivered()[0], "/verify-email/")
     path = link.removeprefix("http://localhost:8000")
     response = client.get(path)
     assert response.status_code == 302

@@ -45,6 +45,7 @@ SUPPORT_PERMISSIONS = {
     "accounts.mark_email_verified",
     "accounts.change_user_active",
     "accounts.reset_user_mfa",
+    "accounts.view_outboundemail",
 }
 STAFF_IP = "192.0.2.44"
 STAFF_UA = "SupportDesk/3.2 (Macintosh)"
@@ -230,8 +231,8 @@ def test_support_group_migration_is_repeatable_and_reversible(support_group):
     migration.create_support_group(state_apps, None)
     assert Group.objects.filter(name="Support").count() == 1
     perms = {f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name="Support").permissions.all()}
-    # What 0004 granted; 0009 adds resetting two-factor authentication.
-    assert perms == SUPPORT_PERMISSIONS - {"accounts.reset_user_mfa"}
+    # What 0004 granted; 0009 adds resetting two-factor authentication, 0014 seeing the email outbox.
+    assert perms == SUPPORT_PERMISSIONS - {"accounts.reset_user_mfa", "accounts.view_outboundemail"}
     migration.remove_support_group(state_apps, None)
     assert not Group.objects.filter(name="Support").exists()
 

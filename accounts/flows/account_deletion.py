@@ -36,5 +36,6 @@ def delete_account(
     require_recent_second_factor(user=user, session_id=session_id)
     confirm_password(user=user, password=password, client=client)
     email = user.email
-    erase_account(user=user, client=client)
-    send_account_email(template="account_deleted", to=email, context={}, greet=user)
+    with transaction.atomic():
+        erase_account(user=user, client=client)
+        send_account_email(template="account_deleted", to=email, context={}, greet=user)

@@ -86,37 +86,40 @@ def _send_change_links(*, user_id: int, new_email: str, session_id: SessionId | 
             viewname="accounts:email_change_cancel",
             undo_allowed=user.email_verified,
         )
-    told = send_account_email(
-        template="email_change_requested",
-        to=user.email,
-        context={
-            "new_email": mask_email(new_email),
-            "device": describe_user_agent(client.user_agent, raw_fallback=False),
-            "ip_address": client.ip_address or "unknown",
-            "cancel_link": cancel_link,
-            "valid_days": settings.ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT // 86400,
-        },
-        greet=user,
-    )
-    if not told:
-        # No change the current address has not heard of: the request ends
-        # here, and the person asks again once mail gets through.
-        EmailVerificationToken.objects.filter(user=user, purpose=Purpose.CHANGE, used_at__isnull=True).delete()
-        logger.warning("Email change of user %s dropped: the notice to the current address was not sent.", user.pk)
-        return
-    if owner is None:
-        send_account_email(
-            template="email_change_confirm",
-            to=new_email,
-            context={"link": confirm_link, "valid_hours": settings.ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT // 3600},
+        told = send_account_email(
+            template="email_change_requested",
+            to=user.email,
+            context={
+                "new_email": mask_email(new_email),
+                "device": describe_user_agent(client.user_agent, raw_fallback=False),
+                "ip_address": client.ip_address or "unknown",
+                "cancel_link": cancel_link,
+                "valid_days": settings.ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT // 86400,
+            },
+            greet=user,
         )
-    else:
-        send_account_email(
-            template="email_change_taken",
-            to=owner.email,
-            context={"reset_link": site_link("accounts:password_reset")},
-            greet=owner,
-        )
+        if told is None:
+            # No change the current address has not heard of: the request ends
+            # here, and the person asks again once mail gets through.
+            EmailVerificationToken.objects.filter(user=user, purpose=Purpose.CHANGE, used_at__isnull=True).delete()
+            logger.warning("Email change of user %s dropped: the notice to the current address failed.", user.pk)
+            return
+        if owner is None:
+            # Only once the current address has been told (and never if that fails for good): an
+            # intruder must not move the account to their address behind its owner's back.
+            send_account_email(
+                template="email_change_confirm",
+                to=new_email,
+                context={"link": confirm_link, "valid_hours": settings.ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT // 3600},
+                after=told,
+            )
+        else:
+            send_account_email(
+                template="email_change_taken",
+                to=owner.email,
+                context={"reset_link": site_link("accounts:password_reset")},
+                greet=owner,
+            )
 
 
 def check_email_change_cancel_token(*, token: str | None) -> EmailVerificationToken:
@@ -176,13 +179,13 @@ def cancel_email_change(*, token: str | None, new_password: str, client: ClientI
             undone=moved_to is not None,
             sessions_ended=ended,
         )
-    send_password_changed_notice(user=user, all_devices_signed_out=True)
-    if moved_to is not None:
-        send_account_email(
-            template="email_change_undone",
-            to=moved_to,
-            context={"old_email": mask_email(user.email)},
-        )
+        send_password_changed_notice(user=user, all_devices_signed_out=True)
+        if moved_to is not None:
+            send_account_email(
+                template="email_change_undone",
+                to=moved_to,
+                context={"old_email": mask_email(user.email)},
+            )
     return user
 
 

@@ -149,8 +149,8 @@ def confirm_totp(
         codes = replace_recovery_codes(user=user)
         record_event(kind=EventKind.MFA_ENABLED, user=user, client=client, method="totp")
         retire_emailed_links(user=user)
+        _notify(user, "mfa_enabled")
     record_authentication(session_id=session_id, amr=[methods.ONE_TIME_CODE])
-    _notify(user, "mfa_enabled")
     return codes
 
 
@@ -164,7 +164,7 @@ def disable_totp(*, user: User, session_id: SessionId | None, client: ClientInfo
             raise MfaNotEnabled
         still_on = has_mfa(user)
         record_event(kind=EventKind.MFA_DISABLED, user=user, client=client, method="totp", still_on=still_on)
-    _notify(user, "mfa_disabled", still_on=still_on)
+        _notify(user, "mfa_disabled", still_on=still_on)
 
 
 def regenerate_recovery_codes(
@@ -179,7 +179,7 @@ def regenerate_recovery_codes(
         codes = replace_recovery_codes(user=user)
         record_event(kind=EventKind.RECOVERY_CODES_REGENERATED, user=user, client=client)
         retire_emailed_links(user=user)
-    _notify(user, "recovery_codes_regenerated")
+        _notify(user, "recovery_codes_regenerated")
     return codes
 
 

@@ -332,18 +332,18 @@ def register_passkey(
             # Only a passkey that turned two-factor on may take it off again (see the not-me check).
             undo_allowed=first_factor,
         )
+        _notify(
+            user,
+            "passkey_added",
+            passkey_name=cleaned_name,
+            first_factor=first_factor,
+            not_me_link=not_me_link,
+            valid_hours=max(1, settings.ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT // 3600),
+        )
     # The new passkey verified its user on this device: like a first TOTP code, the session now
     # counts as two-factor (how a staff member enrolling on the way to the admin gets in).
     record_authentication(
         session_id=session_id, amr=amr_of(passkey, user_verified=verified.user_verified), passkey=passkey
-    )
-    _notify(
-        user,
-        "passkey_added",
-        passkey_name=cleaned_name,
-        first_factor=first_factor,
-        not_me_link=not_me_link,
-        valid_hours=max(1, settings.ACCOUNTS_PASSKEY_NOT_ME_TIMEOUT // 3600),
     )
     return PasskeyAdded(passkey=passkey, recovery_codes=codes)
 
@@ -392,7 +392,7 @@ def remove_passkey(
         )
         mfa_off = _delete_passkey(user, passkey, client=client, sessions_ended=ended)
         retire_emailed_links(user=user)
-    _notify(user, "passkey_removed", passkey_name=passkey.name, mfa_off=mfa_off, sessions_ended=ended)
+        _notify(user, "passkey_removed", passkey_name=passkey.name, mfa_off=mfa_off, sessions_ended=ended)
 
 
 def _delete_passkey(
@@ -491,7 +491,7 @@ def remove_passkey_not_me(*, token: str | None, new_password: str, client: Clien
         # The link's row goes with its passkey: used, and gone.
         for passkey in link.removes:
             _delete_passkey(user, passkey, client=client, by="emailed link", sessions_ended=ended)
-    send_password_changed_notice(user=user, all_devices_signed_out=True)
+        send_password_changed_notice(user=user, all_devices_signed_out=True)
     return user
 
 

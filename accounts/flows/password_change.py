@@ -34,5 +34,5 @@ def change_password(
         ended = security_reset(user=user, reason=EndReason.PASSWORD_CHANGED, keep_session_id=session_id, record=False)
         record_authentication(session_id=session_id)
         record_event(kind=EventKind.PASSWORD_CHANGED, user=user, client=client, sessions_ended=ended)
-    send_password_changed_notice(user=user, all_devices_signed_out=False)
+        send_password_changed_notice(user=user, all_devices_signed_out=False)
     return ended

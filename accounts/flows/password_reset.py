@@ -41,7 +41,7 @@ def _send_password_reset(*, email: str, client: ClientInfo) -> None:
     with transaction.atomic():
         record_event(kind=EventKind.PASSWORD_RESET_REQUESTED, user=user, client=client, account=True)
         link = issue_password_reset_link(user=user)
-    send_password_reset_link(user=user, link=link)
+        send_password_reset_link(user=user, link=link)
 
 
 def issue_password_reset_link(*, user: User) -> str:
@@ -82,5 +82,5 @@ def reset_password(*, token: str | None, password: str, client: ClientInfo | Non
         ended = security_reset(user=user, reason=EndReason.PASSWORD_RESET, record=False)
         prove_address(user=user, password_replaced=True)
         record_event(kind=EventKind.PASSWORD_RESET_COMPLETED, user=user, client=client, sessions_ended=ended)
-    send_password_changed_notice(user=user, all_devices_signed_out=True)
+        send_password_changed_notice(user=user, all_devices_signed_out=True)
     return user

@@ -248,16 +248,16 @@ def prove_second_factor(*, user: User, code: object, client: ClientInfo | None =
         left = recovery_codes_left(user)
         with transaction.atomic():
             record_event(kind=EventKind.RECOVERY_CODE_USED, user=user, client=client, remaining=left)
-        send_account_email(
-            template="recovery_code_used",
-            to=user.email,
-            greet=user,
-            context={
-                "remaining": left,
-                "security_link": site_link("accounts:security"),
-                "reset_link": site_link("accounts:password_reset"),
-            },
-        )
+            send_account_email(
+                template="recovery_code_used",
+                to=user.email,
+                greet=user,
+                context={
+                    "remaining": left,
+                    "security_link": site_link("accounts:security"),
+                    "reset_link": site_link("accounts:password_reset"),
+                },
+            )
     return method
 
 

@@ -60,13 +60,13 @@ def _register(*, email: str, name: str, password_hash: str, client: ClientInfo) 
                 user = User.objects.create(email=email, name=name, password=password_hash)
                 link = issue_verification_link(user=user, email=user.email, purpose=Purpose.VERIFY)
                 record_event(kind=EventKind.SIGN_UP, user=user, client=client)
+                send_verification_link(user=user, link=link)
         except IntegrityError:
             # A concurrent sign-up for the same address won the race.
             existing = User.objects.find_by_email(email)
             if existing is None:
                 raise
         else:
-            send_verification_link(user=user, link=link)
             return
     _tell_owner(existing=existing, client=client)
 
@@ -85,17 +85,17 @@ def _tell_owner(*, existing: User, client: ClientInfo) -> None:
         hit(SIGN_UP_MAIL_ADDRESS, address_key(existing.email), client=client, email=existing.email)
     except (RateLimited, RateLimitUnavailable):
         return  # the owner has been told recently enough
-    set_password_link = None
-    if existing.is_active and not existing.email_verified:
-        with transaction.atomic():
+    with transaction.atomic():
+        set_password_link = None
+        if existing.is_active and not existing.email_verified:
             set_password_link = issue_password_reset_link(user=existing)
-    send_account_email(
-        template="account_exists",
-        to=existing.email,
-        context={
-            "login_link": site_link("accounts:login"),
-            "reset_link": site_link("accounts:password_reset"),
-            "set_password_link": set_password_link,
-        },
-        greet=existing,
-    )
+        send_account_email(
+            template="account_exists",
+            to=existing.email,
+            context={
+                "login_link": site_link("accounts:login"),
+                "reset_link": site_link("accounts:password_reset"),
+                "set_password_link": set_password_link,
+            },
+            greet=existing,
+        )

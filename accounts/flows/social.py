@@ -289,11 +289,11 @@ def _sign_up(
             user.mark_email_verified()
             record_event(kind=EventKind.SIGN_UP, user=user, client=client, provider=identity.provider)
             link, not_me_link = _connect(user, identity, client, how="sign-up")
+            _tell_connected(user, identity, not_me_link, new_account=True)
     except IntegrityError:
         if not may_retry:
             raise SocialIdentityTaken from None  # never endless: what stopped us is not a twin that won
         return _sign_in_with_identity(identity, client, may_retry=False)  # the twin made it: as it is now
-    _tell_connected(user, identity, not_me_link, new_account=True)
     return _sign_in(user, link, client)
 
 
@@ -320,9 +320,9 @@ def _register_unverified(*, identity: ProviderIdentity, email: str, password_has
                 )
                 link = issue_verification_link(user=user, email=email, purpose=EmailPurpose.VERIFY)
                 record_event(kind=EventKind.SIGN_UP, user=user, client=client, provider=identity.provider)
+                send_verification_link(user=user, link=link)
         except IntegrityError:
-            return  # a concurrent request made the account or the link: its answer went out already
-        send_verification_link(user=user, link=link)
+            pass  # a concurrent request made the account or the link: its answer went out already
         return
     try:
         hit(SIGN_UP_MAIL_ADDRESS, address_key(existing.email), client=client, email=existing.email)
@@ -350,12 +350,12 @@ def _link(user: User, identity: ProviderIdentity, client: ClientInfo, *, how: st
         try:
             with transaction.atomic():
                 link, not_me_link = _connect(user, identity, client, how=how)
+                _tell_connected(user, identity, not_me_link, new_account=False)
         except IntegrityError:
             current = SocialIdentity.objects.filter(issuer=identity.issuer, subject=identity.subject).first()
             if current is not None and current.user_id == user.pk:
                 return current  # a concurrent request of the same person connected it (and told the owner)
             raise SocialIdentityTaken from None
-    _tell_connected(user, identity, not_me_link, new_account=False)
     return link
 
 
@@ -477,17 +477,17 @@ def disconnect_identity(*, user: User, identity_id: object, session_id: SessionI
         identity.delete()
         record_event(kind=EventKind.SOCIAL_DISCONNECTED, user=user, client=client, provider=identity.provider)
         retire_emailed_links(user=user)  # a way in changed: links sent before must not outlive it
-    config = provider_named(identity.provider)
-    send_account_email(
-        template="social_disconnected",
-        to=user.email,
-        greet=user,
-        context={
-            "provider_name": config.display_name if config else identity.provider,
-            "provider_email": identity.email,
-            "security_link": _security_link(),
-        },
-    )
+        config = provider_named(identity.provider)
+        send_account_email(
+            template="social_disconnected",
+            to=user.email,
+            greet=user,
+            context={
+                "provider_name": config.display_name if config else identity.provider,
+                "provider_email": identity.email,
+                "security_link": _security_link(),
+            },
+        )
 
 
 # --- "Not me": the owner's way out of a provider someone else connected ----------------------------
@@ -545,5 +545,5 @@ def disconnect_social_not_me(*, token: str | None, new_password: str, client: Cl
                 by="emailed link",
                 sessions_ended=ended,
             )
-    send_password_changed_notice(user=user, all_devices_signed_out=True)
+        send_password_changed_notice(user=user, all_devices_signed_out=True)
     return user

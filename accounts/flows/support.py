@@ -118,7 +118,7 @@ def staff_resend_verification(*, staff: User, user: User, client: ClientInfo | N
         return False
     with transaction.atomic():
         _record(staff=staff, user=user, action="resend_verification", client=client)
-    send_verification_email(user=user)
+        send_verification_email(user=user)
     return True
 
 
@@ -141,12 +141,12 @@ def staff_mark_email_verified(*, staff: User, user: User, client: ClientInfo | N
         prove_address(user=user, password_replaced=True)
         link = issue_password_reset_link(user=user)
         _record(staff=staff, user=user, action="mark_email_verified", client=client, sessions_ended=ended)
-    send_account_email(
-        template="choose_password",
-        to=user.email,
-        context={"link": link, "valid_minutes": settings.ACCOUNTS_PASSWORD_RESET_TIMEOUT // 60},
-        greet=user,
-    )
+        send_account_email(
+            template="choose_password",
+            to=user.email,
+            context={"link": link, "valid_minutes": settings.ACCOUNTS_PASSWORD_RESET_TIMEOUT // 60},
+            greet=user,
+        )
     return True
 
 
@@ -209,12 +209,15 @@ def staff_reset_mfa(*, staff: User, user: User, client: ClientInfo | None = None
             return False
         _record(staff=staff, user=user, action="reset_mfa", client=client, sessions_ended=ended)
         record_event(kind=EventKind.MFA_DISABLED, user=user, actor=staff, client=client, by_staff=True)
-    send_account_email(
-        template="mfa_reset_by_support",
-        to=user.email,
-        greet=user,
-        context={"security_link": site_link("accounts:security"), "reset_link": site_link("accounts:password_reset")},
-    )
+        send_account_email(
+            template="mfa_reset_by_support",
+            to=user.email,
+            greet=user,
+            context={
+                "security_link": site_link("accounts:security"),
+                "reset_link": site_link("accounts:password_reset"),
+            },
+        )
     return True
 
 

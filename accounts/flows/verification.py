@@ -117,7 +117,7 @@ def send_verification_email(*, user: User) -> None:
     """Issue a fresh verification token (retiring older ones) and email its link."""
     with transaction.atomic():
         link = issue_verification_link(user=user, email=user.email, purpose=Purpose.VERIFY)
-    send_verification_link(user=user, link=link)
+        send_verification_link(user=user, link=link)
 
 
 def send_verification_link(*, user: User, link: str) -> None:
@@ -272,17 +272,17 @@ def verify_email(*, token: str | None, verifier: Verifier | None = None, client:
                 )
             elif not was_verified:  # no sessions ended: the event says nothing about them
                 record_event(kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by=proved_by)
-    if old_email is not None:
-        send_account_email(
-            template="email_changed",
-            to=old_email,
-            context={
-                "new_email": mask_email(user.email),
-                "undo_days": settings.ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT // 86400,
-            },
-        )
-    elif replaced:
-        send_password_changed_notice(user=user, all_devices_signed_out=True)
+        if old_email is not None:
+            send_account_email(
+                template="email_changed",
+                to=old_email,
+                context={
+                    "new_email": mask_email(user.email),
+                    "undo_days": settings.ACCOUNTS_EMAIL_CHANGE_UNDO_TIMEOUT // 86400,
+                },
+            )
+        elif replaced:
+            send_password_changed_notice(user=user, all_devices_signed_out=True)
     return user
 
 

@@ -3,7 +3,7 @@ through the todo app, two tabs, a second device, a forgotten password and a new 
 
 The journey is told in chapters; each starts from what it needs (an account made in the database,
 signed in through the browser) and shares nothing with the others, so that one broken step does not
-hide the rest. Emails are read from django.core.mail.outbox (the live server runs in this process);
+hide the rest. Emails are read from django.core.delivered() (the live server runs in this process);
 the database is read only to confirm what the person was told.
 """
 
@@ -11,14 +11,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.core import mail
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.models import DeviceSession, User
 from tests.support.accounts import STRONG_PASSWORD
 from tests.support.browser import assert_clean, path_of, sign_in_in_app, sign_in_on_page, wait_for_quiet_network
-from tests.support.mail import links_in
+from tests.support.mail import delivered, links_in
 from todos.models import Todo
 
 EMAIL = "sam@example.com"
@@ -38,8 +37,8 @@ def heading(page, name):
 
 def email_to(address: str, subject: str):
     """The newest email to ``address`` whose subject contains ``subject``."""
-    found = [message for message in mail.outbox if address in message.to and subject in message.subject]
-    assert found, f"no email to {address} about {subject!r}; outbox: {[(m.to, m.subject) for m in mail.outbox]}"
+    found = [message for message in delivered() if address in message.to and subject in message.subject]
+    assert found, f"no email to {address} about {subject!r}; outbox: {[(m.to, m.subject) for m in delivered()]}"
     return found[-1]
 
 

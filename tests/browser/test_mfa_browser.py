@@ -5,7 +5,6 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from django.core import mail
 from playwright.sync_api import expect
 
 from accounts.flows.second_factor import has_mfa
@@ -19,6 +18,7 @@ from tests.support.browser import (
     sign_in_on_page,
     wait_for_quiet_network,
 )
+from tests.support.mail import delivered
 from tests.support.mfa import enable_totp, totp_code, wrong_code
 
 EMAIL = "robin@example.com"
@@ -35,8 +35,8 @@ def heading(page, name):
 
 def email_to(address: str, subject: str):
     """The newest email to ``address`` whose subject contains ``subject``."""
-    found = [message for message in mail.outbox if address in message.to and subject in message.subject]
-    assert found, f"no email to {address} about {subject!r}; outbox: {[(m.to, m.subject) for m in mail.outbox]}"
+    found = [message for message in delivered() if address in message.to and subject in message.subject]
+    assert found, f"no email to {address} about {subject!r}; outbox: {[(m.to, m.subject) for m in delivered()]}"
     return found[-1]
 
 
@@ -176,7 +176,7 @@ def test_a_wrong_code_during_setup_leaves_two_factor_off(page, robin):
     expect(page.locator("#recovery-codes-remaining")).to_have_count(0)
     assert_clean(page)
     assert not has_mfa(robin)
-    assert not [m for m in mail.outbox if "Two-factor authentication is on" in m.subject]
+    assert not [m for m in delivered() if "Two-factor authentication is on" in m.subject]
 
 
 # --- Signing in on the pages ------------------------------------------------------------------------

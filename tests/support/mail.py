@@ -1,9 +1,11 @@
-"""The links, tokens and HTML parts of the emails the tests receive (django.core.mail.outbox), and a
-provider that is down."""
+"""The emails the tests receive (the outbox delivered into django.core.mail.outbox), their links,
+tokens and HTML parts, and a provider that is down."""
 
 import re
+from collections.abc import Iterator, Sequence
 from urllib.parse import urlsplit
 
+from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 
 _LINK = re.compile(r"https?://[^\s\"'<>]+")
@@ -61,3 +63,66 @@ def install_unreachable_email(settings) -> type[UnreachableEmailBackend]:
     settings.EMAIL_BACKEND = "tests.support.mail.UnreachableEmailBackend"
     UnreachableEmailBackend.attempted = []
     return UnreachableEmailBackend
+
+
+LIVE_TOKEN = "L" * 43  # the shape of a live emailed token
+
+
+def enqueue_reset_email(to: str):
+    """A password-reset email carrying a live-looking link, put in the outbox in its own transaction."""
+    from django.conf import settings
+
+    from accounts.mail import send_account_email
+
+    email = send_account_email(
+        template="password_reset",
+        to=to,
+        context={"link": f"{settings.SITE_URL}/accounts/password/reset/{LIVE_TOKEN}/", "valid_minutes": 30},
+    )
+    assert email is not None
+    return email
+
+
+def deliver_outbox() -> None:
+    """Send every email the outbox holds that is due, as the worker would (accounts.outbox)."""
+    from accounts.outbox import deliver_due_emails
+
+    try:
+        deliver_due_emails()
+    except RuntimeError as error:  # a test without database access: it cannot have enqueued any
+        if "Database access not allowed" not in str(error):
+            raise
+
+
+class DeliveredMail(Sequence):
+    """django.core.mail.outbox as the worker would have filled it by now: every read first sends
+    what the outbox holds that is due (the ``mailoutbox`` fixture, tests/conftest.py)."""
+
+    def _messages(self) -> list:
+        deliver_outbox()
+        return mail.outbox
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._messages()[index]
+
+    def __len__(self) -> int:
+        return len(self._messages())
+
+    def __iter__(self) -> Iterator:
+        return iter(list(self._messages()))
+
+    def __eq__(self, other: object) -> bool:
+        return self._messages() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._messages())
+
+    def clear(self) -> None:
+        """Forget what was sent so far (sending first what is due, so that it is not seen later)."""
+        self._messages().clear()
+
+
+def delivered() -> DeliveredMail:
+    return DeliveredMail()
