@@ -33,6 +33,7 @@ from accounts.flows.support import (
     StaffAction,
     may_act_on,
     staff_act_on_users,
+    staff_clear_undeliverable,
     staff_deactivate,
     staff_delete_user,
     staff_end_device_sessions,
@@ -44,7 +45,15 @@ from accounts.flows.support import (
     staff_save_user,
     staff_send_password_reset,
 )
-from accounts.models import DeviceSession, OutboundEmail, Passkey, SecurityEvent, TotpAuthenticator, User
+from accounts.models import (
+    DeviceSession,
+    OutboundEmail,
+    Passkey,
+    SecurityEvent,
+    TotpAuthenticator,
+    UndeliverableAddress,
+    User,
+)
 from accounts.user_agents import describe_user_agent
 
 RECENT_EVENTS_SHOWN = 20
@@ -473,3 +482,25 @@ class OutboundEmailAdmin(ReadOnlyAdminMixin, NoSecretLookupsMixin):
         "last_error",
         "provider_message_id",
     )
+
+
+@admin.register(UndeliverableAddress)
+class UndeliverableAddressAdmin(ReadOnlyAdminMixin, NoSecretLookupsMixin):
+    """Addresses mail does not reach (from the ESP's bounce and complaint reports); letting mail go to them again."""
+
+    list_display = ["address", "reason", "description", "marked_at"]
+    list_filter = ["reason", "marked_at"]
+    search_fields = ["address"]
+    date_hierarchy = "marked_at"
+    fields = readonly_fields = ("address", "reason", "description", "marked_at")
+    actions = ["clear"]
+
+    @admin.action(description="Send email to these addresses again", permissions=["clear"])
+    def clear(self, request: HttpRequest, queryset: QuerySet[UndeliverableAddress]) -> None:
+        outcome = staff_clear_undeliverable(
+            staff=acting_staff(request), marks=queryset, client=ClientInfo.from_request(request)
+        )
+        report_outcome(self, request, outcome, done=f"Email goes to {outcome.done} address(es) again.", skipped="")
+
+    def has_clear_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.clear_undeliverable_address")

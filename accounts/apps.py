@@ -26,7 +26,11 @@ class AccountsConfig(AppConfig):
         # Registers the OpenAPI description of the access-token authentication.
         # Connects the signals that hold work until each answer has been sent,
         # before the first request starts.
-        from accounts import background  # noqa: F401
+        # Connects the ESPs' bounce and complaint reports (anymail's tracking signal) to their flow.
+        from accounts import (
+            background,  # noqa: F401
+            webhooks,  # noqa: F401
+        )
         from accounts.api import schema  # noqa: F401
 
         if isinstance(caches["default"], LocMemCache):

@@ -27,6 +27,7 @@ MIN_SECRET_KEY_DISTINCT_CHARACTERS = 5
 # HS256 keys shorter than this are refused here and by accounts.access_tokens when it loads one
 # (which imports it from here: importing simplejwt reads SECRET_KEY, whose absence is reported here).
 MIN_HMAC_KEY_BYTES = 32  # 256 bits
+MIN_WEBHOOK_PASSWORD_LENGTH = 16
 
 
 def _secret_key() -> str:
@@ -96,6 +97,16 @@ def check_production_settings(
         )
     if problem := webauthn_settings_problem():
         errors.append(checks.Error(problem, id="accounts.E010"))
+    webhook_secret = str(getattr(settings, "ANYMAIL", {}).get("WEBHOOK_SECRET") or "")
+    if webhook_secret and len(webhook_secret.partition(":")[2]) < MIN_WEBHOOK_PASSWORD_LENGTH:
+        # Whoever guesses it can mark any address undeliverable (and so silence its security notices).
+        errors.append(
+            checks.Error(
+                f"ANYMAIL_WEBHOOK_SECRET must be user:password with a random password of at least "
+                f"{MIN_WEBHOOK_PASSWORD_LENGTH} characters.",
+                id="accounts.E012",
+            )
+        )
     for provider in settings.SOCIAL_PROVIDERS.values():
         # Discovery, keys and the code exchange over plain http could be read or changed on the way.
         insecure = [

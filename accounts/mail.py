@@ -10,8 +10,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from accounts.exceptions import InvalidName
+from accounts.flows.deliverability import suppression_reason
 from accounts.flows.profile import clean_display_name
-from accounts.outbox import EmailContent, enqueue_email
+from accounts.outbox import EmailContent, enqueue_email, record_suppressed_email
 
 if TYPE_CHECKING:
     from accounts.models import OutboundEmail, User
@@ -55,7 +56,9 @@ def send_account_email(
     it (accounts.outbox), so it is sent if and only if the change commits, and the worker sends
     it, so the provider's speed never shows in an answer. ``greet`` is the account the email is
     about: its name opens the email only where greeting_name allows. ``after``: send only once
-    that email has been sent, and never if it fails for good. A template that fails to render is
+    that email has been sent, and never if it fails for good. To an address mail does not reach
+    (accounts.flows.deliverability) only the emails a person asks for are sent; the rest are
+    recorded as suppressed. A template that fails to render is
     logged and swallowed (None): the caller's answer must not change, as that could say whether
     an account exists.
     """
@@ -67,4 +70,8 @@ def send_account_email(
         return None
     # A deleted account's farewell is sent too, but belongs to no account any more.
     user = greet if greet is not None and greet.pk else None
+    suppressed = suppression_reason(address=to, template=template)
+    if suppressed is not None:
+        # Rendered all the same: an answer takes the same work whatever the address's state.
+        return record_suppressed_email(template=template, to=to, user=user, reason=suppressed)
     return enqueue_email(template=template, to=to, content=content, user=user, after=after)

@@ -450,6 +450,8 @@ class SecurityEvent(models.Model):
         SOCIAL_CONNECTED = "social_connected", "Provider connected"
         SOCIAL_DISCONNECTED = "social_disconnected", "Provider disconnected"
         SOCIAL_FAILED = "social_failed", "Provider sign-in failed"
+        EMAIL_UNDELIVERABLE = "email_undeliverable", "Email to the address bounced or was reported as spam"
+        EMAIL_DELIVERABLE_AGAIN = "email_deliverable_again", "Email to the address allowed again"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="security_events")
@@ -484,6 +486,7 @@ class OutboundEmail(models.Model):
         SENDING = "sending", "Being sent"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed for good"
+        SUPPRESSED = "suppressed", "Not sent: the address is undeliverable"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)  # also its Message-ID
     template = models.CharField(max_length=64, editable=False)
@@ -494,7 +497,7 @@ class OutboundEmail(models.Model):
     send_after = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, editable=False)
     attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     next_attempt_at = models.DateTimeField(default=timezone.now, editable=False)
     # While SENDING: until when the attempt may take; past it, the worker is taken to have stopped.
@@ -516,3 +519,59 @@ class OutboundEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.template} to {self.to} ({self.status})"
+
+
+class UndeliverableAddress(models.Model):
+    """An address mail does not reach, from the ESP's reports (accounts.flows.deliverability).
+
+    While it is here only the emails a person asks for (a reset, a verification) are sent to it."""
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", "Bounced: the mailbox does not exist"
+        SOFT_BOUNCES = "soft_bounces", "Bounced again and again (full or unavailable)"
+        REJECTED = "rejected", "Refused by the email provider"
+        COMPLAINT = "complaint", "Reported as spam by its owner"
+
+    address = models.EmailField(max_length=254, unique=True, editable=False)
+    reason = models.CharField(max_length=16, choices=Reason.choices, editable=False)
+    description = models.CharField(max_length=200, blank=True, editable=False)  # the ESP's words
+    marked_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "undeliverable_addresses"
+        ordering = ["-marked_at"]
+        permissions = [("clear_undeliverable_address", "Can let email go to an undeliverable address again")]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.get_reason_display()})"
+
+
+class DeliveryEvent(models.Model):
+    """A bounce, complaint or delivery an ESP reported, kept once per (ESP, event id, address)."""
+
+    class Kind(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        SOFT_BOUNCE = "soft_bounce", "Soft bounce"
+        REJECTED = "rejected", "Rejected"
+        COMPLAINT = "complaint", "Spam complaint"
+        DELIVERED = "delivered", "Delivered"
+        OTHER = "other", "Other"
+
+    esp = models.CharField(max_length=32, editable=False)
+    event_id = models.CharField(max_length=255, editable=False)
+    address = models.EmailField(max_length=254, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices, editable=False)
+    description = models.CharField(max_length=200, blank=True, editable=False)
+    occurred_at = models.DateTimeField(editable=False)
+    received_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "delivery_events"
+        ordering = ["-occurred_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["esp", "event_id", "address"], name="delivery_event_once"),
+        ]
+        indexes = [models.Index(fields=["address", "kind", "occurred_at"], name="delivery_event_address_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.address} ({self.esp})"

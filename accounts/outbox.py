@@ -72,6 +72,17 @@ def enqueue_email(
     return email
 
 
+def record_suppressed_email(*, template: str, to: str, user: User | None, reason: str) -> OutboundEmail:
+    """Record an email that is not sent because its address is undeliverable: support sees why it never came."""
+    return OutboundEmail.objects.create(
+        template=template,
+        to=to,
+        user=user,
+        status=Status.SUPPRESSED,
+        last_error=f"Not sent: the address is undeliverable ({reason}).",
+    )
+
+
 def _send_later(email_id: uuid.UUID, *, at: datetime | None = None) -> None:
     if settings.ACCOUNTS_EMAIL_QUEUE == "database":
         (deliver_email if at is None else deliver_email.using(run_after=at)).enqueue(str(email_id))
@@ -102,8 +113,8 @@ def _claim(email_id: uuid.UUID) -> _Claim | None:
     now = timezone.now()
     with transaction.atomic():
         email = OutboundEmail.objects.select_for_update(skip_locked=True).filter(pk=email_id).first()
-        if email is None or email.status in (Status.SENT, Status.FAILED):
-            return None  # done, gone, or being claimed by another worker right now
+        if email is None or email.status in (Status.SENT, Status.FAILED, Status.SUPPRESSED):
+            return None  # done, gone, never to be sent, or being claimed by another worker right now
         if email.status == Status.SENDING:
             if email.lease_until is not None and email.lease_until > now:
                 return None  # another attempt is under way; its follow-up is queued
@@ -119,8 +130,8 @@ def _claim(email_id: uuid.UUID) -> _Claim | None:
                 email.last_error = WAITED_FOR_FAILED
                 _give_up(email)
                 return None
-            if first is not None and first != Status.SENT:
-                return None  # sending that one sends this one next
+            if first is not None and first not in (Status.SENT, Status.SUPPRESSED):
+                return None  # sending that one sends this one next (one never sent waits for nothing)
         email.status = Status.SENDING
         email.attempts += 1
         email.lease_until = now + timedelta(seconds=settings.ACCOUNTS_EMAIL_LEASE_SECONDS)
@@ -271,9 +282,11 @@ def queue_health() -> QueueHealth:
 
 
 def _prune() -> None:
-    """Drop sent and failed emails older than ACCOUNTS_EMAIL_KEEP_DAYS (and the queue's finished tasks)."""
+    """Drop sent, failed and suppressed emails older than ACCOUNTS_EMAIL_KEEP_DAYS (and the queue's finished tasks)."""
     cutoff = timezone.now() - timedelta(days=settings.ACCOUNTS_EMAIL_KEEP_DAYS)
-    old = OutboundEmail.objects.filter(status__in=(Status.SENT, Status.FAILED), created_at__lt=cutoff)
+    old = OutboundEmail.objects.filter(
+        status__in=(Status.SENT, Status.FAILED, Status.SUPPRESSED), created_at__lt=cutoff
+    )
     OutboundEmail.objects.filter(pk__in=list(old.values_list("pk", flat=True)[:PRUNE_BATCH])).delete()
     if settings.ACCOUNTS_EMAIL_QUEUE == "database":
         from django_tasks_db.models import DBTaskResult

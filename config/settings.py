@@ -491,6 +491,12 @@ ACCOUNTS_EMAIL_LEASE_SECONDS = env_int("ACCOUNTS_EMAIL_LEASE_SECONDS", max(60, 6
 ACCOUNTS_EMAIL_STUCK_SECONDS = env_int("ACCOUNTS_EMAIL_STUCK_SECONDS", 300)
 # Sent and failed emails (their address, template and status; never their content) are kept this long.
 ACCOUNTS_EMAIL_KEEP_DAYS = env_int("ACCOUNTS_EMAIL_KEEP_DAYS", 30)
+# Bounces and complaints (accounts.flows.deliverability), from the ESP's tracking webhook at
+# /anymail/<esp>/tracking/, which answers only with ANYMAIL_WEBHOOK_SECRET set ("user:password",
+# the basic auth the ESP is given in the webhook's URL). A hard bounce, a reject or a complaint
+# marks the address undeliverable at once; soft bounces do when this many arrive within the window.
+ACCOUNTS_SOFT_BOUNCE_LIMIT = env_int("ACCOUNTS_SOFT_BOUNCE_LIMIT", 3)
+ACCOUNTS_SOFT_BOUNCE_WINDOW_DAYS = env_int("ACCOUNTS_SOFT_BOUNCE_WINDOW_DAYS", 7)
 
 # --- HTTP, cookies and security headers -----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from accounts.api.views.signin import jwks
 from accounts.health import healthz, readyz
+from accounts.webhooks import tracking_urlpatterns
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
@@ -25,6 +26,8 @@ urlpatterns = [
     # Browsers ask for it on pages that name no icon (the admin, for one).
     path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
+    # The ESPs' tracking webhooks (bounces and complaints); they refuse everything without ANYMAIL_WEBHOOK_SECRET.
+    path("anymail/", include((tracking_urlpatterns(), "anymail"))),
 ]
 
 handler400 = "accounts.api.errors.bad_request"

@@ -227,7 +227,13 @@ def test_login_returns_access_token_expiry_and_profile(client, user):
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"access", "access_expires_at", "user"}
-    assert body["user"] == {"id": user.pk, "email": "alice@example.com", "name": "Alice", "email_verified": True}
+    assert body["user"] == {
+        "id": user.pk,
+        "email": "alice@example.com",
+        "name": "Alice",
+        "email_verified": True,
+        "email_undeliverable": None,
+    }
     expires = datetime.fromisoformat(body["access_expires_at"])
     lifetime = timedelta(seconds=django_settings.JWT_ACCESS_TOKEN_LIFETIME)
     assert before + lifetime - timedelta(seconds=5) <= expires <= timezone.now() + lifetime + timedelta(seconds=5)
@@ -602,7 +608,13 @@ def test_logout_with_a_wrong_csrf_header_is_403(client, user):
 def test_me_returns_the_profile(client, user):
     response = get_me(access_token_for(user), client)
     assert response.status_code == 200
-    assert response.json() == {"id": user.pk, "email": "alice@example.com", "name": "Alice", "email_verified": True}
+    assert response.json() == {
+        "id": user.pk,
+        "email": "alice@example.com",
+        "name": "Alice",
+        "email_verified": True,
+        "email_undeliverable": None,
+    }
 
 
 def test_patch_me_changes_the_name_stripped(client, user):

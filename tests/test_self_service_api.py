@@ -171,7 +171,13 @@ def test_patch_me_saves_the_stripped_name(client, user):
     access = login(client)
     response = patch_json(client, ME_URL, {"name": "  Alice Smith\t "}, **bearer(access))
     assert response.status_code == 200
-    assert response.json() == {"id": user.pk, "email": ALICE, "name": "Alice Smith", "email_verified": True}
+    assert response.json() == {
+        "id": user.pk,
+        "email": ALICE,
+        "name": "Alice Smith",
+        "email_verified": True,
+        "email_undeliverable": None,
+    }
     assert get_me(access).json()["name"] == "Alice Smith"
 
 
@@ -403,7 +409,13 @@ def test_verifying_the_token_switches_to_the_new_verified_address(client, user, 
     user.refresh_from_db()
     assert user.email == NEW_ADDRESS
     assert user.email_verified
-    assert get_me(access).json() == {"id": user.pk, "email": NEW_ADDRESS, "name": "Alice", "email_verified": True}
+    assert get_me(access).json() == {
+        "id": user.pk,
+        "email": NEW_ADDRESS,
+        "name": "Alice",
+        "email_verified": True,
+        "email_undeliverable": None,
+    }
 
 
 def test_verifying_a_change_tells_the_old_address_with_the_new_one_masked(client, user, mailoutbox):

@@ -218,6 +218,7 @@ def test_site_url_trailing_slash_is_removed():
         ({"JWT_ALGORITHM": "Ed25519", "JWT_SIGNING_KEY": ""}, "JWT_SIGNING_KEY", "accounts.E006"),
         ({"WEBAUTHN_RP_ID": "203.0.113.9"}, "WEBAUTHN_RP_ID", "accounts.E010"),
         ({"WEBAUTHN_ORIGINS": "https://evil.example"}, "WEBAUTHN_ORIGINS", "accounts.E010"),
+        ({"ANYMAIL_WEBHOOK_SECRET": "hook:short"}, "ANYMAIL_WEBHOOK_SECRET", "accounts.E012"),
     ],
 )
 def test_each_unsafe_production_variant_refuses_to_load(override, named, check_id):
@@ -422,6 +423,8 @@ def test_safe_production_settings_pass_the_production_checks(settings):
         ({"WEBAUTHN_ORIGINS": ["https://todo.example.evil.example"]}, "accounts.E010", "WEBAUTHN_ORIGINS"),
         ({"WEBAUTHN_ORIGINS": ["https://nottodo.example"]}, "accounts.E010", "WEBAUTHN_ORIGINS"),
         ({"WEBAUTHN_ORIGINS": ["https://todo.example/app"]}, "accounts.E010", "WEBAUTHN_ORIGINS"),
+        ({"ANYMAIL": {"WEBHOOK_SECRET": "a-long-secret-but-no-user-part"}}, "accounts.E012", "ANYMAIL_WEBHOOK_SECRET"),
+        ({"ANYMAIL": {"WEBHOOK_SECRET": "hook:" + "x" * 15}}, "accounts.E012", "ANYMAIL_WEBHOOK_SECRET"),
     ],
 )
 def test_check_deploy_reports_each_production_problem_with_its_id(settings, unsafe, check_id, named):
@@ -433,6 +436,13 @@ def test_check_deploy_reports_each_production_problem_with_its_id(settings, unsa
     reported = [line for line in str(refused.value).splitlines() if f"({check_id})" in line]
     assert len(reported) == 1
     assert named in reported[0]
+
+
+def test_a_webhook_secret_of_sixteen_random_characters_passes(settings):
+    for name, value in SAFE_PRODUCTION_SETTINGS.items():
+        setattr(settings, name, value)
+    settings.ANYMAIL = {"WEBHOOK_SECRET": "hook:Qm7vT2xK9wLr4Zp8"}
+    assert check_production_settings() == []
 
 
 @pytest.mark.parametrize("algorithm", ["HS256", "Ed25519", "ES256"])

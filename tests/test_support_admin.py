@@ -46,6 +46,8 @@ SUPPORT_PERMISSIONS = {
     "accounts.change_user_active",
     "accounts.reset_user_mfa",
     "accounts.view_outboundemail",
+    "accounts.view_undeliverableaddress",
+    "accounts.clear_undeliverable_address",
 }
 STAFF_IP = "192.0.2.44"
 STAFF_UA = "SupportDesk/3.2 (Macintosh)"
@@ -231,8 +233,14 @@ def test_support_group_migration_is_repeatable_and_reversible(support_group):
     migration.create_support_group(state_apps, None)
     assert Group.objects.filter(name="Support").count() == 1
     perms = {f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name="Support").permissions.all()}
-    # What 0004 granted; 0009 adds resetting two-factor authentication, 0014 seeing the email outbox.
-    assert perms == SUPPORT_PERMISSIONS - {"accounts.reset_user_mfa", "accounts.view_outboundemail"}
+    # What 0004 granted; 0009 adds resetting two-factor authentication, 0014 seeing the email outbox,
+    # 0016 seeing and clearing undeliverable addresses.
+    assert perms == SUPPORT_PERMISSIONS - {
+        "accounts.reset_user_mfa",
+        "accounts.view_outboundemail",
+        "accounts.view_undeliverableaddress",
+        "accounts.clear_undeliverable_address",
+    }
     migration.remove_support_group(state_apps, None)
     assert not Group.objects.filter(name="Support").exists()
 

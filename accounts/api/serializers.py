@@ -14,7 +14,7 @@ from accounts.inputs import (
     check_sign_in_password,
     clean_email_input,
 )
-from accounts.models import DeviceSession
+from accounts.models import DeviceSession, UndeliverableAddress
 from accounts.user_agents import describe_user_agent
 
 
@@ -115,6 +115,13 @@ class ProfileSerializer(serializers.Serializer):
     email = serializers.EmailField(read_only=True)
     name = serializers.CharField(read_only=True)
     email_verified = serializers.BooleanField(read_only=True)
+    email_undeliverable = serializers.ChoiceField(
+        choices=UndeliverableAddress.Reason.choices,
+        allow_null=True,
+        read_only=True,
+        help_text="Why email does not reach this address (show the person a banner asking them to check it), "
+        "or null when it does. Emails the person asks for (a reset, a verification) are still sent.",
+    )
 
 
 class ProfileUpdateSerializer(serializers.Serializer):

@@ -21,13 +21,14 @@ from accounts.exceptions import SessionNotFound, StaffAccountProtected
 from accounts.flows.account_deletion import erase_account
 from accounts.flows.account_lock import lock_account
 from accounts.flows.account_status import deactivate_user, reactivate_user
+from accounts.flows.deliverability import clear_undeliverable
 from accounts.flows.device_sessions import EndReason, as_session_uuid, end_device_session, end_user_sessions
 from accounts.flows.password_reset import issue_password_reset_link, request_password_reset
 from accounts.flows.second_factor import remove_factors
 from accounts.flows.security_reset import security_reset
 from accounts.flows.verification import prove_address, send_verification_email
 from accounts.mail import send_account_email, site_link
-from accounts.models import DeviceSession, Passkey, TotpAuthenticator, User
+from accounts.models import DeviceSession, Passkey, TotpAuthenticator, UndeliverableAddress, User
 from accounts.revocation import SessionId
 
 
@@ -92,6 +93,14 @@ def staff_end_device_sessions(
             continue  # it ended meanwhile (signed out, expired, ended by someone else)
         ended += 1
     return Outcome(done=ended, skipped_staff=skipped)
+
+
+def staff_clear_undeliverable(
+    *, staff: User, marks: QuerySet[UndeliverableAddress], client: ClientInfo | None = None
+) -> Outcome:
+    """Let email go to the selected addresses again, each recorded with ``staff`` as the actor."""
+    cleared = sum(clear_undeliverable(address=mark.address, actor=staff, client=client) for mark in marks)
+    return Outcome(done=cleared, skipped_staff=0)
 
 
 def _record(*, staff: User, user: User, action: str, client: ClientInfo | None, **detail: Any) -> None:

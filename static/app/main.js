@@ -1,5 +1,6 @@
 // The todo single-page app: start-up, routing between views, sign-out.
 
+import { api } from "./api.js";
 import { mayHaveSession, onAuthChange, refresh, signOut } from "./auth.js";
 import { renderDevices } from "./devices.js";
 import { show, h } from "./dom.js";
@@ -7,7 +8,19 @@ import { renderSignIn } from "./signin.js";
 import { renderTodos } from "./todos.js";
 
 const nav = document.getElementById("app-nav");
+const mailBanner = document.getElementById("mail-banner");
 let signedIn = false;
+
+// The ESP sent the person's mail back (or they reported it as spam): ask them to check the address.
+async function checkAddress() {
+  try {
+    const me = await api("/api/auth/me/");
+    document.getElementById("mail-banner-address").textContent = me.email;
+    mailBanner.hidden = !me.email_undeliverable;
+  } catch {
+    mailBanner.hidden = true; // signed out meanwhile, or offline: nothing to say
+  }
+}
 
 // The app's links are for signed-in people only.
 function showNav(visible) {
@@ -45,6 +58,7 @@ onAuthChange((state) => {
   if (now === signedIn) return;
   signedIn = now;
   if (!signedIn) {
+    mailBanner.hidden = true;
     show(
       h("h1", {}, "You are signed out"),
       h("p", {}, "Your session has ended on this device."),
@@ -52,6 +66,7 @@ onAuthChange((state) => {
     showNav(false);
     setTimeout(render, 0);
   } else {
+    checkAddress();
     render();
   }
 });
@@ -61,4 +76,5 @@ window.addEventListener("hashchange", () => { if (signedIn) render(); });
 
 // A browser that signed in on the HTML pages already holds the refresh cookie.
 signedIn = mayHaveSession() && (await refresh());
+if (signedIn) checkAddress();
 await render();

@@ -15,6 +15,7 @@ from accounts.api.errors import ErrorSerializer
 from accounts.api.serializers import ProfileSerializer
 from accounts.client_info import ClientInfo
 from accounts.cookies import CLEAR_SITE_DATA, clear_refresh_cookie
+from accounts.flows.deliverability import undeliverable_reason
 from accounts.flows.device_sessions import IssuedTokens
 from accounts.flows.own_sessions import SessionsEnded
 from accounts.models import User
@@ -83,7 +84,13 @@ def token_body(issued: IssuedTokens) -> dict[str, Any]:
 
 def profile_body(user: User) -> dict[str, Any]:
     data: dict[str, Any] = ProfileSerializer(
-        {"id": user.pk, "email": user.email, "name": user.name, "email_verified": user.email_verified}
+        {
+            "id": user.pk,
+            "email": user.email,
+            "name": user.name,
+            "email_verified": user.email_verified,
+            "email_undeliverable": undeliverable_reason(user.email),
+        }
     ).data
     return data
 

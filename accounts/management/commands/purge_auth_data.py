@@ -1,4 +1,4 @@
-"""Delete expired and ended device sessions, spent link tokens, abandoned unverified accounts, old audit events.
+"""Delete expired and ended device sessions, spent link tokens, abandoned accounts, old ESP reports and audit events.
 
 Safe to run from cron while the site serves: it deletes in small batches, each
 in its own short transaction, and never touches a row that is still usable.
@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.audit import EventKind, record_event
 from accounts.models import (
+    DeliveryEvent,
     DeviceSession,
     EmailVerificationToken,
     PasswordResetToken,
@@ -68,8 +69,8 @@ def delete_abandoned_accounts(*, joined_before: datetime, batch_size: int) -> in
 class Command(BaseCommand):
     help = (
         "Delete expired and long-ended device sessions, used or expired email-link tokens, accounts never "
-        "verified nor signed in to after ACCOUNTS_UNVERIFIED_ACCOUNT_RETENTION_DAYS, and security events older "
-        "than ACCOUNTS_AUDIT_RETENTION_DAYS."
+        "verified nor signed in to after ACCOUNTS_UNVERIFIED_ACCOUNT_RETENTION_DAYS, the ESP's bounce and delivery "
+        "reports after ACCOUNTS_EMAIL_KEEP_DAYS, and security events older than ACCOUNTS_AUDIT_RETENTION_DAYS."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -108,6 +109,12 @@ class Command(BaseCommand):
         # A passkey challenge is single use and lasts minutes: used or expired, it is kept for nothing.
         counts["passkey challenges"] = delete_in_batches(
             WebAuthnChallenge.objects.filter(Q(used_at__isnull=False) | Q(expires_at__lt=now)), batch_size
+        )
+        # An ESP's report matters while it may be sent again (hours) and while it counts toward
+        # repeated soft bounces; what it did stays in the audit log and on the address.
+        keep_reports_days = max(settings.ACCOUNTS_EMAIL_KEEP_DAYS, settings.ACCOUNTS_SOFT_BOUNCE_WINDOW_DAYS)
+        counts["ESP delivery reports"] = delete_in_batches(
+            DeliveryEvent.objects.filter(received_at__lt=now - timedelta(days=keep_reports_days)), batch_size
         )
         audit_cutoff = now - timedelta(days=settings.ACCOUNTS_AUDIT_RETENTION_DAYS)
         counts["security events"] = delete_in_batches(
