@@ -3,12 +3,11 @@
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-# Sent on sign-out: the browser drops this site's cookies, storage and cache,
-# in every tab.
-CLEAR_SITE_DATA = '"cache", "cookies", "storage"'
-# Page sign-outs delete their cookies one by one instead, because the
-# "you are signed out" message travels in a cookie on the same response.
-CLEAR_SITE_DATA_KEEP_COOKIES = '"cache", "storage"'
+# Sent on sign-out: the browser drops this site's storage and cache, in every tab. Not its
+# cookies: sign-outs delete theirs one by one, because the device cookie must stay (it tells
+# this browser from a new one at the next sign-in) and a page's "you are signed out" message
+# travels in a cookie on the same response.
+CLEAR_SITE_DATA = '"cache", "storage"'
 # A harmless companion of the refresh cookie that scripts can see, so the SPA
 # knows whether trying a refresh makes sense (and does not fire a doomed 401
 # on every signed-out visit). It carries no secret.
@@ -100,3 +99,29 @@ def clear_pending_sign_in_cookie(response: HttpResponse) -> None:
 
 def read_pending_sign_in_cookie(request: HttpRequest) -> str | None:
     return request.COOKIES.get(settings.ACCOUNTS_MFA_PENDING_COOKIE_NAME) or None
+
+
+# The device cookie (accounts.flows.known_devices): a random id that tells a returning browser from
+# a new one. HttpOnly; Lax, so a sign-in reached from a link still carries it; on every path,
+# because the pages and the API both sign in. Sign-out keeps it: it says which browser this is,
+# not who is signed in.
+def set_device_cookie(response: HttpResponse, device_id: str) -> None:
+    response.set_cookie(
+        settings.ACCOUNTS_DEVICE_COOKIE_NAME,
+        device_id,
+        max_age=settings.ACCOUNTS_DEVICE_COOKIE_AGE,
+        path="/",
+        secure=settings.ACCOUNTS_REFRESH_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def read_device_cookie(request: HttpRequest) -> str | None:
+    return request.COOKIES.get(settings.ACCOUNTS_DEVICE_COOKIE_NAME) or None
+
+
+def issue_device_cookie(request: HttpRequest, device_id: str) -> None:
+    """Have DeviceCookieMiddleware set the device cookie on this request's response (the flows do
+    not build responses). On the HttpRequest itself, since DRF's Request wraps it."""
+    setattr(getattr(request, "_request", request), "device_cookie_to_set", device_id)  # noqa: B010 not a known attribute

@@ -1,4 +1,4 @@
-"""Middleware: tie page sessions to device sessions, answer rate limits, keep responses out of caches.
+"""Middleware: page sessions tied to device sessions, the device cookie, rate limits, responses kept out of caches.
 
 The Content Security Policy is one header (settings.CONTENT_SECURITY_POLICY, plus the sign-in providers):
 no nonces, no per-view policies, no reports, so django-csp would be a dependency for
@@ -16,12 +16,27 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 
+from accounts.cookies import set_device_cookie
 from accounts.flows.device_sessions import note_page_use
 from accounts.flows.signin import DEVICE_SESSION_KEY, PAGE_USE_INTERVAL, PAGE_USE_KEY
 from accounts.rate_limits import RateLimited
 from accounts.revocation import is_session_live
 
 GetResponse = Callable[[HttpRequest], HttpResponse]
+
+
+class DeviceCookieMiddleware:
+    """Set the device cookie a sign-in asked for (accounts.cookies.issue_device_cookie), whatever view signed in."""
+
+    def __init__(self, get_response: GetResponse):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        device_id = getattr(request, "device_cookie_to_set", None)
+        if device_id:
+            set_device_cookie(response, device_id)
+        return response
 
 
 class DeviceSessionMiddleware:

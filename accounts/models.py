@@ -535,7 +535,7 @@ class UndeliverableAddress(models.Model):
     address = models.EmailField(max_length=254, unique=True, editable=False)
     reason = models.CharField(max_length=16, choices=Reason.choices, editable=False)
     description = models.CharField(max_length=200, blank=True, editable=False)  # the ESP's words
-    marked_at = models.DateTimeField(default=timezone.now, editable=False)
+    marked_at = models.DateTimeField(default=timezone.now, editable=False)  # when the ESP saw what marked it
 
     class Meta:
         db_table = "undeliverable_addresses"
@@ -560,6 +560,7 @@ class DeliveryEvent(models.Model):
     esp = models.CharField(max_length=32, editable=False)
     event_id = models.CharField(max_length=255, editable=False)
     address = models.EmailField(max_length=254, editable=False)
+    message_id = models.CharField(max_length=255, blank=True, editable=False)  # the ESP's id of the email
     kind = models.CharField(max_length=16, choices=Kind.choices, editable=False)
     description = models.CharField(max_length=200, blank=True, editable=False)
     occurred_at = models.DateTimeField(editable=False)
@@ -575,3 +576,23 @@ class DeliveryEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.address} ({self.esp})"
+
+
+class KnownDevice(models.Model):
+    """A browser or device an account has signed in on, known by the random id in its device cookie
+    (accounts.flows.known_devices): only the id's SHA-256 is stored. A sign-in from one not listed
+    here tells the owner by email."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+", editable=False)
+    device_hash = models.CharField(max_length=64, editable=False)
+    user_agent = models.CharField(max_length=USER_AGENT_MAX_LENGTH, blank=True, editable=False)
+    first_seen_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_seen_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "known_devices"
+        constraints = [models.UniqueConstraint(fields=["user", "device_hash"], name="known_device_once")]
+        indexes = [models.Index(fields=["last_seen_at"], name="known_device_seen_idx")]
+
+    def __str__(self) -> str:
+        return f"device of {self.user_id} since {self.first_seen_at:%Y-%m-%d}"

@@ -179,11 +179,12 @@ def _send(email: OutboundEmail, content: EmailContent) -> str:
     return str(getattr(status, "message_id", None) or "")
 
 
-def deliver(*, email_id: uuid.UUID) -> None:
-    """One attempt at sending the email, if it is due: sent, retried later, or failed for good."""
+def deliver(*, email_id: uuid.UUID) -> bool:
+    """One attempt at sending the email, if it is due: sent, retried later, or failed for good.
+    False: no attempt (not due, waiting for another email, being sent elsewhere, or done)."""
     claim = _claim(email_id)
     if claim is None:
-        return
+        return False
     email = claim.email
     try:
         if claim.content is None:
@@ -191,7 +192,7 @@ def deliver(*, email_id: uuid.UUID) -> None:
         provider_id = _send(email, claim.content)
     except Exception as error:  # any backend, any failure: the attempt failed
         _attempt_failed(email, error)
-        return
+        return True
     with transaction.atomic():
         OutboundEmail.objects.filter(pk=email.pk, status=Status.SENDING, attempts=email.attempts).update(
             status=Status.SENT,
@@ -206,6 +207,7 @@ def deliver(*, email_id: uuid.UUID) -> None:
         for waiting_id in waiting:
             _send_later(waiting_id)
     _prune()
+    return True
 
 
 def _attempt_failed(email: OutboundEmail, error: Exception) -> None:
@@ -242,11 +244,17 @@ def due_emails() -> list[uuid.UUID]:
 
 
 def deliver_due_emails() -> int:
-    """Send every due email here and now (tests; recovering a queue whose tasks were lost); how many."""
-    due = due_emails()
-    for email_id in due:
-        deliver(email_id=email_id)
-    return len(due)
+    """Send every due email here and now (tests; recovering a queue whose tasks were lost); how many
+    were tried. Passes again while one does something: an email that waits for another (``after``),
+    listed first because both were made in the same instant, goes once that one has."""
+    tried: set[uuid.UUID] = set()
+    while due := [email_id for email_id in due_emails() if email_id not in tried]:
+        for email_id in due:
+            if deliver(email_id=email_id):
+                tried.add(email_id)
+        if not tried.intersection(due):
+            break  # everything left waits for something that is not going to happen now
+    return len(tried)
 
 
 @dataclass(frozen=True)

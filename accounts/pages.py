@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts.cookies import CLEAR_SITE_DATA_KEEP_COOKIES, clear_refresh_cookie
+from accounts.cookies import CLEAR_SITE_DATA, clear_refresh_cookie
 from accounts.exceptions import (
     AccountError,
     EmailNotVerified,
@@ -132,7 +132,7 @@ def signed_out(request: HttpRequest, *, to: str, message: str, level: int = mess
     messages.add_message(request, level, message)
     response = redirect(to)
     clear_refresh_cookie(response)
-    response["Clear-Site-Data"] = CLEAR_SITE_DATA_KEEP_COOKIES
+    response["Clear-Site-Data"] = CLEAR_SITE_DATA
     return response
 
 

@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.DeviceSessionMiddleware",
+    "accounts.middleware.DeviceCookieMiddleware",
     "accounts.middleware.NoStoreMiddleware",
     "accounts.middleware.RateLimitedPageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -338,6 +339,12 @@ ACCOUNTS_REFRESH_COOKIE_PATH = "/api/auth/"
 ACCOUNTS_REFRESH_COOKIE_SECURE = env_bool("ACCOUNTS_REFRESH_COOKIE_SECURE", not DEBUG)
 # Ended sessions stay listed (for support and the audit trail) this long.
 ACCOUNTS_ENDED_SESSION_RETENTION = env_int("ACCOUNTS_ENDED_SESSION_RETENTION", 30 * 24 * 60 * 60)
+# New-device notices (accounts.flows.known_devices): every sign-in leaves a random id in this
+# HttpOnly cookie (400 days, the longest browsers keep one) and the account remembers its hash;
+# a sign-in from a browser the account has not used before emails the owner, at most this many a day.
+ACCOUNTS_DEVICE_COOKIE_NAME = env_str("ACCOUNTS_DEVICE_COOKIE_NAME", "todo_device")
+ACCOUNTS_DEVICE_COOKIE_AGE = env_int("ACCOUNTS_DEVICE_COOKIE_AGE", 400 * 24 * 60 * 60)
+ACCOUNTS_NEW_DEVICE_NOTICES_PER_DAY = env_int("ACCOUNTS_NEW_DEVICE_NOTICES_PER_DAY", 10)
 
 # --- JWT access tokens (accounts/access_tokens.py) ----------------------------------------------------
 

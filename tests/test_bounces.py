@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Group
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from accounts.audit import EventKind
@@ -167,9 +167,17 @@ SES_DELIVERY = {
 }
 
 
+def ses_bounce_of(email_id: str) -> dict:
+    """A transient SES bounce of another email (its own SES messageId)."""
+    bounce = copy.deepcopy(SES_TRANSIENT_BOUNCE)
+    bounce["mail"]["messageId"] = email_id
+    return bounce
+
+
 @pytest.fixture(autouse=True)
 def webhook_secret(settings):
     settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
+    settings.ANYMAIL_ESP = "postmark"  # from_ses switches to Amazon SES for its request
 
 
 def esp_client(secret: str | None = SECRET) -> Client:
@@ -180,17 +188,18 @@ def esp_client(secret: str | None = SECRET) -> Client:
 
 
 def from_postmark(payload: dict, *, secret: str | None = SECRET, **changes):
-    return esp_client(secret).post(POSTMARK, {**payload, **changes}, content_type="application/json")
+    with override_settings(ANYMAIL_ESP="postmark"):
+        return esp_client(secret).post(POSTMARK, {**payload, **changes}, content_type="application/json")
 
 
-def sns_notification(ses_event: dict, *, message_id: str) -> dict:
+def sns_notification(ses_event: dict, *, message_id: str, at: str = RECENT) -> dict:
     return {
         "Type": "Notification",
         "MessageId": message_id,
         "TopicArn": "arn:aws:sns:us-east-1:123456789012:ses-events",
         "Subject": "Amazon SES Email Event Notification",
         "Message": json.dumps(ses_event),
-        "Timestamp": RECENT,
+        "Timestamp": at,
         "SignatureVersion": "1",
         "Signature": "EXAMPLEw6JRN...",
         "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-EXAMPLE.pem",
@@ -198,15 +207,18 @@ def sns_notification(ses_event: dict, *, message_id: str) -> dict:
     }
 
 
-def from_ses(ses_event: dict, *, message_id: str, secret: str | None = SECRET, header_id: str | None = None):
+def from_ses(
+    ses_event: dict, *, message_id: str, secret: str | None = SECRET, header_id: str | None = None, at: str = RECENT
+):
     # SNS posts JSON as text/plain, naming the message's type and id in headers too.
-    return esp_client(secret).post(
-        SES,
-        json.dumps(sns_notification(ses_event, message_id=message_id)),
-        content_type="text/plain; charset=UTF-8",
-        HTTP_X_AMZ_SNS_MESSAGE_TYPE="Notification",
-        HTTP_X_AMZ_SNS_MESSAGE_ID=header_id or message_id,
-    )
+    with override_settings(ANYMAIL_ESP="amazon_ses"):
+        return esp_client(secret).post(
+            SES,
+            json.dumps(sns_notification(ses_event, message_id=message_id, at=at)),
+            content_type="text/plain; charset=UTF-8",
+            HTTP_X_AMZ_SNS_MESSAGE_TYPE="Notification",
+            HTTP_X_AMZ_SNS_MESSAGE_ID=header_id or message_id,
+        )
 
 
 def reason_for(address: str = ALICE) -> str | None:
@@ -242,9 +254,9 @@ def test_an_address_nobody_reported_shows_no_banner(user):
 def test_postmark_soft_bounces_mark_the_address_only_once_repeated(settings):
     settings.ACCOUNTS_SOFT_BOUNCE_LIMIT = 3
     for event_id in (1, 2):
-        assert from_postmark(POSTMARK_SOFT_BOUNCE, ID=event_id).status_code == 200
+        assert from_postmark(POSTMARK_SOFT_BOUNCE, ID=event_id, MessageID=f"m-{event_id}").status_code == 200
     assert reason_for() is None
-    assert from_postmark(POSTMARK_SOFT_BOUNCE, ID=3).status_code == 200
+    assert from_postmark(POSTMARK_SOFT_BOUNCE, ID=3, MessageID="m-3").status_code == 200
     assert reason_for() == "soft_bounces"
 
 
@@ -259,20 +271,20 @@ def test_the_same_event_delivered_again_counts_once(settings):
 def test_soft_bounces_older_than_the_window_do_not_count(settings):
     settings.ACCOUNTS_SOFT_BOUNCE_LIMIT = 2
     settings.ACCOUNTS_SOFT_BOUNCE_WINDOW_DAYS = 7
-    from_postmark(POSTMARK_SOFT_BOUNCE, ID=1, BouncedAt=hours_ago(8 * 24))
-    from_postmark(POSTMARK_SOFT_BOUNCE, ID=2, BouncedAt=hours_ago(2))
+    from_postmark(POSTMARK_SOFT_BOUNCE, ID=1, MessageID="m-1", BouncedAt=hours_ago(8 * 24))
+    from_postmark(POSTMARK_SOFT_BOUNCE, ID=2, MessageID="m-2", BouncedAt=hours_ago(2))
     assert reason_for() is None
-    from_postmark(POSTMARK_SOFT_BOUNCE, ID=3, BouncedAt=hours_ago(1))
+    from_postmark(POSTMARK_SOFT_BOUNCE, ID=3, MessageID="m-3", BouncedAt=hours_ago(1))
     assert reason_for() == "soft_bounces"
 
 
 def test_a_delivery_between_soft_bounces_starts_the_count_again(settings):
     settings.ACCOUNTS_SOFT_BOUNCE_LIMIT = 2
-    from_postmark(POSTMARK_SOFT_BOUNCE, ID=1, BouncedAt=hours_ago(4))
-    from_postmark(POSTMARK_DELIVERY, DeliveredAt=hours_ago(3))
-    from_postmark(POSTMARK_SOFT_BOUNCE, ID=2, BouncedAt=hours_ago(2))
+    from_postmark(POSTMARK_SOFT_BOUNCE, ID=1, MessageID="m-1", BouncedAt=hours_ago(4))
+    from_postmark(POSTMARK_DELIVERY, MessageID="m-0", DeliveredAt=hours_ago(3))
+    from_postmark(POSTMARK_SOFT_BOUNCE, ID=2, MessageID="m-2", BouncedAt=hours_ago(2))
     assert reason_for() is None
-    from_postmark(POSTMARK_SOFT_BOUNCE, ID=3, BouncedAt=hours_ago(1))
+    from_postmark(POSTMARK_SOFT_BOUNCE, ID=3, MessageID="m-3", BouncedAt=hours_ago(1))
     assert reason_for() == "soft_bounces"
 
 
@@ -287,8 +299,8 @@ def test_a_postmark_reject_marks_the_address():
 
 
 def test_a_delivery_after_a_bounce_clears_it(user):
-    from_postmark(POSTMARK_HARD_BOUNCE)
-    assert from_postmark(POSTMARK_DELIVERY).status_code == 200
+    from_postmark(POSTMARK_HARD_BOUNCE, BouncedAt=hours_ago(2))
+    assert from_postmark(POSTMARK_DELIVERY, DeliveredAt=hours_ago(1)).status_code == 200
     assert reason_for() is None
     cleared = SecurityEvent.objects.get(kind=EventKind.EMAIL_DELIVERABLE_AGAIN)
     assert cleared.user == user and cleared.detail == {"reason": "hard_bounce", "why": "delivered"}
@@ -335,9 +347,9 @@ def test_an_ses_permanent_bounce_marks_the_address(user):
 def test_ses_transient_bounces_mark_the_address_only_once_repeated(settings):
     settings.ACCOUNTS_SOFT_BOUNCE_LIMIT = 3
     for n in (1, 2):
-        assert from_ses(SES_TRANSIENT_BOUNCE, message_id=f"sns-{n}").status_code == 200
+        assert from_ses(ses_bounce_of(f"email-{n}"), message_id=f"sns-{n}").status_code == 200
     assert reason_for() is None
-    from_ses(SES_TRANSIENT_BOUNCE, message_id="sns-3")
+    from_ses(ses_bounce_of("email-3"), message_id="sns-3")
     assert reason_for() == "soft_bounces"
 
 
@@ -354,8 +366,8 @@ def test_an_ses_complaint_marks_the_address():
 
 
 def test_an_ses_delivery_clears_a_bounce():
-    from_ses(SES_PERMANENT_BOUNCE, message_id="sns-1")
-    assert from_ses(SES_DELIVERY, message_id="sns-2").status_code == 200
+    from_ses(SES_PERMANENT_BOUNCE, message_id="sns-1", at=hours_ago(2))
+    assert from_ses(SES_DELIVERY, message_id="sns-2", at=hours_ago(1)).status_code == 200
     assert reason_for() is None
 
 
@@ -377,13 +389,14 @@ def test_sns_is_asked_for_credentials_before_it_sends_them():
 @pytest.mark.parametrize("secret", ["esp-hook:wrong", "", "nobody:" + SECRET.split(":")[1]])
 def test_a_webhook_with_wrong_credentials_is_refused_and_changes_nothing(secret):
     response = from_postmark(POSTMARK_HARD_BOUNCE, secret=secret)
-    assert response.status_code == 403 and response.json()["code"] == "webhook_refused"
+    assert response.status_code == 401 and response.json()["code"] == "webhook_refused"
+    assert response["WWW-Authenticate"].startswith("Basic")
     assert not DeliveryEvent.objects.exists() and reason_for() is None
 
 
 def test_a_webhook_without_credentials_is_refused():
     response = from_postmark(POSTMARK_HARD_BOUNCE, secret=None)
-    assert response.status_code == 403
+    assert response.status_code == 401
     assert reason_for() is None
 
 
@@ -425,7 +438,8 @@ def test_a_postmark_bounce_for_a_recipient_that_is_no_address_is_ignored():
         json.dumps({"Type": "Notification", "MessageId": "m1", "Message": json.dumps({"eventType": "Bounce"})}),
     ],
 )
-def test_an_sns_payload_that_cannot_be_read_is_a_400(body):
+def test_an_sns_payload_that_cannot_be_read_is_a_400(body, settings):
+    settings.ANYMAIL_ESP = "amazon_ses"
     response = esp_client().post(
         SES,
         body,
@@ -531,3 +545,169 @@ def test_staff_without_the_permission_cannot_clear(make_user):
     desk.post(MARKS, {"action": "clear", "_selected_action": [mark.pk]})
     assert reason_for() == "hard_bounce"
     assert not SecurityEvent.objects.filter(kind=EventKind.EMAIL_DELIVERABLE_AGAIN).exists()
+
+
+# --- From the security review: classification, ordering, ranks, the gate --------------------------------
+
+
+@pytest.mark.parametrize("postmark_type", ["SpamNotification", "VirusNotification", "Blocked", "DMARCPolicy"])
+def test_postmark_bounces_about_the_message_or_the_sender_say_nothing_about_the_address(postmark_type):
+    assert from_postmark(POSTMARK_HARD_BOUNCE, Type=postmark_type, ID=11).status_code == 200
+    assert reason_for() is None and not DeliveryEvent.objects.exists()
+
+
+def test_an_ses_reject_of_the_message_says_nothing_about_the_address():
+    reject = {"eventType": "Reject", "mail": SES_MAIL, "reject": {"reason": "Bad content"}}
+    assert from_ses(reject, message_id="sns-r").status_code == 200
+    assert reason_for() is None
+
+
+def test_one_email_bounced_again_and_again_is_one_soft_bounce(settings):
+    settings.ACCOUNTS_SOFT_BOUNCE_LIMIT = 2
+    for event_id in (21, 22, 23):  # the ESP's retries of the same email, each its own event
+        from_postmark(POSTMARK_SOFT_BOUNCE, ID=event_id, MessageID="same-email")
+    assert DeliveryEvent.objects.count() == 3 and reason_for() is None
+    from_postmark(POSTMARK_SOFT_BOUNCE, ID=24, MessageID="another-email")
+    assert reason_for() == "soft_bounces"
+
+
+def test_soft_bounces_from_another_esp_are_told_apart_by_its_own_payload(settings):
+    from accounts.flows.deliverability import ReportedEvent, record_delivery_event
+
+    settings.ACCOUNTS_SOFT_BOUNCE_LIMIT = 2
+
+    def brevo(event_id: str, event: str) -> None:
+        record_delivery_event(
+            event=ReportedEvent(
+                esp="brevo",
+                event_id=event_id,
+                recipient=ALICE,
+                event_type="bounced",
+                reject_reason="bounced",
+                description="",
+                occurred_at=None,
+                esp_event={"event": event, "email": ALICE},
+                message_id=event_id,
+            )
+        )
+
+    brevo("b1", "soft_bounce")
+    assert reason_for() is None
+    brevo("b2", "hard_bounce")
+    assert reason_for() == "hard_bounce"
+
+
+def test_a_delivery_older_than_the_bounce_does_not_clear_it():
+    from_postmark(POSTMARK_HARD_BOUNCE, BouncedAt=hours_ago(1))
+    from_postmark(POSTMARK_DELIVERY, DeliveredAt=hours_ago(3))  # arrived late, happened before
+    assert reason_for() == "hard_bounce"
+
+
+def test_a_report_from_the_future_counts_as_now(settings):
+    settings.ACCOUNTS_SOFT_BOUNCE_LIMIT = 5
+    from_postmark(POSTMARK_SOFT_BOUNCE, ID=31, MessageID="m-31", BouncedAt="2099-01-01T00:00:00Z")
+    recorded = DeliveryEvent.objects.get()
+    assert recorded.occurred_at <= timezone.now()
+
+
+def test_a_mark_only_rises(settings):
+    settings.ACCOUNTS_SOFT_BOUNCE_LIMIT = 2
+    from_postmark(POSTMARK_HARD_BOUNCE, ID=41, BouncedAt=hours_ago(5))
+    from_postmark(POSTMARK_SOFT_BOUNCE, ID=44, MessageID="m-44", BouncedAt=hours_ago(4))
+    from_postmark(POSTMARK_SOFT_BOUNCE, ID=45, MessageID="m-45", BouncedAt=hours_ago(3))
+    assert reason_for() == "hard_bounce"  # not downgraded to soft bounces
+    from_postmark(POSTMARK_SPAM_COMPLAINT, BouncedAt=hours_ago(2))
+    assert reason_for() == "complaint"
+
+
+def test_a_very_long_event_id_is_kept_as_its_hash():
+    from_postmark(POSTMARK_HARD_BOUNCE, ID="9" * 400)
+    assert DeliveryEvent.objects.get().event_id.startswith("sha256:")
+    from_postmark(POSTMARK_HARD_BOUNCE, ID="9" * 400)
+    assert DeliveryEvent.objects.count() == 1
+
+
+def test_a_stranger_is_refused_before_anything_is_parsed(settings):
+    nested = "[" * 100_000 + "]" * 100_000  # would exhaust the parser's recursion
+    settings.ANYMAIL_ESP = "amazon_ses"
+    stranger = esp_client("someone:else").post(
+        SES, nested, content_type="text/plain", HTTP_X_AMZ_SNS_MESSAGE_TYPE="Notification"
+    )
+    assert stranger.status_code == 401
+    known = esp_client().post(SES, nested, content_type="text/plain", HTTP_X_AMZ_SNS_MESSAGE_TYPE="Notification")
+    assert known.status_code == 400 and known.json()["code"] == "malformed_event"
+
+
+def test_only_the_configured_esps_webhook_answers(settings):
+    settings.ANYMAIL_ESP = "postmark"
+    assert from_ses(SES_PERMANENT_BOUNCE, message_id="sns-1").status_code == 200  # from_ses sets amazon_ses
+    assert esp_client().post("/anymail/mailgun/tracking/", {}).status_code == 404
+    assert esp_client().head(POSTMARK).status_code == 200
+    settings.ANYMAIL = {}
+    assert esp_client().head(POSTMARK).status_code == 404
+
+
+def test_a_configured_esp_missing_its_own_webhook_setting_is_a_503_not_a_500(settings):
+    settings.ANYMAIL_ESP = "mailgun"  # its webhook needs MAILGUN_WEBHOOK_SIGNING_KEY too
+    response = esp_client().post("/anymail/mailgun/tracking/", {})
+    assert response.status_code == 503 and response.json()["code"] == "webhook_not_configured"
+
+
+def test_every_email_is_classified_for_suppression():
+    from pathlib import Path
+
+    from accounts.flows.deliverability import REQUESTED_TEMPLATES, SECURITY_NOTICES
+
+    templates = {
+        path.name for path in (Path(__file__).parent.parent / "templates" / "emails").iterdir() if path.is_dir()
+    }
+    ordinary = {"account_deleted", "email_change_taken"}  # suppressed to any marked address
+    assert templates >= REQUESTED_TEMPLATES | SECURITY_NOTICES
+    assert not REQUESTED_TEMPLATES & SECURITY_NOTICES
+    assert templates == REQUESTED_TEMPLATES | SECURITY_NOTICES | ordinary
+
+
+def test_security_notices_still_go_to_an_address_that_complained(user, password, mailoutbox):
+    from_postmark(POSTMARK_SPAM_COMPLAINT)
+    change_password(user=user, current_password=password, new_password=NEW_PASSWORD)
+    [notice] = mails_to(mailoutbox, ALICE)
+    assert "password" in notice.subject.lower()
+
+
+def test_an_address_change_away_from_one_that_complained_tells_it_first(user, password, mailoutbox):
+    from_postmark(POSTMARK_SPAM_COMPLAINT)
+    request_email_change(user=user, password=password, new_email="alice.new@example.com")
+    assert len(mails_to(mailoutbox, ALICE)) == 1  # the notice with its "not me" link
+    assert len(mails_to(mailoutbox, "alice.new@example.com")) == 1
+
+
+def test_ordinary_email_is_not_sent_to_an_address_that_complained(user, password, mailoutbox):
+    from accounts.flows.account_deletion import delete_account
+
+    from_postmark(POSTMARK_SPAM_COMPLAINT)
+    delete_account(user=user, password=password)
+    assert mails_to(mailoutbox, ALICE) == []
+    # What the ESPs said about the address goes with the account.
+    assert not UndeliverableAddress.objects.exists() and not DeliveryEvent.objects.exists()
+
+
+def test_support_clearing_records_a_staff_action_with_where_from(support, user):
+    from_postmark(POSTMARK_HARD_BOUNCE)
+    desk = Client(REMOTE_ADDR="192.0.2.77")
+    force_page_login(desk, support)
+    desk.post(MARKS, {"action": "clear", "_selected_action": [UndeliverableAddress.objects.get().pk]})
+    action = SecurityEvent.objects.get(kind=EventKind.STAFF_ACTION)
+    assert action.actor == support and action.user == user and action.detail["action"] == "clear_undeliverable"
+    assert action.ip_address == "192.0.2.77"
+    assert SecurityEvent.objects.get(kind=EventKind.EMAIL_DELIVERABLE_AGAIN).ip_address == "192.0.2.77"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL; runs in CI's PostgreSQL pass")
+@pytest.mark.django_db(transaction=True)
+def test_soft_bounces_of_different_emails_at_once_see_each_other(settings):
+    settings.ACCOUNTS_SOFT_BOUNCE_LIMIT = 3
+    calls = [
+        (lambda n=n: from_postmark(POSTMARK_SOFT_BOUNCE, ID=50 + n, MessageID=f"m-5{n}").status_code) for n in range(3)
+    ]
+    assert [outcome.value for outcome in run_at_once(calls)] == [200] * 3
+    assert reason_for() == "soft_bounces"

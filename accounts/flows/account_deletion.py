@@ -6,6 +6,7 @@ from django.db import transaction
 
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
+from accounts.flows.deliverability import forget_address
 from accounts.flows.reauthentication import confirm_password, require_recent_second_factor
 from accounts.mail import send_account_email
 from accounts.models import DeviceSession, User
@@ -39,3 +40,5 @@ def delete_account(
     with transaction.atomic():
         erase_account(user=user, client=client)
         send_account_email(template="account_deleted", to=email, context={}, greet=user)
+        # After the farewell, which obeys them; then what the ESPs said about the address goes too.
+        forget_address(address=email)

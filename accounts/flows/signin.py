@@ -19,8 +19,10 @@ from django.http import HttpRequest
 from accounts import amr as methods
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
+from accounts.cookies import issue_device_cookie, read_device_cookie
 from accounts.exceptions import EmailNotVerified, InvalidCredentials, SessionNotFound
 from accounts.flows.device_sessions import EndReason, IssuedTokens, end_device_session, start_device_session
+from accounts.flows.known_devices import recognise_device
 from accounts.flows.passkeys import Purpose, assertion_options, prove_passkey
 from accounts.flows.pending import complete_pending, pending_sign_in, spend_attempt, start_pending_sign_in
 from accounts.flows.second_factor import has_mfa, methods_of, prove_second_factor
@@ -166,9 +168,19 @@ def _start_device_session(sign_in: SignedIn, client: ClientInfo, via: str) -> Is
     )
 
 
+def _open_session(request: HttpRequest, sign_in: SignedIn, via: str) -> IssuedTokens:
+    """The device session, and the browser recognised (or its owner told of a new one) with it."""
+    client = ClientInfo.from_request(request)
+    with transaction.atomic():
+        issued = _start_device_session(sign_in, client, via)
+        device_id = recognise_device(user=sign_in.user, device_id=read_device_cookie(request), client=client)
+    issue_device_cookie(request, device_id)
+    return issued
+
+
 def start_api_session(*, request: HttpRequest, sign_in: SignedIn) -> IssuedTokens:
     """Open a device session for the SPA: an access token and a refresh token."""
-    issued = _start_device_session(sign_in, ClientInfo.from_request(request), "api")
+    issued = _open_session(request, sign_in, "api")
     # What django.contrib.auth.login() sends for the pages (it sets last_login).
     user_logged_in.send(sender=type(sign_in.user), request=request, user=sign_in.user)
     return issued
@@ -183,7 +195,7 @@ def start_browser_session(*, request: HttpRequest, sign_in: SignedIn) -> IssuedT
     could use it, and it must not stay listed as another device.
     """
     # The device session first: if it cannot open (its passkey was removed meanwhile), nothing is signed in.
-    issued = _start_device_session(sign_in, ClientInfo.from_request(request), "page")
+    issued = _open_session(request, sign_in, "page")
     if request.user.is_authenticated:
         end_browser_session(request=request, record_as=EndReason.ENDED_BY_USER)
     login(request, sign_in.user, backend="django.contrib.auth.backends.ModelBackend")

@@ -21,7 +21,7 @@ from accounts.exceptions import SessionNotFound, StaffAccountProtected
 from accounts.flows.account_deletion import erase_account
 from accounts.flows.account_lock import lock_account
 from accounts.flows.account_status import deactivate_user, reactivate_user
-from accounts.flows.deliverability import clear_undeliverable
+from accounts.flows.deliverability import clear_undeliverable, forget_address
 from accounts.flows.device_sessions import EndReason, as_session_uuid, end_device_session, end_user_sessions
 from accounts.flows.password_reset import issue_password_reset_link, request_password_reset
 from accounts.flows.second_factor import remove_factors
@@ -99,7 +99,20 @@ def staff_clear_undeliverable(
     *, staff: User, marks: QuerySet[UndeliverableAddress], client: ClientInfo | None = None
 ) -> Outcome:
     """Let email go to the selected addresses again, each recorded with ``staff`` as the actor."""
-    cleared = sum(clear_undeliverable(address=mark.address, actor=staff, client=client) for mark in marks)
+    cleared = 0
+    for mark in marks:
+        with transaction.atomic():
+            if clear_undeliverable(address=mark.address, actor=staff, client=client):
+                owner = User.objects.filter(email=mark.address).first()
+                record_event(
+                    kind=EventKind.STAFF_ACTION,
+                    user=owner,
+                    actor=staff,
+                    client=client,
+                    email=mark.address,
+                    action="clear_undeliverable",
+                )
+                cleared += 1
     return Outcome(done=cleared, skipped_staff=0)
 
 
@@ -194,7 +207,9 @@ def staff_delete_user(*, staff: User, user: User, client: ClientInfo | None = No
     No email: the one the owner gets when they delete it themselves says "as you asked".
     """
     _require_may_act_on(staff, user)
-    erase_account(user=user, client=client, actor=staff, by_staff=True)
+    with transaction.atomic():
+        erase_account(user=user, client=client, actor=staff, by_staff=True)
+        forget_address(address=user.email)
 
 
 def staff_reset_mfa(*, staff: User, user: User, client: ClientInfo | None = None) -> bool:

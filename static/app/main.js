@@ -15,7 +15,12 @@ let signedIn = false;
 async function checkAddress() {
   try {
     const me = await api("/api/auth/me/");
+    if (!signedIn) return; // signed out while asking: the banner is no one's now
     document.getElementById("mail-banner-address").textContent = me.email;
+    document.getElementById("mail-banner-why").textContent =
+      me.email_undeliverable === "complaint"
+        ? "was reported as spam, so we send it only security notices and the emails you ask for."
+        : "is not getting through: your provider sent it back.";
     mailBanner.hidden = !me.email_undeliverable;
   } catch {
     mailBanner.hidden = true; // signed out meanwhile, or offline: nothing to say

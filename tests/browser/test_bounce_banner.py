@@ -28,6 +28,7 @@ def test_a_bounced_address_is_shown_on_the_pages_and_in_the_app_until_mail_gets_
     new_context, site, make_user, settings
 ):
     settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
+    settings.ANYMAIL_ESP = "postmark"
     make_user(email=EMAIL, name="Bea")
     report(site, {"RecordType": "Bounce", "ID": 1, "Type": "HardBounce", "Description": "Mailbox not found."})
 

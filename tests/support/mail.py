@@ -36,9 +36,26 @@ def token_in(message, fragment: str) -> str:
     return token_from_link(link_in(message, fragment))
 
 
+NEW_DEVICE_SUBJECT = "New sign-in to your"
+
+
+def is_device_notice(message) -> bool:
+    """A new-device sign-in notice (accounts.flows.known_devices)."""
+    return message.subject.startswith(NEW_DEVICE_SUBJECT)
+
+
+def without_device_notices(outbox) -> list:
+    """The messages but the new-device notices a test's sign-ins from fresh clients cause."""
+    return [message for message in outbox if not is_device_notice(message)]
+
+
+def device_notices_to(outbox, address: str) -> list:
+    return [message for message in outbox if message.to == [address] and is_device_notice(message)]
+
+
 def mails_to(outbox, address: str) -> list:
-    """The messages sent to ``address`` alone, oldest first."""
-    return [message for message in outbox if message.to == [address]]
+    """The messages sent to ``address`` alone, oldest first, but new-device notices (device_notices_to)."""
+    return [message for message in without_device_notices(outbox) if message.to == [address]]
 
 
 def html_of(message) -> str:

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
@@ -96,8 +97,9 @@ def profile_body(user: User) -> dict[str, Any]:
 
 
 def signed_out(response: Response) -> Response:
-    """This client's session is over: its refresh cookie and stored data go."""
+    """This client's session is over: its refresh cookie, a page session's cookie and stored data go."""
     clear_refresh_cookie(response)
+    response.delete_cookie(settings.SESSION_COOKIE_NAME, path=settings.SESSION_COOKIE_PATH, samesite="Lax")
     response["Clear-Site-Data"] = CLEAR_SITE_DATA
     return response
 

@@ -18,6 +18,7 @@ from accounts.models import (
     DeliveryEvent,
     DeviceSession,
     EmailVerificationToken,
+    KnownDevice,
     PasswordResetToken,
     PendingSignIn,
     RotatedRefreshToken,
@@ -115,6 +116,11 @@ class Command(BaseCommand):
         keep_reports_days = max(settings.ACCOUNTS_EMAIL_KEEP_DAYS, settings.ACCOUNTS_SOFT_BOUNCE_WINDOW_DAYS)
         counts["ESP delivery reports"] = delete_in_batches(
             DeliveryEvent.objects.filter(received_at__lt=now - timedelta(days=keep_reports_days)), batch_size
+        )
+        # A device unseen for longer than its cookie lasts can never be recognised again.
+        counts["known devices"] = delete_in_batches(
+            KnownDevice.objects.filter(last_seen_at__lt=now - timedelta(seconds=settings.ACCOUNTS_DEVICE_COOKIE_AGE)),
+            batch_size,
         )
         audit_cutoff = now - timedelta(days=settings.ACCOUNTS_AUDIT_RETENTION_DAYS)
         counts["security events"] = delete_in_batches(
