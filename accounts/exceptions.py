@@ -156,6 +156,17 @@ class InvalidCode(AccountError):
     field = "code"
 
 
+class SignInCodeInvalid(AccountError):
+    """An emailed sign-in code that is wrong, expired, used, out of attempts, or for another address.
+
+    One answer for all of them, and for an address without an account: which of them it was
+    would tell whether the address has one."""
+
+    code = "invalid_code"
+    message = "That code is not right, or it has expired. Check it, or ask for a new one."
+    field = "code"
+
+
 class PendingSignInInvalid(AccountError):
     """No sign-in waits for a second factor here: it expired, ran out of attempts, finished or never began."""
 

@@ -183,6 +183,16 @@ class SecondFactorForm(forms.Form):
             self.fields["code"].help_text = "One of your recovery codes."
 
 
+class EmailCodeForm(forms.Form):
+    """The code of a sign-in by email (the address is the one the page asked for)."""
+
+    code = code_field("Sign-in code")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["code"].help_text = "The 8-character code in the email, e.g. ABCD-EFGH."
+
+
 class PasskeyAnswerForm(forms.Form):
     """A passkey's answer, as the page's script puts it in the form (the credential's toJSON())."""
 

@@ -321,6 +321,42 @@ class PendingSignIn(models.Model):
         return f"Pending sign-in of user {self.user_id}"
 
 
+class EmailSignInCode(models.Model):
+    """An emailed sign-in code and link, for one address; only their hashes are stored.
+
+    The link's token is stored as its SHA-256 (it has 256 bits); the code, which has only about
+    39, as an HMAC under SECRET_KEY, so a copy of the table does not give the codes away. A
+    request for an address without an active account makes a row too, with no user and a code
+    nobody was sent: trying a code then does the same work for every address.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="+", editable=False)
+    # accounts.audit.email_fingerprint of the address it was sent to (or asked for).
+    address_key = models.CharField(max_length=64, editable=False)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    code_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(editable=False)
+    attempts_left = models.PositiveSmallIntegerField(editable=False)
+    used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "email_sign_in_codes"
+        indexes = [
+            models.Index(fields=["address_key", "-created_at"], name="sign_in_code_address_idx"),
+            models.Index(fields=["expires_at"], name="sign_in_code_expires_idx"),
+            models.Index(fields=["user"], name="sign_in_code_user_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"Sign-in code for user {self.user_id}"
+            if self.user_id
+            else "Sign-in code for an address without an account"
+        )
+
+
 class Passkey(models.Model):
     """A WebAuthn credential (a passkey) of an account: only what verifying its assertions needs.
 
@@ -452,6 +488,7 @@ class SecurityEvent(models.Model):
         SOCIAL_FAILED = "social_failed", "Provider sign-in failed"
         EMAIL_UNDELIVERABLE = "email_undeliverable", "Email to the address bounced or was reported as spam"
         EMAIL_DELIVERABLE_AGAIN = "email_deliverable_again", "Email to the address allowed again"
+        SIGN_IN_CODE_REQUESTED = "sign_in_code_requested", "Sign-in code requested"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="security_events")

@@ -77,6 +77,11 @@ VERIFY_MAIL_ADDRESS = Limit("verification_mails_per_address", "skip")
 VERIFY_MAIL_IP = Limit("verification_mails_per_ip", "skip")
 # Sign-up sends the owner of an existing address an email; limited like the others.
 SIGN_UP_MAIL_ADDRESS = Limit("sign_up_mails_per_address", "skip")
+# Sign-in codes: emailed like the links above; a wrong code's counter lets an unreachable cache
+# through, because each code's own attempts are counted in the database.
+SIGN_IN_CODE_MAIL_ADDRESS = Limit("sign_in_code_mails_per_address", "skip")
+SIGN_IN_CODE_MAIL_IP = Limit("sign_in_code_mails_per_ip", "skip")
+SIGN_IN_CODE_IP = Limit("sign_in_code_failures_per_ip", "allow")
 REFRESH_SESSION = Limit("refresh_per_session", "allow")
 PASSWORD_CONFIRM_USER = Limit("password_confirmation_per_user", "deny")
 # Wrong second-factor codes. A code is cheap to guess and the guesser already knows the password:

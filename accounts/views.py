@@ -25,6 +25,7 @@ from accounts.cookies import (
     set_refresh_cookie,
     set_signup_proof_cookie,
 )
+from accounts.email_address import mask_email
 from accounts.exceptions import (
     AccountError,
     EmailNotVerified,
@@ -37,6 +38,12 @@ from accounts.exceptions import (
 from accounts.flows.account_deletion import delete_account
 from accounts.flows.device_sessions import live_sessions
 from accounts.flows.email_change import cancel_email_change, check_email_change_cancel_token, request_email_change
+from accounts.flows.email_sign_in import (
+    authenticate_email_code,
+    authenticate_email_link,
+    check_email_sign_in_link,
+    request_email_sign_in,
+)
 from accounts.flows.own_sessions import SessionsEnded, end_other_sessions, end_own_session
 from accounts.flows.passkeys import reauthenticate_with_passkey
 from accounts.flows.password_change import change_password
@@ -66,6 +73,7 @@ from accounts.flows.verification import (
 from accounts.forms import (
     DeleteAccountForm,
     EmailChangeForm,
+    EmailCodeForm,
     EmailOnlyForm,
     PasskeyAnswerForm,
     PasswordChangeForm,
@@ -80,7 +88,7 @@ from accounts.forms import (
     VerifyWithPasswordForm,
     add_flow_error,
 )
-from accounts.models import EmailVerificationToken, PasswordResetToken, User
+from accounts.models import EmailSignInCode, EmailVerificationToken, PasswordResetToken, User
 from accounts.pages import (
     Data,
     EmailedLinkView,
@@ -96,6 +104,8 @@ from accounts.user_agents import describe_user_agent
 
 # The handle of this browser's pending sign-in (accounts.flows.pending), while it waits for its code.
 PENDING_SIGN_IN_KEY = "_pending_sign_in"
+# The address a sign-in by email was asked for, while the page waits for its code.
+EMAIL_SIGN_IN_ADDRESS_KEY = "_email_sign_in_address"
 
 
 def _client(request: HttpRequest) -> ClientInfo:
@@ -147,14 +157,18 @@ def login_view(request: HttpRequest) -> HttpResponse:
         except EmailNotVerified:
             context["unverified_email"] = data["email"]
             return render(request, "accounts/login.html", {"form": form, **context})
-        step = finish_first_factor(user=user, amr=[methods.PASSWORD])
-        if isinstance(step, SecondStepRequired):
-            request.session[PENDING_SIGN_IN_KEY] = step.handle
-            return redirect(with_next(reverse("accounts:login_mfa"), next_url))
-        return signed_in(request, step, next_url)
+        return first_factor_done(request, finish_first_factor(user=user, amr=[methods.PASSWORD]), next_url)
 
     form = SignInForm(request.POST or None)
     return form_page(request, form=form, template="accounts/login.html", on_valid=on_valid, context=context)
+
+
+def first_factor_done(request: HttpRequest, step: SignedIn | SecondStepRequired, next_url: str | None) -> HttpResponse:
+    """Signed in, or on to the second step when the account has one."""
+    if isinstance(step, SecondStepRequired):
+        request.session[PENDING_SIGN_IN_KEY] = step.handle
+        return redirect(with_next(reverse("accounts:login_mfa"), next_url))
+    return signed_in(request, step, next_url)
 
 
 def signed_in(request: HttpRequest, sign_in: SignedIn, next_url: str | None) -> HttpResponse:
@@ -165,6 +179,66 @@ def signed_in(request: HttpRequest, sign_in: SignedIn, next_url: str | None) -> 
     # An SPA served by this site continues from here with /api/auth/refresh/.
     set_refresh_cookie(response, issued.refresh_token)
     return response
+
+
+@account_page()
+def email_login(request: HttpRequest) -> HttpResponse:
+    """Asking for a sign-in code by email: the same answer for every address."""
+    next_url = safe_next_url(request)
+
+    def on_valid(data: Data) -> HttpResponse:
+        request_email_sign_in(email=data["email"], client=_client(request))
+        request.session[EMAIL_SIGN_IN_ADDRESS_KEY] = data["email"]
+        return redirect(with_next(reverse("accounts:login_email_code"), next_url))
+
+    form = EmailOnlyForm(request.POST or None, initial={"email": request.GET.get("email", "")})
+    context = {"next": next_url or ""}
+    return form_page(request, form=form, template="accounts/email_login.html", on_valid=on_valid, context=context)
+
+
+@account_page(secrets=("code",))
+def email_login_code(request: HttpRequest) -> HttpResponse:
+    """Entering the emailed code (for the address this browser asked for)."""
+    next_url = safe_next_url(request)
+    email = request.session.get(EMAIL_SIGN_IN_ADDRESS_KEY)
+    if not isinstance(email, str):
+        return redirect(with_next(reverse("accounts:login_email"), next_url))
+
+    def on_valid(data: Data) -> HttpResponse:
+        step = authenticate_email_code(email=email, code=data["code"], client=_client(request))
+        request.session.pop(EMAIL_SIGN_IN_ADDRESS_KEY, None)
+        return first_factor_done(request, step, next_url)
+
+    return form_page(
+        request,
+        form=EmailCodeForm(request.POST or None),
+        template="accounts/email_login_code.html",
+        on_valid=on_valid,
+        context={
+            "next": next_url or "",
+            "email": email,
+            "valid_minutes": settings.ACCOUNTS_EMAIL_SIGN_IN_TIMEOUT // 60,
+        },
+    )
+
+
+class EmailSignInLinkView(EmailedLinkView):
+    """The emailed sign-in link: its page shows a button, whose POST signs in (scanners only GET)."""
+
+    session_key = "_email_sign_in_token"
+    confirm_url_name = "accounts:login_email_confirm"
+    invalid_template = "accounts/email_login_invalid.html"
+
+    def check(self, token: str | None) -> EmailSignInCode:
+        return check_email_sign_in_link(token=token)
+
+    def confirm(self, request: HttpRequest, token: str, row: EmailSignInCode) -> HttpResponse:
+        if request.method == "GET":
+            address = mask_email(row.user.email) if row.user else ""
+            return render(request, "accounts/email_login_confirm.html", {"address": address})
+        step = authenticate_email_link(token=token, client=_client(request))
+        self.used(request)
+        return first_factor_done(request, step, None)
 
 
 @account_page(methods=("POST",))

@@ -305,6 +305,9 @@ SOCIAL_METADATA_CACHE_SECONDS = env_int("SOCIAL_METADATA_CACHE_SECONDS", 60 * 60
 # --- Emailed links and retention ----------------------------------------------------------------------
 
 ACCOUNTS_PASSWORD_RESET_TIMEOUT = env_int("ACCOUNTS_PASSWORD_RESET_TIMEOUT", 60 * 60)
+# Signing in with an emailed code or link: how long they work, and how many codes may be tried.
+ACCOUNTS_EMAIL_SIGN_IN_TIMEOUT = env_int("ACCOUNTS_EMAIL_SIGN_IN_TIMEOUT", 10 * 60)
+ACCOUNTS_EMAIL_SIGN_IN_ATTEMPTS = env_int("ACCOUNTS_EMAIL_SIGN_IN_ATTEMPTS", 5)
 ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT = env_int("ACCOUNTS_EMAIL_VERIFICATION_TIMEOUT", 24 * 60 * 60)
 # The link that cancels an email change, sent to the current address, also
 # undoes a confirmed change this long (an intruder with the password may
@@ -431,6 +434,11 @@ ACCOUNTS_RATE_LIMITS = {
     "verification_mails_per_address": env_str("RATE_LIMIT_MAILS_PER_ADDRESS", "3/h"),
     "verification_mails_per_ip": env_str("RATE_LIMIT_MAILS_PER_IP", "20/h"),
     "sign_up_mails_per_address": env_str("RATE_LIMIT_MAILS_PER_ADDRESS", "3/h"),
+    # Sign-in codes emailed, per address and per client IP; wrong codes tried per client IP (each
+    # code also takes only ACCOUNTS_EMAIL_SIGN_IN_ATTEMPTS, counted in the database).
+    "sign_in_code_mails_per_address": env_str("RATE_LIMIT_SIGN_IN_CODE_MAILS_PER_ADDRESS", "5/h"),
+    "sign_in_code_mails_per_ip": env_str("RATE_LIMIT_MAILS_PER_IP", "20/h"),
+    "sign_in_code_failures_per_ip": env_str("RATE_LIMIT_SIGN_IN_CODE_FAILURES_PER_IP", "30/10m"),
     "refresh_per_session": env_str("RATE_LIMIT_REFRESH_PER_SESSION", "60/m"),
     "password_confirmation_per_user": env_str("RATE_LIMIT_PASSWORD_CHANGE_PER_USER", "5/m"),
     # Second-factor codes tried (right or wrong), across every pending sign-in and re-authentication of
@@ -610,6 +618,8 @@ if ARGON2_TIME_COST < 2 or ARGON2_MEMORY_COST_KIB < 19 * 1024 or ARGON2_PARALLEL
     raise ImproperlyConfigured("Argon2 parameters must be at least OWASP's m=19 MiB, t=2, p=1.")
 if JWT_ALGORITHM not in {"HS256", "Ed25519", "EdDSA", "ES256"}:
     raise ImproperlyConfigured("JWT_ALGORITHM must be HS256, Ed25519, EdDSA or ES256.")
+if not 1 <= ACCOUNTS_EMAIL_SIGN_IN_ATTEMPTS <= 10 or not 60 <= ACCOUNTS_EMAIL_SIGN_IN_TIMEOUT <= 60 * 60:
+    raise ImproperlyConfigured("ACCOUNTS_EMAIL_SIGN_IN_ATTEMPTS must be 1-10, ACCOUNTS_EMAIL_SIGN_IN_TIMEOUT 60-3600.")
 if not 1 <= ACCOUNTS_MFA_PENDING_ATTEMPTS <= 10 or not 60 <= ACCOUNTS_MFA_PENDING_LIFETIME <= 60 * 60:
     raise ImproperlyConfigured("ACCOUNTS_MFA_PENDING_ATTEMPTS must be 1-10, ACCOUNTS_MFA_PENDING_LIFETIME 60-3600.")
 if not 8 <= ACCOUNTS_PASSWORD_MIN_LENGTH <= ACCOUNTS_PASSWORD_MAX_LENGTH <= 1024:

@@ -103,6 +103,20 @@ def api_resend(email: str):
     return Client().post("/api/auth/email/verify/resend/", {"email": email}, content_type="application/json")
 
 
+def page_email_login(email: str):
+    client = Client()
+    return client, client.post("/accounts/login/email/", {"email": email})
+
+
+def api_email_login(email: str):
+    return Client().post("/api/auth/login/email/", {"email": email}, content_type="application/json")
+
+
+def api_email_code(email: str, code: str = "ABCD-EFGH"):
+    body = {"email": email, "code": code}
+    return Client().post("/api/auth/login/email/verify/", body, content_type="application/json")
+
+
 # --- Sign-in -------------------------------------------------------------------------------------
 
 
@@ -232,6 +246,75 @@ def test_resend_mails_only_active_unverified_accounts(accounts, mailoutbox):
     assert [message.to for message in mailoutbox] == [[UNVERIFIED]]
 
 
+# --- Sign-in by emailed code --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("existing", [KNOWN, UNVERIFIED, INACTIVE])
+def test_email_sign_in_page_answers_a_known_address_like_an_unknown_one(accounts, existing):
+    known_client, known = page_email_login(existing)
+    unknown_client, unknown = page_email_login(UNKNOWN)
+    assert known.status_code == 302
+    assert_identical(known, existing, unknown, UNKNOWN)
+    assert_identical(known_client.get(known["Location"]), existing, unknown_client.get(unknown["Location"]), UNKNOWN)
+
+
+@pytest.mark.parametrize("existing", [KNOWN, UNVERIFIED, INACTIVE])
+def test_email_sign_in_api_answers_a_known_address_like_an_unknown_one(accounts, existing):
+    known = api_email_login(existing)
+    unknown = api_email_login(UNKNOWN)
+    assert known.status_code == 202
+    assert_identical(known, existing, unknown, UNKNOWN)
+
+
+def test_email_sign_in_mails_codes_to_active_accounts_and_says_no_account_to_unknown_ones(accounts, mailoutbox):
+    for email in (KNOWN, UNVERIFIED, INACTIVE, UNKNOWN):
+        api_email_login(email)
+    subjects = {message.to[0]: message.subject for message in mailoutbox}
+    assert set(subjects) == {KNOWN, UNVERIFIED, UNKNOWN}
+    assert "sign-in code" in subjects[KNOWN] and "sign-in code" in subjects[UNVERIFIED]
+    assert subjects[UNKNOWN].startswith("No ")
+
+
+@pytest.mark.parametrize("existing", [KNOWN, UNVERIFIED, INACTIVE])
+def test_a_wrong_code_gets_the_same_answer_and_work_for_every_address(accounts, existing):
+    """With a code asked for both, a wrong code does the same statements for an account and for none."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def attempt(email):
+        with CaptureQueriesContext(connection) as queries:
+            response = api_email_code(email)
+        # The audit event names the account, or (for none) the address's keyed hash: its content, not more work.
+        shapes = [
+            re.sub(r"\bNULL\b", "<n>", statement_shape(q["sql"], email)).replace(
+                "<n>, <n>, '', ", "<n>, <n>, '<hash>', "
+            )
+            for q in queries.captured_queries
+        ]
+        return response, shapes
+
+    for email in (existing, UNKNOWN):
+        assert api_email_login(email).status_code == 202
+    known, known_work = attempt(existing)
+    unknown, unknown_work = attempt(UNKNOWN)
+    assert known.status_code == 400 and known.json()["code"] == "invalid_code"
+    assert_identical(known, existing, unknown, UNKNOWN)
+    assert known_work == unknown_work
+    assert any("UPDATE" in sql and "email_sign_in_codes" in sql for sql in known_work)  # an attempt was spent
+
+
+def test_a_code_never_asked_for_gets_the_same_answer_as_a_wrong_one(accounts):
+    assert api_email_login(KNOWN).status_code == 202
+    asked = api_email_code(KNOWN)
+    never = api_email_code(UNVERIFIED)
+    assert_identical(asked, KNOWN, never, UNVERIFIED)
+
+
+def test_email_sign_in_limit_refuses_known_and_unknown_addresses_at_the_same_request(accounts):
+    statuses = {email: [api_email_login(email).status_code for _ in range(6)] for email in (UNVERIFIED, UNKNOWN)}
+    assert statuses[UNVERIFIED] == statuses[UNKNOWN] == [202] * 5 + [429]
+
+
 # --- Rate limits count known and unknown addresses alike ---------------------------------------------
 
 
@@ -349,6 +432,9 @@ BACKGROUND_CASES = [
     (lambda: api_reset(KNOWN), 202, KNOWN),
     (lambda: page_resend(UNVERIFIED), 302, UNVERIFIED),
     (lambda: api_resend(UNVERIFIED), 202, UNVERIFIED),
+    (lambda: page_email_login(KNOWN), 302, KNOWN),
+    (lambda: api_email_login(KNOWN), 202, KNOWN),
+    (lambda: api_email_login(UNKNOWN), 202, UNKNOWN),
 ]
 BACKGROUND_IDS = [
     "sign_up_page_existing",
@@ -359,6 +445,9 @@ BACKGROUND_IDS = [
     "reset_api",
     "resend_page",
     "resend_api",
+    "email_sign_in_page",
+    "email_sign_in_api",
+    "email_sign_in_api_no_account",
 ]
 
 
@@ -485,6 +574,9 @@ def statement_shape(sql: str, entered: str) -> str:
     sql = sql.replace(entered, PLACEHOLDER)
     sql = re.sub(r"'\d{4}-\d\d-\d\d[ T][\d:.+]+'", "'<time>'", sql)
     sql = re.sub(r'"s\d+_x\d+"', '"<savepoint>"', sql)
+    # Keyed hashes of the address (a limit's or a code's key) and a page session's key and signed data.
+    sql = re.sub(r"'[0-9a-f]{64}'", "'<hash>'", sql)
+    sql = re.sub(r"'[A-Za-z0-9_:.-]{32,}'", "'<opaque>'", sql)
     return re.sub(r"\b\d+\b", "<n>", sql)
 
 
@@ -498,6 +590,9 @@ SAME_WORK_CASES = {
     "sign_up_page": (lambda email: page_sign_up(email), KNOWN),
     "sign_up_api": (lambda email: api_sign_up(email), KNOWN),
     "sign_up_api_unverified": (lambda email: api_sign_up(email), UNVERIFIED),
+    "email_sign_in_page": (page_email_login, KNOWN),
+    "email_sign_in_api": (api_email_login, KNOWN),
+    "email_sign_in_api_inactive": (api_email_login, INACTIVE),
 }
 
 

@@ -86,6 +86,11 @@ class EmailSerializer(serializers.Serializer):
     email = EmailAddressField()
 
 
+class EmailCodeSignInSerializer(serializers.Serializer):
+    email = EmailAddressField()
+    code = StrictCharField(max_length=64, help_text="The 8-character code from the email (hyphen and case optional).")
+
+
 _PROOF_HELP = (
     "Only when verifying from another client than the one that signed up (`password_required`): "
     "the account's current password (`password`), or a new one that replaces it (`new_password`)."

@@ -49,6 +49,7 @@ REQUESTED_TEMPLATES = frozenset(
         "password_reset",
         "choose_password",  # the answer to a reset for an account with no password
         "email_change_confirm",
+        "email_login",  # a sign-in code and link
     }
 )
 SECURITY_NOTICES = frozenset(

@@ -7,7 +7,15 @@ from typing import TypeVar
 from django.utils import timezone
 
 from accounts.exceptions import TokenExpired, TokenInvalid, TokenUsed
-from accounts.models import EmailLinkToken, EmailVerificationToken, Passkey, PasswordResetToken, SocialIdentity, User
+from accounts.models import (
+    EmailLinkToken,
+    EmailSignInCode,
+    EmailVerificationToken,
+    Passkey,
+    PasswordResetToken,
+    SocialIdentity,
+    User,
+)
 from accounts.tokens import generate_token, hash_token, is_well_formed, token_matches
 
 # The token models are reached through ``_default_manager`` (their ``objects``):
@@ -68,8 +76,8 @@ def mark_token_used(token: EmailLinkToken) -> None:
 
 
 def retire_emailed_links(*, user: User, undo_links_from: EmailVerificationToken | None = None) -> None:
-    """Make every unused emailed link of ``user`` useless: reset, verification
-    and email-change links (the one being redeemed is already marked used).
+    """Make every unused emailed link of ``user`` useless: reset, verification,
+    email-change links and sign-in codes (the one being redeemed is already marked used).
 
     Links that cancel or undo an email change survive: an intruder who moved
     the account must not be able to take the owner's way back with a reset of
@@ -81,6 +89,7 @@ def retire_emailed_links(*, user: User, undo_links_from: EmailVerificationToken 
     """
     undo = EmailVerificationToken.Purpose.CANCEL_CHANGE
     PasswordResetToken.objects.filter(user=user, used_at__isnull=True).delete()
+    EmailSignInCode.objects.filter(user=user, used_at__isnull=True).delete()
     # Links that remove a passkey the owner did not add survive too, for the same reason: they go
     # only with their passkey, when used, or when they expire.
     # So do those that disconnect a provider the owner did not connect.

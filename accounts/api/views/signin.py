@@ -22,6 +22,8 @@ from accounts.api.schema import (
 )
 from accounts.api.serializers import (
     AccessTokenSerializer,
+    EmailCodeSignInSerializer,
+    EmailSerializer,
     LoginResponseSerializer,
     LoginSerializer,
     MessageSerializer,
@@ -56,6 +58,7 @@ from accounts.flows.device_sessions import (
     end_session_by_refresh_token,
     rotate_refresh_token,
 )
+from accounts.flows.email_sign_in import authenticate_email_code, request_email_sign_in
 from accounts.flows.signin import (
     SecondStepRequired,
     SignedIn,
@@ -112,6 +115,58 @@ class LoginView(PublicView):
         data = validated(LoginSerializer, request)
         user = authenticate_user(request=request._request, email=data["email"], password=data["password"])
         step = finish_first_factor(user=user, amr=[methods.PASSWORD])
+        if isinstance(step, SecondStepRequired):
+            return mfa_required_response(step)
+        return signed_in_response(request, step)
+
+
+@extend_schema(tags=AUTH_TAG)
+class EmailLoginView(PublicView):
+    @extend_schema(
+        summary="Email a sign-in code and link",
+        description=(
+            "Always 202, whether or not the address has an account. Its owner gets an 8-character code "
+            "(finish with POST /api/auth/login/email/verify/) and a link that signs in on the pages; an address "
+            "without an account gets a short email saying so. They work once, for 10 minutes, and only the "
+            "newest of an address works."
+        ),
+        request=EmailSerializer,
+        responses={
+            202: MessageSerializer,
+            400: INVALID_INPUT,
+            429: OpenApiResponse(ERROR, description="`rate_limited`: too many codes for the address or client."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        request_email_sign_in(email=validated(EmailSerializer, request)["email"], client=client_of(request))
+        return Response(
+            {"detail": "Check your inbox: the email has a code to sign in with."}, status=status.HTTP_202_ACCEPTED
+        )
+
+
+@extend_schema(tags=AUTH_TAG)
+class EmailLoginVerifyView(PublicView):
+    @extend_schema(
+        summary="Sign in with an emailed code",
+        description=(
+            "Answers like POST /api/auth/login/: an access token and the refresh cookie, or 202 `mfa_required` "
+            "for an account with two-factor authentication. A code takes 5 tries."
+        ),
+        request=EmailCodeSignInSerializer,
+        responses={
+            200: LoginResponseSerializer,
+            202: MfaRequiredSerializer,
+            400: OpenApiResponse(
+                ERROR,
+                description="`invalid_input`, or `invalid_code`: wrong, expired, used, replaced or out of tries, "
+                "and for an address without an account, alike.",
+            ),
+            429: OpenApiResponse(ERROR, description="`rate_limited`: too many wrong codes from this client."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(EmailCodeSignInSerializer, request)
+        step = authenticate_email_code(email=data["email"], code=data["code"], client=client_of(request))
         if isinstance(step, SecondStepRequired):
             return mfa_required_response(step)
         return signed_in_response(request, step)

@@ -17,6 +17,7 @@ from accounts.audit import EventKind, record_event
 from accounts.models import (
     DeliveryEvent,
     DeviceSession,
+    EmailSignInCode,
     EmailVerificationToken,
     KnownDevice,
     PasswordResetToken,
@@ -106,6 +107,10 @@ class Command(BaseCommand):
         # A pending sign-in is over once it expires (completed ones expire too).
         counts["pending sign-ins"] = delete_in_batches(
             PendingSignIn.objects.filter(expires_at__lt=now - timedelta(hours=1)), batch_size
+        )
+        # A sign-in code is single use and lasts minutes: used or expired, it is kept for nothing.
+        counts["email sign-in codes"] = delete_in_batches(
+            EmailSignInCode.objects.filter(Q(used_at__isnull=False) | Q(expires_at__lt=now)), batch_size
         )
         # A passkey challenge is single use and lasts minutes: used or expired, it is kept for nothing.
         counts["passkey challenges"] = delete_in_batches(

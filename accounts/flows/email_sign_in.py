@@ -1,0 +1,269 @@
+"""Signing in with an emailed code or link: asking for them, and redeeming either.
+
+Asking answers the same for every address and looks the address up only after the answer
+(accounts.background): its owner gets a code and a link, an address without an account a short
+"no account here" email. Both kinds of request leave a row (for no account, one with no user
+and a code nobody was sent), so trying a code does the same work for every address, and
+every failure is the same SignInCodeInvalid.
+
+A code is 8 characters from an alphabet without look-alikes (about 39 bits); it works for
+ACCOUNTS_EMAIL_SIGN_IN_TIMEOUT, only the newest one of an address works, and it takes
+ACCOUNTS_EMAIL_SIGN_IN_ATTEMPTS tries, each spent by one conditional UPDATE before the code is
+compared, so concurrent guesses cannot get more. The link (256 bits) is the same row's other
+key: its GET only shows a button (link scanners open links), its POST signs in. Either one uses
+the row up.
+
+It is one factor (``otp``): finish_first_factor sends an account with a second factor on to its
+second step. Signing in to an unverified account proves its address, so whatever whoever signed
+up with the address chose goes first (pre-account takeover): the password, the name, second
+factors and providers, as when a verification link replaces the password.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
+from django.views.decorators.debug import sensitive_variables
+
+from accounts import amr as methods
+from accounts.audit import EventKind, email_fingerprint, record_event
+from accounts.background import after_answer
+from accounts.client_info import ClientInfo
+from accounts.exceptions import SignInCodeInvalid, TokenExpired, TokenInvalid, TokenUsed
+from accounts.flows.account_lock import lock_account
+from accounts.flows.device_sessions import EndReason
+from accounts.flows.security_reset import security_reset
+from accounts.flows.signin import SecondStepRequired, SignedIn, finish_first_factor
+from accounts.flows.verification import prove_address
+from accounts.mail import send_account_email, site_link
+from accounts.models import EmailSignInCode, User
+from accounts.rate_limits import (
+    SIGN_IN_CODE_IP,
+    SIGN_IN_CODE_MAIL_ADDRESS,
+    SIGN_IN_CODE_MAIL_IP,
+    check,
+    count,
+    ip_key,
+    may_send_link,
+)
+from accounts.tokens import generate_token, hash_token, is_well_formed
+
+# No I, L, O, U, 0 or 1: nothing that reads as another character, or spells much.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
+CODE_LENGTH = 8
+_CODE_SALT = "accounts.flows.email_sign_in.code"
+# What people type between the groups, or paste around the code.
+_SEPARATORS = re.compile(r"[\s-]+")
+
+
+def generate_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def format_code(code: str) -> str:
+    """``ABCDEFGH`` as it is shown in the email: ``ABCD-EFGH``."""
+    half = CODE_LENGTH // 2
+    return f"{code[:half]}-{code[half:]}"
+
+
+def normalize_code(code: object) -> str | None:
+    """The code as issued (upper case, no separators), or None for input that cannot be one."""
+    if not isinstance(code, str) or len(code) > 4 * CODE_LENGTH:
+        return None
+    cleaned = _SEPARATORS.sub("", code).upper()
+    if len(cleaned) != CODE_LENGTH or any(character not in CODE_ALPHABET for character in cleaned):
+        return None
+    return cleaned
+
+
+@sensitive_variables("code")
+def _code_hash(token_hash: str, code: str) -> str:
+    # Keyed, and bound to its row: with 39 bits, a plain hash in a copied table would be guessed offline.
+    return salted_hmac(_CODE_SALT, f"{token_hash}:{code}", algorithm="sha256").hexdigest()
+
+
+# --- Asking for a code --------------------------------------------------------------------------
+
+
+def request_email_sign_in(*, email: str, client: ClientInfo | None = None) -> None:
+    """Email a sign-in code and link to ``email`` if it has an active account (a short "no account
+    here" email if it has none).
+
+    Returns nothing and raises nothing but RateLimited (past the per-address or per-IP limit,
+    alike for every address): the caller answers the same for every address, and everything
+    that depends on the account happens after the answer.
+    """
+    client = client or ClientInfo()
+    if may_send_link(per_address=SIGN_IN_CODE_MAIL_ADDRESS, per_ip=SIGN_IN_CODE_MAIL_IP, email=email, client=client):
+        after_answer(lambda: _send_sign_in_code(email=email, client=client), name="email sign-in")
+
+
+@sensitive_variables("code", "token")
+def _send_sign_in_code(*, email: str, client: ClientInfo) -> None:
+    user = User.objects.find_by_email(email)
+    account = user if user is not None and user.is_active else None
+    with transaction.atomic():
+        record_event(
+            kind=EventKind.SIGN_IN_CODE_REQUESTED, user=account, client=client, email=email, account=bool(account)
+        )
+        code, token = _issue(user=account, email=account.email if account else email)
+        if account is not None:
+            send_account_email(
+                template="email_login",
+                to=account.email,
+                context={
+                    "code": format_code(code),
+                    "link": site_link("accounts:login_email_link", token=token),
+                    "valid_minutes": settings.ACCOUNTS_EMAIL_SIGN_IN_TIMEOUT // 60,
+                    "verifies_address": not account.email_verified,
+                },
+                greet=account,
+            )
+        elif user is None:  # a deactivated account gets nothing, as with a reset
+            send_account_email(
+                template="email_login_no_account",
+                to=email,
+                context={"email": email, "signup_link": site_link("accounts:signup")},
+            )
+
+
+def _issue(*, user: User | None, email: str) -> tuple[str, str]:
+    """A new code and link for ``email``; the address's older unused ones stop working."""
+    address_key = email_fingerprint(email)
+    EmailSignInCode.objects.filter(address_key=address_key, used_at__isnull=True).delete()
+    code, token = generate_code(), generate_token()
+    token_hash = hash_token(token)
+    EmailSignInCode.objects.create(
+        user=user,
+        address_key=address_key,
+        token_hash=token_hash,
+        code_hash=_code_hash(token_hash, code),
+        expires_at=timezone.now() + timedelta(seconds=settings.ACCOUNTS_EMAIL_SIGN_IN_TIMEOUT),
+        attempts_left=settings.ACCOUNTS_EMAIL_SIGN_IN_ATTEMPTS,
+    )
+    return code, token
+
+
+# --- Signing in with the code ---------------------------------------------------------------------
+
+
+@sensitive_variables("code")
+def authenticate_email_code(*, email: str, code: object, client: ClientInfo) -> SignedIn | SecondStepRequired:
+    """A sign-in with the code emailed to ``email``.
+
+    SignInCodeInvalid for a wrong, expired, used-up or replaced code and for an address without
+    an account, alike; RateLimited past the client's limit of wrong codes.
+    """
+    check(SIGN_IN_CODE_IP, ip_key(client.ip_address), client=client, email=email)
+    row = _newest_usable(email)
+    normalized = normalize_code(code)
+    if (
+        row is None
+        or normalized is None
+        or not _spend_attempt(row)
+        or not constant_time_compare(row.code_hash, _code_hash(row.token_hash, normalized))
+        or row.user is None  # no code was sent: nothing can be right
+    ):
+        count(SIGN_IN_CODE_IP, ip_key(client.ip_address))
+        with transaction.atomic():
+            record_event(
+                kind=EventKind.SIGN_IN_FAILED,
+                user=row.user if row is not None else None,
+                client=client,
+                email=email,
+                reason=SignInCodeInvalid.code,
+                method="email_code",
+            )
+        raise SignInCodeInvalid
+    try:
+        user = _redeem(row, client)
+    except TokenInvalid:
+        raise SignInCodeInvalid from None  # used by the link meanwhile, or the account changed
+    return finish_first_factor(user=user, amr=[methods.ONE_TIME_CODE])
+
+
+def _newest_usable(email: str) -> EmailSignInCode | None:
+    return (
+        EmailSignInCode.objects.select_related("user")
+        .filter(address_key=email_fingerprint(email), used_at__isnull=True, expires_at__gt=timezone.now())
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def _spend_attempt(row: EmailSignInCode) -> bool:
+    """One try of this code, counted before it is compared: False once none is left."""
+    spent = EmailSignInCode.objects.filter(
+        pk=row.pk, used_at__isnull=True, expires_at__gt=timezone.now(), attempts_left__gt=0
+    ).update(attempts_left=F("attempts_left") - 1)
+    return spent == 1
+
+
+# --- Signing in with the link -------------------------------------------------------------------
+
+
+def check_email_sign_in_link(*, token: str | None) -> EmailSignInCode:
+    """The row of an emailed sign-in link that can still be used, without using it up; TokenInvalid
+    (or its TokenUsed, TokenExpired) otherwise."""
+    if not is_well_formed(token):
+        raise TokenInvalid
+    row = EmailSignInCode.objects.select_related("user").filter(token_hash=hash_token(token)).first()
+    if row is None or row.user is None:
+        raise TokenInvalid
+    if row.used_at is not None:
+        raise TokenUsed
+    if timezone.now() >= row.expires_at:
+        raise TokenExpired
+    _check_still_for(row, row.user)
+    return row
+
+
+def authenticate_email_link(*, token: str | None, client: ClientInfo) -> SignedIn | SecondStepRequired:
+    """A sign-in with the emailed link (its POST); TokenInvalid if it cannot be used (any more)."""
+    user = _redeem(check_email_sign_in_link(token=token), client)
+    return finish_first_factor(user=user, amr=[methods.ONE_TIME_CODE])
+
+
+# --- Either way ---------------------------------------------------------------------------------------
+
+
+def _check_still_for(row: EmailSignInCode, user: User) -> None:
+    # The address it went to must still be the account's: after a change, the old mailbox may be someone else's.
+    if not user.is_active or not constant_time_compare(row.address_key, email_fingerprint(user.email)):
+        raise TokenInvalid
+
+
+def _redeem(row: EmailSignInCode, client: ClientInfo) -> User:
+    """Use ``row`` up (once, of any number of concurrent tries) and prove its account's address."""
+    assert row.user_id is not None  # noqa: S101 the callers refuse rows without an account
+    with transaction.atomic():
+        lock_account(row.user_id)  # serialised with security resets and address changes
+        user = User.objects.get(pk=row.user_id)
+        _check_still_for(row, user)
+        used = EmailSignInCode.objects.filter(pk=row.pk, used_at__isnull=True, expires_at__gt=timezone.now()).update(
+            used_at=timezone.now()
+        )
+        if used != 1:
+            raise TokenUsed
+        if not user.email_verified:
+            _take_over_unproven_account(user, client)
+    return user
+
+
+def _take_over_unproven_account(user: User, client: ClientInfo) -> None:
+    """The mailbox's owner signs in to an account made with their address by someone who never
+    proved it: what that someone chose must not stay (see the module docstring)."""
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    ended = security_reset(user=user, reason=EndReason.PASSWORD_RESET, record=False)
+    prove_address(user=user, password_replaced=True)
+    record_event(
+        kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by="sign_in_code", sessions_ended=ended
+    )
