@@ -168,6 +168,21 @@ export async function signIn(email, password) {
   return { mfaRequired: false };
 }
 
+/** Email a sign-in code to this address (the answer is the same whether or not it has an account). */
+export async function requestEmailCode(email) {
+  await postSignIn("/api/auth/login/email/", { email });
+}
+
+/** Sign in with the emailed code; resolves like signIn (the account may still need its second factor). */
+export async function signInWithEmailCode(email, code) {
+  const { status, body } = await postSignIn("/api/auth/login/email/verify/", { email, code });
+  if (status === 202 && body.status === "mfa_required") {
+    return { mfaRequired: true, methods: body.methods || [] };
+  }
+  signedIn(body);
+  return { mfaRequired: false };
+}
+
 /** The second step: a TOTP code or a recovery code for the pending sign-in. */
 export async function verifySecondFactor(code) {
   const csrf = await ensureCsrfCookie();

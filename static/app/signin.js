@@ -1,7 +1,8 @@
 // The signed-out view: sign in through the API, or go to the sign-in page.
 
 import {
-  passkeysSupported, signIn, signInWithPasskey, socialSignInForms, verifySecondFactor, verifyWithPasskey,
+  passkeysSupported, requestEmailCode, signIn, signInWithEmailCode, signInWithPasskey, socialSignInForms,
+  verifySecondFactor, verifyWithPasskey,
 } from "./auth.js";
 import { h, show } from "./dom.js";
 
@@ -67,10 +68,90 @@ export function renderSignIn() {
       submit,
     ),
     ...(passkeyButton ? [passkeyButton] : []),
+    h("button", { type: "button", class: "secondary", onclick: () => renderEmailCode(email.value) },
+      "Email me a sign-in code"),
     providers,
     h("p", {}, h("a", { href: "/accounts/password/reset/" }, "Forgot your password?")),
     h("p", {}, "New here? ", h("a", { href: "/accounts/signup/" }, "Create an account"), "."),
   );
+}
+
+/** Signing in with an emailed code: ask for it for an address, then enter it. */
+function renderEmailCode(initialEmail = "") {
+  const error = h("div", { class: "form-errors", role: "alert", hidden: true });
+  const email = h("input", {
+    type: "email", id: "email-code-email", name: "email", autocomplete: "email", required: true, value: initialEmail,
+  });
+  const send = h("button", { type: "submit" }, "Email me a code");
+
+  async function onSend(event) {
+    event.preventDefault();
+    error.hidden = true;
+    send.disabled = true;
+    try {
+      await requestEmailCode(email.value);
+      renderEnterCode(email.value);
+    } catch (failure) {
+      error.replaceChildren(h("p", {}, failure.code === "invalid_input" ? "Enter your email address." : messageFor(failure)));
+      error.hidden = false;
+      email.focus();
+    } finally {
+      send.disabled = false;
+    }
+  }
+
+  show(
+    h("h1", {}, "Sign in with an emailed code"),
+    h("p", {}, "We will email you a code to sign in with, no password needed."),
+    h("form", { class: "stack", onsubmit: onSend, novalidate: true },
+      error,
+      h("div", { class: "field" }, h("label", { for: "email-code-email" }, "Email address"), email),
+      send,
+    ),
+    h("p", {}, h("a", { href: "/app/", onclick: (event) => { event.preventDefault(); renderSignIn(); } },
+      "Sign in with your password instead")),
+  );
+  email.focus();
+}
+
+function renderEnterCode(address) {
+  const error = h("div", { class: "form-errors", role: "alert", hidden: true });
+  const code = h("input", {
+    type: "text", id: "email-code", name: "code", autocomplete: "one-time-code", autocapitalize: "characters",
+    spellcheck: "false", required: true,
+  });
+  const submit = h("button", { type: "submit" }, "Sign in");
+
+  async function onSubmit(event) {
+    event.preventDefault();
+    error.hidden = true;
+    submit.disabled = true;
+    try {
+      const outcome = await signInWithEmailCode(address, code.value);
+      if (outcome.mfaRequired) renderSecondStep(outcome.methods);
+    } catch (failure) {
+      error.replaceChildren(h("p", {}, failure.code === "invalid_input" ? "Enter the code from the email." : messageFor(failure)));
+      error.hidden = false;
+      code.value = "";
+      code.focus();
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  show(
+    h("h1", {}, "Check your inbox"),
+    h("p", {}, "We sent an email to ", h("strong", {}, address),
+      ". If the address has an account, the email has an 8-character code: enter it here, or open its link."),
+    h("form", { class: "stack", onsubmit: onSubmit, novalidate: true },
+      error,
+      h("div", { class: "field" }, h("label", { for: "email-code" }, "Sign-in code"), code),
+      submit,
+    ),
+    h("p", {}, h("a", { href: "/app/", onclick: (event) => { event.preventDefault(); renderEmailCode(address); } },
+      "Send a new code or use another address")),
+  );
+  code.focus();
 }
 
 /** The second step of an account with two-factor authentication: a passkey, a code from the app or a recovery code. */
