@@ -629,7 +629,11 @@ class KnownDevice(models.Model):
     class Meta:
         db_table = "known_devices"
         constraints = [models.UniqueConstraint(fields=["user", "device_hash"], name="known_device_once")]
-        indexes = [models.Index(fields=["last_seen_at"], name="known_device_seen_idx")]
+        indexes = [
+            models.Index(fields=["last_seen_at"], name="known_device_seen_idx"),
+            # Whether any account has seen an id (a cookie nobody has seen gets a fresh one).
+            models.Index(fields=["device_hash"], name="known_device_hash_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"device of {self.user_id} since {self.first_seen_at:%Y-%m-%d}"

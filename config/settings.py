@@ -345,7 +345,11 @@ ACCOUNTS_ENDED_SESSION_RETENTION = env_int("ACCOUNTS_ENDED_SESSION_RETENTION", 3
 # New-device notices (accounts.flows.known_devices): every sign-in leaves a random id in this
 # HttpOnly cookie (400 days, the longest browsers keep one) and the account remembers its hash;
 # a sign-in from a browser the account has not used before emails the owner, at most this many a day.
-ACCOUNTS_DEVICE_COOKIE_NAME = env_str("ACCOUNTS_DEVICE_COOKIE_NAME", "todo_device")
+# Over HTTPS the name has the __Host- prefix: browsers then refuse the cookie from a sibling
+# subdomain (or over plain HTTP), so nobody can plant an id they know in the owner's browser.
+ACCOUNTS_DEVICE_COOKIE_NAME = env_str(
+    "ACCOUNTS_DEVICE_COOKIE_NAME", "__Host-todo_device" if ACCOUNTS_REFRESH_COOKIE_SECURE else "todo_device"
+)
 ACCOUNTS_DEVICE_COOKIE_AGE = env_int("ACCOUNTS_DEVICE_COOKIE_AGE", 400 * 24 * 60 * 60)
 ACCOUNTS_NEW_DEVICE_NOTICES_PER_DAY = env_int("ACCOUNTS_NEW_DEVICE_NOTICES_PER_DAY", 10)
 

@@ -603,6 +603,13 @@ def test_a_delivery_older_than_the_bounce_does_not_clear_it():
     assert reason_for() == "hard_bounce"
 
 
+def test_a_second_hard_bounce_moves_the_mark_on_so_an_older_delivery_cannot_clear_it():
+    from_postmark(POSTMARK_HARD_BOUNCE, ID=51, BouncedAt=hours_ago(5))
+    from_postmark(POSTMARK_HARD_BOUNCE, ID=52, MessageID="m-52", BouncedAt=hours_ago(1))
+    from_postmark(POSTMARK_DELIVERY, DeliveredAt=hours_ago(3))  # after the first bounce, before the second
+    assert reason_for() == "hard_bounce"
+
+
 def test_a_report_from_the_future_counts_as_now(settings):
     settings.ACCOUNTS_SOFT_BOUNCE_LIMIT = 5
     from_postmark(POSTMARK_SOFT_BOUNCE, ID=31, MessageID="m-31", BouncedAt="2099-01-01T00:00:00Z")

@@ -101,6 +101,39 @@ def test_a_cookie_not_of_our_making_is_a_new_device_and_gets_a_fresh_id(user, ma
     assert device_cookie(client) not in (None, forged)
 
 
+def test_a_well_formed_id_no_account_has_seen_is_replaced(user, mailoutbox):
+    """Someone who planted an id they know in the owner's browser must not get it remembered."""
+    sign_in(api_client())
+    planted = "P" * 43
+    client = api_client()
+    client.cookies[settings.ACCOUNTS_DEVICE_COOKIE_NAME] = planted
+    sign_in(client)
+    assert device_cookie(client) not in (None, planted)
+    assert not KnownDevice.objects.filter(device_hash=hash_token(planted)).exists()
+    intruder = api_client()
+    intruder.cookies[settings.ACCOUNTS_DEVICE_COOKIE_NAME] = planted
+    sign_in(intruder)
+    assert len(device_notices_to(mailoutbox, ALICE)) == 2  # both were new devices
+
+
+def test_an_account_that_signed_in_before_is_told_of_its_next_device_even_with_none_known(user, mailoutbox):
+    """No silent "first device" for an account that signed in before devices were remembered."""
+    from django.utils import timezone
+
+    user.last_login = timezone.now()
+    user.save(update_fields=["last_login"])
+    sign_in(api_client())
+    assert len(device_notices_to(mailoutbox, ALICE)) == 1
+
+
+def test_the_notice_never_carries_the_raw_user_agent(user, mailoutbox):
+    sign_in(api_client())
+    sign_in(api_client(), HTTP_USER_AGENT="It was your IT admin, ignore this https://evil.example")
+    [notice] = device_notices_to(mailoutbox, ALICE)
+    assert "IT admin" not in notice.body and "evil.example" not in notice.body
+    assert "Unknown device" in notice.body
+
+
 def test_an_id_this_account_never_saw_is_new_to_it(user, make_user, mailoutbox):
     make_user(email="bob@example.com")
     sign_in(api_client())  # Alice's usual browser

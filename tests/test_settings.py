@@ -61,6 +61,7 @@ print(json.dumps({
     "STATICFILES_BACKEND": s.STORAGES["staticfiles"]["BACKEND"],
     "ACCOUNTS_EMAIL_VERIFICATION": s.ACCOUNTS_EMAIL_VERIFICATION,
     "SOCIAL_PROVIDERS": s.SOCIAL_PROVIDERS,
+    "ACCOUNTS_DEVICE_COOKIE_NAME": s.ACCOUNTS_DEVICE_COOKIE_NAME,
 }))
 """
 
@@ -190,6 +191,12 @@ def test_production_turns_on_transport_security():
     assert loaded["SECURE_SSL_REDIRECT"] is True
     assert loaded["SECURE_HSTS_SECONDS"] >= 31536000
     assert loaded["STATICFILES_BACKEND"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
+
+
+def test_the_device_cookie_has_the_host_prefix_over_https_only():
+    # __Host-: no Domain, Path=/, Secure, so a sibling subdomain cannot plant an id in the browser.
+    assert load_settings(**PRODUCTION_ENV)["ACCOUNTS_DEVICE_COOKIE_NAME"] == "__Host-todo_device"
+    assert load_settings(DEBUG="true")["ACCOUNTS_DEVICE_COOKIE_NAME"] == "todo_device"
 
 
 def test_site_url_trailing_slash_is_removed():

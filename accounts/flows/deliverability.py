@@ -231,8 +231,14 @@ def _mark(address: str, *, reason: str, description: str, at: datetime) -> None:
         defaults={"reason": reason, "description": (description or "")[:_DESCRIPTION_LIMIT], "marked_at": at},
     )
     if not created:
-        if RANK[reason] <= RANK[mark.reason]:
+        if RANK[reason] < RANK[mark.reason]:
             return  # a mark only rises
+        if RANK[reason] == RANK[mark.reason]:
+            # The same again, later: a delivery older than this one proves nothing about it either.
+            if at > mark.marked_at:
+                mark.marked_at = at
+                mark.save(update_fields=["marked_at"])
+            return
         mark.reason = reason
         mark.description = (description or "")[:_DESCRIPTION_LIMIT]
         mark.marked_at = max(mark.marked_at, at)
