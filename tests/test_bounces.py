@@ -245,6 +245,13 @@ def test_a_postmark_hard_bounce_marks_the_address_and_the_owner_is_told(user):
     assert get_me(login(Client()), Client()).json()["email_undeliverable"] == "hard_bounce"
 
 
+def test_a_complaint_has_its_own_banner_text(user):
+    assert from_postmark(POSTMARK_SPAM_COMPLAINT).status_code == 200
+    page = signed_in_page(user).get("/accounts/").content.decode()
+    assert "was reported as spam, so we send it only security notices and the emails you ask for." in page
+    assert "is not getting through" not in page
+
+
 def test_an_address_nobody_reported_shows_no_banner(user):
     page = signed_in_page(user).get("/accounts/").content.decode()
     assert 'id="undeliverable-email"' not in page

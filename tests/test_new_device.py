@@ -153,6 +153,20 @@ def test_notices_are_capped_per_day_but_every_device_is_remembered(user, setting
     assert len(device_notices_to(mailoutbox, ALICE)) == 2
 
 
+def test_an_account_with_mfa_is_told_only_once_the_second_step_is_done(user, mailoutbox):
+    from tests.support.mfa import enable_totp, totp_code
+
+    sign_in(api_client())  # the usual browser
+    secret = enable_totp(user)
+    client = api_client()
+    assert login_response(client, ALICE, STRONG_PASSWORD).status_code == 202
+    assert device_notices_to(mailoutbox, ALICE) == []  # only the password so far: nobody is signed in
+    assert KnownDevice.objects.filter(user=user).count() == 1
+    finished = post_json(client, "/api/auth/mfa/verify/", {"code": totp_code(secret)}, **csrf_header(client))
+    assert finished.status_code == 200
+    assert len(device_notices_to(mailoutbox, ALICE)) == 1
+
+
 def test_a_failed_sign_in_remembers_nothing_and_tells_no_one(user, mailoutbox):
     sign_in(api_client())
     assert login_response(api_client(), ALICE, "wrong password").status_code == 401

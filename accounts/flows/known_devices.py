@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.client_info import ClientInfo
+from accounts.flows.account_lock import lock_account
 from accounts.mail import send_account_email, site_link
 from accounts.models import USER_AGENT_MAX_LENGTH, KnownDevice, OutboundEmail, User
 from accounts.tokens import generate_token, hash_token, is_well_formed
@@ -46,7 +47,7 @@ def recognise_device(*, user: User, device_id: str | None, client: ClientInfo) -
             # knows it): this browser gets a fresh one.
             device_id = generate_token()
         # The account's row, locked: two new devices at once still count against the same day's notices.
-        User.objects.select_for_update().filter(pk=user.pk).first()
+        lock_account(user)
         # The very first sign-in only (last_login is set after this): an account that signed in
         # before this feature arrived, or whose devices were all forgotten, is told of the next one.
         first_device = user.last_login is None and not KnownDevice.objects.filter(user=user).exists()
