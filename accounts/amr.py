@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 
 PASSWORD = "pwd"  # noqa: S105 a method name
-ONE_TIME_CODE = "otp"  # an authenticator app's code, a recovery code, later an emailed code
+ONE_TIME_CODE = "otp"  # an authenticator app's code, a recovery code, an emailed sign-in code
 MULTI_FACTOR = "mfa"
 # A sign-in at an identity provider (OpenID Connect, OAuth 2). Not in RFC 8176's registry, which
 # names how a person authenticated, not where: the provider's own methods are not known here.

@@ -182,6 +182,9 @@ class EmailedLinkView(View):
             self.check(token)
         except TokenInvalid as error:
             return self.failed(request, error)
+        # A new session key first: a session someone planted in this browser (or watched) must not
+        # be the one that holds the token.
+        request.session.cycle_key()
         request.session[self.session_key] = token
         return redirect(self.confirm_url_name)
 

@@ -82,6 +82,9 @@ SIGN_UP_MAIL_ADDRESS = Limit("sign_up_mails_per_address", "skip")
 SIGN_IN_CODE_MAIL_ADDRESS = Limit("sign_in_code_mails_per_address", "skip")
 SIGN_IN_CODE_MAIL_IP = Limit("sign_in_code_mails_per_ip", "skip")
 SIGN_IN_CODE_IP = Limit("sign_in_code_failures_per_ip", "allow")
+# The "no account here" answer to a code asked for an address without one: counted after the
+# answer (so it says nothing), and past it the email is silently not sent.
+NO_ACCOUNT_MAIL_ADDRESS = Limit("no_account_mails_per_address", "skip")
 REFRESH_SESSION = Limit("refresh_per_session", "allow")
 PASSWORD_CONFIRM_USER = Limit("password_confirmation_per_user", "deny")
 # Wrong second-factor codes. A code is cheap to guess and the guesser already knows the password:

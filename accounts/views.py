@@ -25,7 +25,6 @@ from accounts.cookies import (
     set_refresh_cookie,
     set_signup_proof_cookie,
 )
-from accounts.email_address import mask_email
 from accounts.exceptions import (
     AccountError,
     EmailNotVerified,
@@ -205,7 +204,9 @@ def email_login_code(request: HttpRequest) -> HttpResponse:
         return redirect(with_next(reverse("accounts:login_email"), next_url))
 
     def on_valid(data: Data) -> HttpResponse:
-        step = authenticate_email_code(email=email, code=data["code"], client=_client(request))
+        step = authenticate_email_code(
+            email=email, code=data["code"], client=_client(request), signup_proof=read_signup_proof(request)
+        )
         request.session.pop(EMAIL_SIGN_IN_ADDRESS_KEY, None)
         return first_factor_done(request, step, next_url)
 
@@ -234,9 +235,12 @@ class EmailSignInLinkView(EmailedLinkView):
 
     def confirm(self, request: HttpRequest, token: str, row: EmailSignInCode) -> HttpResponse:
         if request.method == "GET":
-            address = mask_email(row.user.email) if row.user else ""
-            return render(request, "accounts/email_login_confirm.html", {"address": address})
-        step = authenticate_email_link(token=token, client=_client(request))
+            # The whole address, and who this browser is signed in as: someone who sends their own
+            # link to a victim must not get them signed in to the sender's account unawares.
+            signed_in_as = request.user.email if request.user.is_authenticated else None
+            context = {"address": row.user.email if row.user else "", "signed_in_as": signed_in_as}
+            return render(request, "accounts/email_login_confirm.html", context)
+        step = authenticate_email_link(token=token, client=_client(request), signup_proof=read_signup_proof(request))
         self.used(request)
         return first_factor_done(request, step, None)
 

@@ -443,6 +443,8 @@ ACCOUNTS_RATE_LIMITS = {
     "sign_in_code_mails_per_address": env_str("RATE_LIMIT_SIGN_IN_CODE_MAILS_PER_ADDRESS", "5/h"),
     "sign_in_code_mails_per_ip": env_str("RATE_LIMIT_MAILS_PER_IP", "20/h"),
     "sign_in_code_failures_per_ip": env_str("RATE_LIMIT_SIGN_IN_CODE_FAILURES_PER_IP", "30/10m"),
+    # "No account uses this address" emails, per address: anyone can ask for them, so few.
+    "no_account_mails_per_address": env_str("RATE_LIMIT_NO_ACCOUNT_MAILS_PER_ADDRESS", "2/d"),
     "refresh_per_session": env_str("RATE_LIMIT_REFRESH_PER_SESSION", "60/m"),
     "password_confirmation_per_user": env_str("RATE_LIMIT_PASSWORD_CHANGE_PER_USER", "5/m"),
     # Second-factor codes tried (right or wrong), across every pending sign-in and re-authentication of

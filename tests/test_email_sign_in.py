@@ -158,6 +158,13 @@ def test_an_address_without_an_account_gets_a_no_account_email(mailoutbox):
     assert row.user is None
 
 
+def test_no_account_emails_are_few_a_day_per_address(mailoutbox):
+    for _ in range(3):
+        assert ask(NOBODY).status_code == 202
+    assert len(mails_to(mailoutbox, NOBODY)) == 2  # anyone can ask for them
+    assert row_of(NOBODY).user is None  # the third still leaves its row: the same work for a wrong code
+
+
 def test_a_deactivated_account_gets_nothing(make_user, mailoutbox):
     make_user(email=BOB, is_active=False)
     assert ask(BOB).status_code == 202
@@ -336,6 +343,83 @@ def test_a_verified_account_keeps_its_password_and_name(user, mailoutbox):
     assert "has not been verified yet" not in sign_in_email(mailoutbox).body
 
 
+def test_the_sign_up_browser_keeps_its_password_when_it_signs_in_by_code(mailoutbox):
+    """The client holding the sign-up proof chose the password: proving the mailbox keeps it."""
+    client = Client()
+    body = {"email": BOB, "password": STRONG_PASSWORD, "name": "Bob"}
+    assert post_json(client, "/api/auth/register/", body).status_code == 202
+    assert verify(emailed_code(mailoutbox, BOB), email=BOB, client=client).status_code == 200
+    bob = User.objects.get(email=BOB)
+    assert bob.email_verified and bob.check_password(STRONG_PASSWORD) and bob.name == "Bob"
+    assert SecurityEvent.objects.filter(kind="email_verified", user=bob, detail__proved_by="sign_in_code").exists()
+
+
+def test_another_client_of_the_same_unverified_account_still_drops_the_password(mailoutbox):
+    body = {"email": BOB, "password": STRONG_PASSWORD, "name": "Bob"}
+    assert post_json(Client(), "/api/auth/register/", body).status_code == 202
+    assert verify(emailed_code(mailoutbox, BOB), email=BOB, client=Client()).status_code == 200
+    assert not User.objects.get(email=BOB).has_usable_password()
+
+
+# --- What an emailed code proves -----------------------------------------------------------------------
+
+
+def test_an_emailed_code_alone_is_no_second_factor(user, mailoutbox):
+    """It proves the mailbox, as a reset does: whoever reads the mailbox must not manage factors set up meanwhile."""
+    from accounts.exceptions import SecondFactorRequired
+    from accounts.flows.reauthentication import require_recent_second_factor
+    from tests.support.api import session_of
+
+    response = verify(emailed_code(mailoutbox))
+    session = session_of(response.json()["access"])
+    assert session.second_factor_at is None and session.authenticated_at is not None
+    enable_totp(user)  # the owner turns two-factor on from another device
+    with pytest.raises(SecondFactorRequired):
+        require_recent_second_factor(user=user, session_id=session.pk)
+
+
+def test_an_emailed_code_and_the_second_step_prove_a_second_factor(user, mailoutbox):
+    from tests.support.api import csrf_header, session_of
+
+    secret = enable_totp(user)
+    client = Client()
+    assert verify(emailed_code(mailoutbox), client=client).status_code == 202
+    finished = post_json(client, "/api/auth/mfa/verify/", {"code": totp_code(secret)}, **csrf_header(client))
+    assert session_of(finished.json()["access"]).second_factor_at is not None
+
+
+# --- Only the newest --------------------------------------------------------------------------------
+
+
+def newer_row_for(email: str, **fields) -> EmailSignInCode:
+    """A newer row for ``email``, as two requests at the same moment can leave beside each other."""
+    from accounts.audit import email_fingerprint
+
+    return EmailSignInCode.objects.create(
+        user=User.objects.get(email=email),
+        address_key=email_fingerprint(email),
+        token_hash="f" * 64,
+        code_hash="0" * 64,
+        created_at=timezone.now() + timedelta(seconds=1),
+        expires_at=timezone.now() + timedelta(minutes=10),
+        attempts_left=5,
+        **fields,
+    )
+
+
+def test_an_older_link_left_beside_a_newer_one_does_not_work(user, mailoutbox):
+    link = emailed_link(mailoutbox)
+    newer_row_for(ALICE)
+    response = Client().get(link)
+    assert response.status_code == 400 and b"A newer sign-in email was sent since" in response.content
+
+
+def test_an_older_code_does_not_work_once_the_newest_is_used(user, mailoutbox):
+    code = emailed_code(mailoutbox)
+    newer_row_for(ALICE, used_at=timezone.now())
+    assert_api_error(verify(code), 400, "invalid_code", fields={"code"})
+
+
 # --- The link (pages) -------------------------------------------------------------------------------------
 
 
@@ -346,7 +430,7 @@ def test_opening_the_link_only_shows_a_button(user, mailoutbox):
         response = scanner.get(link, follow=True)
         assert response.status_code == 200
         assert b"Sign in to the account of" in response.content
-        assert b"a***@example.com" in response.content
+        assert b"alice@example.com" in response.content
     assert scanner.head(link).status_code == 405
     assert row_of().used_at is None and not SecurityEvent.objects.filter(kind="sign_in_succeeded").exists()
     assert "_auth_user_id" not in scanner.session
@@ -359,10 +443,33 @@ def test_opening_the_link_only_shows_a_button(user, mailoutbox):
     assert response["Referrer-Policy"] == "strict-origin"
 
 
-def test_the_link_token_leaves_the_address_bar(user, mailoutbox):
+def test_the_link_token_leaves_the_address_bar_for_a_new_session(user, mailoutbox):
+    from importlib import import_module
+
     link = emailed_link(mailoutbox)
-    response = Client().get(link)
+    store = import_module(django_settings.SESSION_ENGINE).SessionStore
+    planted = store()  # a session someone planted in this browser, and can read
+    planted["planted"] = True
+    planted.save()
+    client = Client()
+    client.cookies[django_settings.SESSION_COOKIE_NAME] = planted.session_key
+    response = client.get(link)
     assert response.status_code == 302 and response["Location"] == CONFIRM_URL
+    assert client.cookies[django_settings.SESSION_COOKIE_NAME].value != planted.session_key
+    assert "_email_sign_in_token" not in store(session_key=planted.session_key).load()
+    assert client.get(CONFIRM_URL).status_code == 200  # the browser's new session holds it
+
+
+def test_the_confirm_page_says_which_account_this_browser_is_signed_in_as(user, make_user, mailoutbox):
+    from tests.support.accounts import force_page_login
+
+    make_user(email="mallory@example.com", name="Mallory")
+    link = emailed_link(mailoutbox, "mallory@example.com")  # Mallory sends her own link to Alice
+    alice_browser = browser()
+    force_page_login(alice_browser, user)
+    page = alice_browser.get(link, follow=True).content.decode()
+    assert "mallory@example.com" in page
+    assert "This browser is signed in as <strong>alice@example.com</strong>" in page
 
 
 def test_the_link_works_once_and_uses_the_code_up_too(user, mailoutbox):

@@ -14,9 +14,11 @@ key: its GET only shows a button (link scanners open links), its POST signs in. 
 the row up.
 
 It is one factor (``otp``): finish_first_factor sends an account with a second factor on to its
-second step. Signing in to an unverified account proves its address, so whatever whoever signed
-up with the address chose goes first (pre-account takeover): the password, the name, second
-factors and providers, as when a verification link replaces the password.
+second step, and alone it is no second factor for what needs one (it proves the mailbox, as a
+reset does). Signing in to an unverified account proves its address, so, unless the browser
+holds the sign-up proof (it chose the password), whatever whoever signed up with the address
+chose goes first (pre-account takeover): the password, the name, second factors and providers,
+as when a verification link replaces the password.
 """
 
 from __future__ import annotations
@@ -41,15 +43,20 @@ from accounts.flows.account_lock import lock_account
 from accounts.flows.device_sessions import EndReason
 from accounts.flows.security_reset import security_reset
 from accounts.flows.signin import SecondStepRequired, SignedIn, finish_first_factor
-from accounts.flows.verification import prove_address
+from accounts.flows.verification import holds_signup_proof, prove_address
 from accounts.mail import send_account_email, site_link
 from accounts.models import EmailSignInCode, User
 from accounts.rate_limits import (
+    NO_ACCOUNT_MAIL_ADDRESS,
     SIGN_IN_CODE_IP,
     SIGN_IN_CODE_MAIL_ADDRESS,
     SIGN_IN_CODE_MAIL_IP,
+    RateLimited,
+    RateLimitUnavailable,
+    address_key,
     check,
     count,
+    hit,
     ip_key,
     may_send_link,
 )
@@ -109,6 +116,7 @@ def request_email_sign_in(*, email: str, client: ClientInfo | None = None) -> No
 def _send_sign_in_code(*, email: str, client: ClientInfo) -> None:
     user = User.objects.find_by_email(email)
     account = user if user is not None and user.is_active else None
+    tell_no_account = user is None and _may_tell_no_account(email)
     with transaction.atomic():
         record_event(
             kind=EventKind.SIGN_IN_CODE_REQUESTED, user=account, client=client, email=email, account=bool(account)
@@ -126,12 +134,20 @@ def _send_sign_in_code(*, email: str, client: ClientInfo) -> None:
                 },
                 greet=account,
             )
-        elif user is None:  # a deactivated account gets nothing, as with a reset
+        elif tell_no_account:  # a deactivated account gets nothing, as with a reset
             send_account_email(
                 template="email_login_no_account",
                 to=email,
                 context={"email": email, "signup_link": site_link("accounts:signup")},
             )
+
+
+def _may_tell_no_account(email: str) -> bool:
+    try:
+        hit(NO_ACCOUNT_MAIL_ADDRESS, address_key(email), record=False)
+    except (RateLimited, RateLimitUnavailable):
+        return False  # its code row is written all the same: a wrong code still does the same work
+    return True
 
 
 def _issue(*, user: User | None, email: str) -> tuple[str, str]:
@@ -154,12 +170,15 @@ def _issue(*, user: User | None, email: str) -> tuple[str, str]:
 # --- Signing in with the code ---------------------------------------------------------------------
 
 
-@sensitive_variables("code")
-def authenticate_email_code(*, email: str, code: object, client: ClientInfo) -> SignedIn | SecondStepRequired:
+@sensitive_variables("code", "normalized")
+def authenticate_email_code(
+    *, email: str, code: object, client: ClientInfo, signup_proof: str | None = None
+) -> SignedIn | SecondStepRequired:
     """A sign-in with the code emailed to ``email``.
 
     SignInCodeInvalid for a wrong, expired, used-up or replaced code and for an address without
-    an account, alike; RateLimited past the client's limit of wrong codes.
+    an account, alike; RateLimited past the client's limit of wrong codes. ``signup_proof``: the
+    client's sign-up proof cookie, if any (see _redeem).
     """
     check(SIGN_IN_CODE_IP, ip_key(client.ip_address), client=client, email=email)
     row = _newest_usable(email)
@@ -183,16 +202,18 @@ def authenticate_email_code(*, email: str, code: object, client: ClientInfo) -> 
             )
         raise SignInCodeInvalid
     try:
-        user = _redeem(row, client)
+        user = _redeem(row, client, signup_proof)
     except TokenInvalid:
         raise SignInCodeInvalid from None  # used by the link meanwhile, or the account changed
-    return finish_first_factor(user=user, amr=[methods.ONE_TIME_CODE])
+    return finish_first_factor(user=user, amr=[methods.ONE_TIME_CODE], by_mailbox=True)
 
 
 def _newest_usable(email: str) -> EmailSignInCode | None:
+    # The newest, used or not: when one used up is the newest, an older one left by two requests
+    # at the same moment must not work instead (spending a try on a used one fails).
     return (
         EmailSignInCode.objects.select_related("user")
-        .filter(address_key=email_fingerprint(email), used_at__isnull=True, expires_at__gt=timezone.now())
+        .filter(address_key=email_fingerprint(email), expires_at__gt=timezone.now())
         .order_by("-created_at")
         .first()
     )
@@ -209,6 +230,7 @@ def _spend_attempt(row: EmailSignInCode) -> bool:
 # --- Signing in with the link -------------------------------------------------------------------
 
 
+@sensitive_variables("token")
 def check_email_sign_in_link(*, token: str | None) -> EmailSignInCode:
     """The row of an emailed sign-in link that can still be used, without using it up; TokenInvalid
     (or its TokenUsed, TokenExpired) otherwise."""
@@ -221,14 +243,20 @@ def check_email_sign_in_link(*, token: str | None) -> EmailSignInCode:
         raise TokenUsed
     if timezone.now() >= row.expires_at:
         raise TokenExpired
+    if EmailSignInCode.objects.filter(address_key=row.address_key, created_at__gt=row.created_at).exists():
+        # Two asked at the same moment can both be left; only the newest works, as for the code.
+        raise TokenInvalid("A newer sign-in email was sent since: use the link in that one.")
     _check_still_for(row, row.user)
     return row
 
 
-def authenticate_email_link(*, token: str | None, client: ClientInfo) -> SignedIn | SecondStepRequired:
+@sensitive_variables("token")
+def authenticate_email_link(
+    *, token: str | None, client: ClientInfo, signup_proof: str | None = None
+) -> SignedIn | SecondStepRequired:
     """A sign-in with the emailed link (its POST); TokenInvalid if it cannot be used (any more)."""
-    user = _redeem(check_email_sign_in_link(token=token), client)
-    return finish_first_factor(user=user, amr=[methods.ONE_TIME_CODE])
+    user = _redeem(check_email_sign_in_link(token=token), client, signup_proof)
+    return finish_first_factor(user=user, amr=[methods.ONE_TIME_CODE], by_mailbox=True)
 
 
 # --- Either way ---------------------------------------------------------------------------------------
@@ -240,8 +268,11 @@ def _check_still_for(row: EmailSignInCode, user: User) -> None:
         raise TokenInvalid
 
 
-def _redeem(row: EmailSignInCode, client: ClientInfo) -> User:
-    """Use ``row`` up (once, of any number of concurrent tries) and prove its account's address."""
+def _redeem(row: EmailSignInCode, client: ClientInfo, signup_proof: str | None) -> User:
+    """Use ``row`` up (once, of any number of concurrent tries) and prove its account's address.
+
+    An unverified account keeps what it has only if this client holds its sign-up proof (it chose
+    the password); otherwise what the sign-up chose goes (see the module docstring)."""
     assert row.user_id is not None  # noqa: S101 the callers refuse rows without an account
     with transaction.atomic():
         lock_account(row.user_id)  # serialised with security resets and address changes
@@ -252,7 +283,10 @@ def _redeem(row: EmailSignInCode, client: ClientInfo) -> User:
         )
         if used != 1:
             raise TokenUsed
-        if not user.email_verified:
+        if not user.email_verified and holds_signup_proof(user, signup_proof):
+            prove_address(user=user, password_replaced=False)
+            record_event(kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by="sign_in_code")
+        elif not user.email_verified:
             _take_over_unproven_account(user, client)
     return user
 

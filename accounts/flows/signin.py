@@ -82,10 +82,13 @@ class SignedIn:
     amr: list[str]
     # The passkey it was proven with (first or second step): the device session remembers it.
     passkey: Passkey | None = None
+    # Proven with an emailed code or link alone: its "otp" proves the mailbox, which a password
+    # reset proves too, so it is no second factor for what needs one (managing factors, the admin).
+    by_mailbox: bool = False
 
     @property
     def second_factor(self) -> bool:
-        return methods.proves_second_factor(self.amr)
+        return not self.by_mailbox and methods.proves_second_factor(self.amr)
 
 
 @dataclass(frozen=True)
@@ -96,16 +99,19 @@ class SecondStepRequired:
     methods: list[str]
 
 
-def finish_first_factor(*, user: User, amr: list[str], passkey: Passkey | None = None) -> SignedIn | SecondStepRequired:
+def finish_first_factor(
+    *, user: User, amr: list[str], passkey: Passkey | None = None, by_mailbox: bool = False
+) -> SignedIn | SecondStepRequired:
     """The one place that decides "second step or done", for every first factor.
 
     An account with a second factor gets a pending sign-in (no session, no cookie, no token yet),
     unless the first factor already counts as two (a passkey with user verification).
+    ``by_mailbox``: the factor was an emailed code or link (see SignedIn).
     """
     proven = methods.combine(amr)
     if methods.MULTI_FACTOR not in proven and has_mfa(user):
         return SecondStepRequired(handle=start_pending_sign_in(user=user, amr=proven), methods=methods_of(user))
-    return SignedIn(user=user, amr=proven, passkey=passkey)
+    return SignedIn(user=user, amr=proven, passkey=passkey, by_mailbox=by_mailbox)
 
 
 def complete_second_step(

@@ -61,7 +61,8 @@ def signup_proof(password_hash: str) -> str:
     return salted_hmac(_SIGNUP_PROOF_SALT, password_hash, algorithm="sha256").hexdigest()
 
 
-def _holds_signup_proof(user: User, proof: str | None) -> bool:
+def holds_signup_proof(user: User, proof: str | None) -> bool:
+    """Whether ``proof`` is the sign-up proof of ``user``'s current password (see the module docstring)."""
     if not proof:
         return False
     # An account made by a provider sign-in has an unusable password: random too, and just as secret.
@@ -195,7 +196,7 @@ def _proven_without_a_password(row: EmailVerificationToken, verifier: Verifier) 
     if row.purpose == Purpose.VERIFY:
         if user.email_verified:
             return "already_verified"  # nothing left to prove
-        if _holds_signup_proof(user, verifier.signup_proof):
+        if holds_signup_proof(user, verifier.signup_proof):
             return "sign_up_proof"
     if verifier.signed_in_user_id == user.pk:
         return "signed_in"

@@ -47,6 +47,7 @@ from accounts.cookies import (
     clear_refresh_cookie,
     read_pending_sign_in_cookie,
     read_refresh_cookie,
+    read_signup_proof,
     set_pending_sign_in_cookie,
     set_refresh_cookie,
     set_signup_proof_cookie,
@@ -166,7 +167,12 @@ class EmailLoginVerifyView(PublicView):
     )
     def post(self, request: Request) -> Response:
         data = validated(EmailCodeSignInSerializer, request)
-        step = authenticate_email_code(email=data["email"], code=data["code"], client=client_of(request))
+        step = authenticate_email_code(
+            email=data["email"],
+            code=data["code"],
+            client=client_of(request),
+            signup_proof=read_signup_proof(request._request),
+        )
         if isinstance(step, SecondStepRequired):
             return mfa_required_response(step)
         return signed_in_response(request, step)
