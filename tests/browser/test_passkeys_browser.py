@@ -241,7 +241,7 @@ def test_a_passkey_as_the_second_step_after_the_password(page, site, robin, auth
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(heading(page, "Two-factor authentication")).to_be_visible()
     expect(page).to_have_url(re.compile(r"/accounts/login/mfa/\?next=%2Faccounts%2Fsessions%2F$"))
-    expect(page.get_by_text("Now confirm it is you with your passkey")).to_be_visible()
+    expect(page.get_by_text("One more step: confirm it is you with your passkey")).to_be_visible()
     assert_clean(page)
 
     page.get_by_role("button", name="Use your passkey").click()
