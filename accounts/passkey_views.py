@@ -34,7 +34,7 @@ from accounts.flows.passkeys import (
     remove_passkey_not_me,
     rename_passkey,
 )
-from accounts.flows.signin import SecondStepRequired, authenticate_passkey, sign_in_passkey_options
+from accounts.flows.signin import authenticate_passkey, sign_in_passkey_options
 from accounts.forms import PasskeyAddForm, PasskeyAnswerForm, PasskeyRenameForm, SecureAccountForm
 from accounts.mfa_views import show_recovery_codes
 from accounts.pages import (
@@ -48,7 +48,7 @@ from accounts.pages import (
     safe_next_url,
     with_next,
 )
-from accounts.views import PENDING_SIGN_IN_KEY, _client, _device_session_id, account_secured, signed_in
+from accounts.views import _client, _device_session_id, account_secured, first_factor_done
 
 # --- Signing in -------------------------------------------------------------------------------------
 
@@ -68,10 +68,9 @@ def login_passkey(request: HttpRequest) -> HttpResponse:
         if not form.is_valid():
             raise PasskeyRefused
         step = authenticate_passkey(credential=form.cleaned_data["credential"], client=_client(request))
-        if isinstance(step, SecondStepRequired):  # a passkey without user verification: not for sign-in today
-            request.session[PENDING_SIGN_IN_KEY] = step.handle
-            return redirect(with_next(reverse("accounts:login_mfa"), next_url))
-        return signed_in(request, step, next_url)  # PasskeyUnknown if it was removed a moment ago
+        # PasskeyUnknown if it was removed a moment ago; the second step only for a passkey without
+        # user verification (not for sign-in today).
+        return first_factor_done(request, step, next_url)
     except PasskeyRefused as error:
         messages.error(request, error.message)
         return redirect(with_next(reverse("accounts:login"), next_url))

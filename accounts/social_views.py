@@ -58,7 +58,7 @@ from accounts.pages import (
     with_next,
 )
 from accounts.rate_limits import SOCIAL_IP, hit, ip_key
-from accounts.views import PENDING_SIGN_IN_KEY, _client, _device_session_id, account_secured, signed_in
+from accounts.views import _client, _device_session_id, account_secured, first_factor_done
 
 # This browser's round trips to providers, by state (a few at once: one per tab).
 FLOWS_KEY = "_social_flows"
@@ -179,11 +179,8 @@ def _signed_in_with(request: HttpRequest, identity: ProviderIdentity, flow: Soci
         return _error_page(request, error, status=403)
     except AccountError as error:  # a provider that failed, or a link a concurrent request made
         return _error_page(request, error)
-    if isinstance(step, SignedIn):
-        return signed_in(request, step, next_url)
-    if isinstance(step, SecondStepRequired):
-        request.session[PENDING_SIGN_IN_KEY] = step.handle
-        return redirect(with_next(reverse("accounts:login_mfa"), next_url))
+    if isinstance(step, SignedIn | SecondStepRequired):
+        return first_factor_done(request, step, next_url)
     if isinstance(step, CheckInbox):
         response = redirect("accounts:signup_done")
         set_signup_proof_cookie(response, step.proof)

@@ -7,51 +7,33 @@ import {
 import { h, show } from "./dom.js";
 
 export function renderSignIn() {
-  const error = h("div", { class: "form-errors", role: "alert", hidden: true });
+  const error = errorBox();
   const email = h("input", { type: "email", id: "signin-email", name: "email", autocomplete: "email", required: true });
   const password = h("input", {
     type: "password", id: "signin-password", name: "password", autocomplete: "current-password", required: true,
   });
   const submit = h("button", { type: "submit" }, "Sign in");
 
-  async function onSubmit(event) {
-    event.preventDefault();
-    error.hidden = true;
-    submit.disabled = true;
-    try {
-      const outcome = await signIn(email.value, password.value);
-      password.value = "";
-      if (outcome.mfaRequired) renderSecondStep(outcome.methods);
-    } catch (failure) {
-      error.replaceChildren(h("p", {}, messageFor(failure)));
-      if (failure.code === "email_not_verified") {
-        error.append(h("p", {}, h("a", { href: "/accounts/verify-email/resend/" }, "Send a new verification link")));
-      }
-      error.hidden = false;
-      password.value = "";
-      password.focus();
-    } finally {
-      submit.disabled = false;
+  const onSubmit = whileBusy(submit, error, async () => {
+    const outcome = await signIn(email.value, password.value);
+    password.value = "";
+    if (outcome.mfaRequired) renderSecondStep(outcome.methods);
+  }, (failure) => {
+    showFailure(error, failure);
+    if (failure.code === "email_not_verified") {
+      error.append(h("p", {}, h("a", { href: "/accounts/verify-email/resend/" }, "Send a new verification link")));
     }
-  }
+    password.value = "";
+    password.focus();
+  });
 
   const passkeyButton = passkeysSupported()
-    ? h("button", { type: "button", class: "secondary", onclick: onPasskey }, "Sign in with a passkey")
+    ? h("button", { type: "button", class: "secondary" }, "Sign in with a passkey")
     : null;
-
-  async function onPasskey() {
-    error.hidden = true;
-    passkeyButton.disabled = true;
-    try {
-      const outcome = await signInWithPasskey();
-      if (outcome.mfaRequired) renderSecondStep(outcome.methods);
-    } catch (failure) {
-      error.replaceChildren(h("p", {}, messageFor(failure)));
-      error.hidden = false;
-    } finally {
-      passkeyButton.disabled = false;
-    }
-  }
+  passkeyButton?.addEventListener("click", whileBusy(passkeyButton, error, async () => {
+    const outcome = await signInWithPasskey();
+    if (outcome.mfaRequired) renderSecondStep(outcome.methods);
+  }));
 
   const providers = h("div", { class: "stack social-sign-in" });
   // Shown when they arrive; without them (or the network) the rest of the view works the same.
@@ -78,27 +60,19 @@ export function renderSignIn() {
 
 /** Signing in with an emailed code: ask for it for an address, then enter it. */
 function renderEmailCode(initialEmail = "") {
-  const error = h("div", { class: "form-errors", role: "alert", hidden: true });
+  const error = errorBox();
   const email = h("input", {
     type: "email", id: "email-code-email", name: "email", autocomplete: "email", required: true, value: initialEmail,
   });
   const send = h("button", { type: "submit" }, "Email me a code");
 
-  async function onSend(event) {
-    event.preventDefault();
-    error.hidden = true;
-    send.disabled = true;
-    try {
-      await requestEmailCode(email.value);
-      renderEnterCode(email.value);
-    } catch (failure) {
-      error.replaceChildren(h("p", {}, failure.code === "invalid_input" ? "Enter your email address." : messageFor(failure)));
-      error.hidden = false;
-      email.focus();
-    } finally {
-      send.disabled = false;
-    }
-  }
+  const onSend = whileBusy(send, error, async () => {
+    await requestEmailCode(email.value);
+    renderEnterCode(email.value);
+  }, (failure) => {
+    showFailure(error, failure, "Enter your email address.");
+    email.focus();
+  });
 
   show(
     h("h1", {}, "Sign in with an emailed code"),
@@ -108,36 +82,23 @@ function renderEmailCode(initialEmail = "") {
       h("div", { class: "field" }, h("label", { for: "email-code-email" }, "Email address"), email),
       send,
     ),
-    h("p", {}, h("a", { href: "/app/", onclick: (event) => { event.preventDefault(); renderSignIn(); } },
-      "Sign in with your password instead")),
+    h("p", {}, goTo("Sign in with your password instead", renderSignIn)),
   );
   email.focus();
 }
 
 function renderEnterCode(address) {
-  const error = h("div", { class: "form-errors", role: "alert", hidden: true });
-  const code = h("input", {
-    type: "text", id: "email-code", name: "code", autocomplete: "one-time-code", autocapitalize: "characters",
-    spellcheck: "false", required: true,
-  });
+  const error = errorBox();
+  const code = codeInput("email-code");
   const submit = h("button", { type: "submit" }, "Sign in");
 
-  async function onSubmit(event) {
-    event.preventDefault();
-    error.hidden = true;
-    submit.disabled = true;
-    try {
-      const outcome = await signInWithEmailCode(address, code.value);
-      if (outcome.mfaRequired) renderSecondStep(outcome.methods);
-    } catch (failure) {
-      error.replaceChildren(h("p", {}, failure.code === "invalid_input" ? "Enter the code from the email." : messageFor(failure)));
-      error.hidden = false;
-      code.value = "";
-      code.focus();
-    } finally {
-      submit.disabled = false;
-    }
-  }
+  const onSubmit = whileBusy(submit, error, async () => {
+    const outcome = await signInWithEmailCode(address, code.value);
+    if (outcome.mfaRequired) renderSecondStep(outcome.methods);
+  }, (failure) => {
+    showFailure(error, failure, "Enter the code from the email.");
+    clearAndFocus(code);
+  });
 
   show(
     h("h1", {}, "Check your inbox"),
@@ -148,65 +109,34 @@ function renderEnterCode(address) {
       h("div", { class: "field" }, h("label", { for: "email-code" }, "Sign-in code"), code),
       submit,
     ),
-    h("p", {}, h("a", { href: "/app/", onclick: (event) => { event.preventDefault(); renderEmailCode(address); } },
-      "Send a new code or use another address")),
+    h("p", {}, goTo("Send a new code or use another address", () => renderEmailCode(address))),
   );
   code.focus();
 }
 
 /** The second step of an account with two-factor authentication: a passkey, a code from the app or a recovery code. */
 function renderSecondStep(methods = []) {
-  const error = h("div", { class: "form-errors", role: "alert", hidden: true });
-  const code = h("input", {
-    type: "text", id: "signin-code", name: "code", autocomplete: "one-time-code", autocapitalize: "characters",
-    spellcheck: "false", required: true,
-  });
+  const error = errorBox();
+  const code = codeInput("signin-code");
   const submit = h("button", { type: "submit" }, "Verify");
 
-  async function onSubmit(event) {
-    event.preventDefault();
-    error.hidden = true;
-    submit.disabled = true;
-    try {
-      await verifySecondFactor(code.value);
-    } catch (failure) {
-      if (failure.code === "sign_in_expired") {
-        renderSignIn();
-        const notice = document.querySelector(".form-errors");
-        if (notice) {
-          notice.replaceChildren(h("p", {}, failure.message));
-          notice.hidden = false;
-        }
-        return;
-      }
-      error.replaceChildren(h("p", {}, messageFor(failure)));
-      error.hidden = false;
-      code.value = "";
-      code.focus();
-    } finally {
-      submit.disabled = false;
+  const onSubmit = whileBusy(submit, error, () => verifySecondFactor(code.value), (failure) => {
+    if (failure.code === "sign_in_expired") {
+      renderSignIn();
+      const notice = document.querySelector(".form-errors");
+      if (notice) showFailure(notice, failure);
+      return;
     }
-  }
+    showFailure(error, failure);
+    clearAndFocus(code);
+  });
 
   const withPasskey = methods.includes("passkey") && passkeysSupported();
-  const passkeyButton = withPasskey ? h("button", { type: "button", onclick: onPasskey }, "Use your passkey") : null;
-
-  async function onPasskey() {
-    error.hidden = true;
-    passkeyButton.disabled = true;
-    try {
-      await verifyWithPasskey();
-    } catch (failure) {
-      if (failure.code === "sign_in_expired") {
-        renderSignIn();
-        return;
-      }
-      error.replaceChildren(h("p", {}, messageFor(failure)));
-      error.hidden = false;
-    } finally {
-      passkeyButton.disabled = false;
-    }
-  }
+  const passkeyButton = withPasskey ? h("button", { type: "button" }, "Use your passkey") : null;
+  passkeyButton?.addEventListener("click", whileBusy(passkeyButton, error, verifyWithPasskey, (failure) => {
+    if (failure.code === "sign_in_expired") renderSignIn();
+    else showFailure(error, failure);
+  }));
 
   show(
     h("h1", {}, "Two-factor authentication"),
@@ -217,9 +147,56 @@ function renderSecondStep(methods = []) {
       h("div", { class: "field" }, h("label", { for: "signin-code" }, "Code"), code),
       submit,
     ),
-    h("p", {}, h("a", { href: "/app/", onclick: (event) => { event.preventDefault(); renderSignIn(); } }, "Start again")),
+    h("p", {}, goTo("Start again", renderSignIn)),
   );
   code.focus();
+}
+
+/**
+ * A handler for a form's submit or a button's click: ``work`` runs with ``button`` disabled and
+ * ``error`` hidden; a failure goes to ``failed`` (by default, shown in ``error``).
+ */
+function whileBusy(button, error, work, failed = (failure) => showFailure(error, failure)) {
+  return async (event) => {
+    event?.preventDefault();
+    error.hidden = true;
+    button.disabled = true;
+    try {
+      await work();
+    } catch (failure) {
+      failed(failure);
+    } finally {
+      button.disabled = false;
+    }
+  };
+}
+
+function errorBox() {
+  return h("div", { class: "form-errors", role: "alert", hidden: true });
+}
+
+/** ``failure`` in ``box``; ``missingInput`` is the message for a field left empty or malformed. */
+function showFailure(box, failure, missingInput) {
+  const message = failure.code === "invalid_input" && missingInput ? missingInput : messageFor(failure);
+  box.replaceChildren(h("p", {}, message));
+  box.hidden = false;
+}
+
+function codeInput(id) {
+  return h("input", {
+    type: "text", id, name: "code", autocomplete: "one-time-code", autocapitalize: "characters",
+    spellcheck: "false", required: true,
+  });
+}
+
+function clearAndFocus(input) {
+  input.value = "";
+  input.focus();
+}
+
+/** A link that shows another view of the signed-out app. */
+function goTo(text, render) {
+  return h("a", { href: "/app/", onclick: (event) => { event.preventDefault(); render(); } }, text);
 }
 
 function messageFor(failure) {

@@ -29,7 +29,7 @@ from accounts.api.views.common import (
     client_of,
     validated,
 )
-from accounts.api.views.signin import mfa_required_response, signed_in_response
+from accounts.api.views.signin import first_factor_response
 from accounts.flows.passkeys import (
     passkeys_of,
     reauthentication_options,
@@ -38,7 +38,7 @@ from accounts.flows.passkeys import (
     remove_passkey,
     rename_passkey,
 )
-from accounts.flows.signin import SecondStepRequired, authenticate_passkey, sign_in_passkey_options
+from accounts.flows.signin import authenticate_passkey, sign_in_passkey_options
 from accounts.models import Passkey
 
 PASSKEY_REFUSED = OpenApiResponse(
@@ -206,10 +206,9 @@ class PasskeySignInView(PublicView):
     )
     def post(self, request: Request) -> Response:
         data = validated(PasskeyCredentialSerializer, request)
-        step = authenticate_passkey(credential=data["credential"], client=client_of(request))
-        if isinstance(step, SecondStepRequired):
-            return mfa_required_response(step)
-        return signed_in_response(request, step)
+        return first_factor_response(
+            request, authenticate_passkey(credential=data["credential"], client=client_of(request))
+        )
 
 
 @extend_schema(tags=AUTH_TAG)

@@ -115,10 +115,7 @@ class LoginView(PublicView):
     def post(self, request: Request) -> Response:
         data = validated(LoginSerializer, request)
         user = authenticate_user(request=request._request, email=data["email"], password=data["password"])
-        step = finish_first_factor(user=user, amr=[methods.PASSWORD])
-        if isinstance(step, SecondStepRequired):
-            return mfa_required_response(step)
-        return signed_in_response(request, step)
+        return first_factor_response(request, finish_first_factor(user=user, amr=[methods.PASSWORD]))
 
 
 @extend_schema(tags=AUTH_TAG)
@@ -173,9 +170,14 @@ class EmailLoginVerifyView(PublicView):
             client=client_of(request),
             signup_proof=read_signup_proof(request._request),
         )
-        if isinstance(step, SecondStepRequired):
-            return mfa_required_response(step)
-        return signed_in_response(request, step)
+        return first_factor_response(request, step)
+
+
+def first_factor_response(request: Request, step: SignedIn | SecondStepRequired) -> Response:
+    """The answer to a first factor: signed in, or 202 and the pending sign-in when a second step waits."""
+    if isinstance(step, SecondStepRequired):
+        return mfa_required_response(step)
+    return signed_in_response(request, step)
 
 
 def mfa_required_response(step: SecondStepRequired) -> Response:
