@@ -8,8 +8,8 @@ import requests
 from playwright.sync_api import expect
 
 from accounts.models import EmailSignInCode
-from tests.support.browser import assert_accessible, assert_clean, path_of
-from tests.support.mail import delivered, links_in
+from tests.support.browser import assert_accessible, assert_clean, email_to, heading, path_of
+from tests.support.mail import links_in
 from tests.support.mfa import enable_totp, totp_code
 
 EMAIL = "cleo@example.com"
@@ -17,18 +17,8 @@ NOBODY = "nobody@example.com"
 _CODE = re.compile(r"^([A-Z0-9]{4}-[A-Z0-9]{4})$", re.MULTILINE)
 
 
-def heading(page, name):
-    return page.get_by_role("heading", name=name, exact=True)
-
-
-def newest_email_to(address: str, subject: str):
-    found = [message for message in delivered() if address in message.to and subject in message.subject]
-    assert found, f"no email to {address} about {subject!r}; outbox: {[(m.to, m.subject) for m in delivered()]}"
-    return found[-1]
-
-
 def code_for(address: str = EMAIL) -> str:
-    return _CODE.search(newest_email_to(address, "sign-in code").body).group(1)
+    return _CODE.search(email_to(address, "sign-in code").body).group(1)
 
 
 def ask_on_page(page, address: str = EMAIL) -> None:
@@ -62,7 +52,7 @@ def test_the_emailed_link_signs_in_only_when_its_button_is_pressed(new_context, 
     make_user(email=EMAIL, name="Cleo")
     page = new_context().new_page()
     ask_on_page(page)
-    (link,) = links_in(newest_email_to(EMAIL, "sign-in code"))
+    (link,) = links_in(email_to(EMAIL, "sign-in code"))
 
     # A mail scanner follows the link before the person does: it gets the page, and uses nothing up.
     scanned = requests.get(f"{site}{path_of(link)}", timeout=10)
@@ -132,7 +122,7 @@ def test_an_address_without_an_account_looks_the_same_and_gets_told(new_context,
     app.get_by_role("button", name="Email me a code").click()
     expect(heading(app, "Check your inbox")).to_be_visible()
     expect(app.get_by_text(NOBODY)).to_be_visible()
-    assert newest_email_to(NOBODY, "No Todo account uses this address")
+    assert email_to(NOBODY, "No Todo account uses this address")
     app.get_by_label("Sign-in code").fill("CCCC-CCCC")
     app.get_by_role("button", name="Sign in", exact=True).click()
     expect(app.get_by_role("alert")).to_contain_text("That code is not right, or it has expired.")

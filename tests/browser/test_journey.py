@@ -16,8 +16,16 @@ from playwright.sync_api import expect
 
 from accounts.models import DeviceSession, User
 from tests.support.accounts import STRONG_PASSWORD
-from tests.support.browser import assert_clean, path_of, sign_in_in_app, sign_in_on_page, wait_for_quiet_network
-from tests.support.mail import delivered, links_in
+from tests.support.browser import (
+    assert_clean,
+    email_to,
+    heading,
+    path_of,
+    sign_in_in_app,
+    sign_in_on_page,
+    wait_for_quiet_network,
+)
+from tests.support.mail import links_in
 from todos.models import Todo
 
 EMAIL = "sam@example.com"
@@ -29,17 +37,6 @@ PHONE_UA = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36"
 )
 WRONG = "The email address or password is not correct."
-
-
-def heading(page, name):
-    return page.get_by_role("heading", name=name, exact=True)
-
-
-def email_to(address: str, subject: str):
-    """The newest email to ``address`` whose subject contains ``subject``."""
-    found = [message for message in delivered() if address in message.to and subject in message.subject]
-    assert found, f"no email to {address} about {subject!r}; outbox: {[(m.to, m.subject) for m in delivered()]}"
-    return found[-1]
 
 
 def open_link(page, message) -> None:

@@ -13,6 +13,8 @@ from tests.support.browser import (
     NARROW,
     assert_accessible,
     assert_clean,
+    email_to,
+    heading,
     horizontal_overflow,
     screenshot,
     sign_in_on_page,
@@ -27,17 +29,6 @@ PASSWORD = STRONG_PASSWORD
 WRONG_CODE = "That code is not correct. Try the newest code from your app, or a recovery code."
 RECOVERY_CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$")
 TWO_FACTOR_SESSION = "password + one-time code (two-factor)"
-
-
-def heading(page, name):
-    return page.get_by_role("heading", name=name, exact=True)
-
-
-def email_to(address: str, subject: str):
-    """The newest email to ``address`` whose subject contains ``subject``."""
-    found = [message for message in delivered() if address in message.to and subject in message.subject]
-    assert found, f"no email to {address} about {subject!r}; outbox: {[(m.to, m.subject) for m in delivered()]}"
-    return found[-1]
 
 
 def check_the_page(page, name: str, *, settled: bool = False) -> None:

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from accounts.flows.second_factor import has_mfa, recovery_codes_left
 from accounts.models import DeviceSession, Passkey
 from tests.support.accounts import STRONG_PASSWORD
-from tests.support.browser import assert_clean, sign_in_on_page
+from tests.support.browser import assert_clean, heading, sign_in_on_page
 
 EMAIL = "robin@example.com"
 PASSWORD = STRONG_PASSWORD
@@ -101,10 +101,6 @@ class Authenticator:
 @pytest.fixture
 def authenticator(page):
     return Authenticator(page)
-
-
-def heading(page, name):
-    return page.get_by_role("heading", name=name, exact=True)
 
 
 def two_factor_badge(page, state: str):

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.models import SocialIdentity, User
-from tests.support.browser import assert_clean, forget_console
+from tests.support.browser import assert_clean, forget_console, heading
 from tests.support.oidc import PROVIDER_PASSWORD
 from tests.support.social import CALLBACK, use_acme
 
@@ -71,10 +71,6 @@ def console_errors(page) -> list[tuple[str, str]]:
         ),
     )
     return errors
-
-
-def heading(page, name):
-    return page.get_by_role("heading", name=name, exact=True)
 
 
 def at_provider(provider, path: str) -> re.Pattern:

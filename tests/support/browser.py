@@ -1,6 +1,6 @@
 """What the browser tests (tests/browser) share: chromium's options, the page instrumentation, and the checks
 and steps: a clean console and CSP, axe-core's verdict, screenshots at two widths, sideways scrolling,
-signing in on the page or in the app."""
+signing in on the page or in the app, finding a heading and reading the newest email about something."""
 
 import json
 import re
@@ -194,3 +194,17 @@ def sign_in_in_app(page, email: str, password: str) -> None:
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Your todos", exact=True)).to_be_visible()
+
+
+def heading(page, name):
+    """The heading with exactly this text."""
+    return page.get_by_role("heading", name=name, exact=True)
+
+
+def email_to(address: str, subject: str):
+    """The newest email to ``address`` whose subject contains ``subject`` (the live server runs in this process)."""
+    from tests.support.mail import delivered
+
+    found = [message for message in delivered() if address in message.to and subject in message.subject]
+    assert found, f"no email to {address} about {subject!r}; outbox: {[(m.to, m.subject) for m in delivered()]}"
+    return found[-1]
