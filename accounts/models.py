@@ -321,25 +321,24 @@ class PendingSignIn(models.Model):
         return f"Pending sign-in of user {self.user_id}"
 
 
-class EmailSignInCode(models.Model):
+class EmailSignInCode(EmailLinkToken):
     """An emailed sign-in code and link, for one address; only their hashes are stored.
 
-    The link's token is stored as its SHA-256 (it has 256 bits); the code, which has only about
-    39, as an HMAC under SECRET_KEY, so a copy of the table does not give the codes away. A
-    request for an address without an active account makes a row too, with no user and a code
-    nobody was sent: trying a code then does the same work for every address.
+    The link is an emailed token like the others (its SHA-256 in ``token_hash``); the code, which
+    has only about 39 bits, is stored as an HMAC under SECRET_KEY, so a copy of the table does not
+    give the codes away. A request for an address without an active account makes a row too, with
+    no user and a code nobody was sent: trying a code then does the same work for every address.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="+", editable=False)
+    # None for a code asked for an address without an account (the abstract base's is required).
+    user = models.ForeignKey(  # type: ignore[assignment]
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     # accounts.audit.email_fingerprint of the address it was sent to (or asked for).
     address_key = models.CharField(max_length=64, editable=False)
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
     code_hash = models.CharField(max_length=64, editable=False)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    expires_at = models.DateTimeField(editable=False)
     attempts_left = models.PositiveSmallIntegerField(editable=False)
-    used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         db_table = "email_sign_in_codes"

@@ -38,9 +38,10 @@ from accounts import amr as methods
 from accounts.audit import EventKind, email_fingerprint, record_event
 from accounts.background import after_answer
 from accounts.client_info import ClientInfo
-from accounts.exceptions import SignInCodeInvalid, TokenExpired, TokenInvalid, TokenUsed
+from accounts.exceptions import SignInCodeInvalid, TokenInvalid
 from accounts.flows.account_lock import lock_account
 from accounts.flows.device_sessions import EndReason
+from accounts.flows.email_tokens import find_redeemable_token, mark_token_used
 from accounts.flows.security_reset import security_reset
 from accounts.flows.signin import SecondStepRequired, SignedIn, finish_first_factor
 from accounts.flows.verification import holds_signup_proof, prove_address
@@ -60,7 +61,7 @@ from accounts.rate_limits import (
     ip_key,
     may_send_link,
 )
-from accounts.tokens import generate_token, hash_token, is_well_formed
+from accounts.tokens import generate_token, hash_token
 
 # No I, L, O, U, 0 or 1: nothing that reads as another character, or spells much.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
@@ -181,7 +182,7 @@ def authenticate_email_code(
     client's sign-up proof cookie, if any (see _redeem).
     """
     check(SIGN_IN_CODE_IP, ip_key(client.ip_address), client=client, email=email)
-    row = _newest_usable(email)
+    row = _newest_for(email)
     normalized = normalize_code(code)
     if (
         row is None
@@ -208,7 +209,7 @@ def authenticate_email_code(
     return finish_first_factor(user=user, amr=[methods.ONE_TIME_CODE], by_mailbox=True)
 
 
-def _newest_usable(email: str) -> EmailSignInCode | None:
+def _newest_for(email: str) -> EmailSignInCode | None:
     # The newest, used or not: when one used up is the newest, an older one left by two requests
     # at the same moment must not work instead (spending a try on a used one fails).
     return (
@@ -234,15 +235,7 @@ def _spend_attempt(row: EmailSignInCode) -> bool:
 def check_email_sign_in_link(*, token: str | None) -> EmailSignInCode:
     """The row of an emailed sign-in link that can still be used, without using it up; TokenInvalid
     (or its TokenUsed, TokenExpired) otherwise."""
-    if not is_well_formed(token):
-        raise TokenInvalid
-    row = EmailSignInCode.objects.select_related("user").filter(token_hash=hash_token(token)).first()
-    if row is None or row.user is None:
-        raise TokenInvalid
-    if row.used_at is not None:
-        raise TokenUsed
-    if timezone.now() >= row.expires_at:
-        raise TokenExpired
+    row = find_redeemable_token(model=EmailSignInCode, raw_token=token)
     if EmailSignInCode.objects.filter(address_key=row.address_key, created_at__gt=row.created_at).exists():
         # Two asked at the same moment can both be left; only the newest works, as for the code.
         raise TokenInvalid("A newer sign-in email was sent since: use the link in that one.")
@@ -262,9 +255,9 @@ def authenticate_email_link(
 # --- Either way ---------------------------------------------------------------------------------------
 
 
-def _check_still_for(row: EmailSignInCode, user: User) -> None:
+def _check_still_for(row: EmailSignInCode, user: User | None) -> None:
     # The address it went to must still be the account's: after a change, the old mailbox may be someone else's.
-    if not user.is_active or not constant_time_compare(row.address_key, email_fingerprint(user.email)):
+    if user is None or not user.is_active or not constant_time_compare(row.address_key, email_fingerprint(user.email)):
         raise TokenInvalid
 
 
@@ -278,11 +271,7 @@ def _redeem(row: EmailSignInCode, client: ClientInfo, signup_proof: str | None) 
         lock_account(row.user_id)  # serialised with security resets and address changes
         user = User.objects.get(pk=row.user_id)
         _check_still_for(row, user)
-        used = EmailSignInCode.objects.filter(pk=row.pk, used_at__isnull=True, expires_at__gt=timezone.now()).update(
-            used_at=timezone.now()
-        )
-        if used != 1:
-            raise TokenUsed
+        mark_token_used(row)  # TokenUsed for all but one of concurrent tries
         if not user.email_verified and holds_signup_proof(user, signup_proof):
             prove_address(user=user, password_replaced=False)
             record_event(kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by="sign_in_code")

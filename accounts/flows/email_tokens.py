@@ -50,7 +50,8 @@ def find_redeemable_token(*, model: type[TokenModel], raw_token: str | None, ina
     """The token row for ``raw_token`` if it can still be used, else raise.
 
     Unknown, malformed and foreign-kind tokens are all TokenInvalid, as are
-    tokens of a deactivated account unless ``inactive_too``.
+    tokens of a deactivated account unless ``inactive_too``, and those of no
+    account (a sign-in code asked for an address without one).
     """
     if not is_well_formed(raw_token):
         raise TokenInvalid
@@ -61,7 +62,7 @@ def find_redeemable_token(*, model: type[TokenModel], raw_token: str | None, ina
         raise TokenUsed
     if timezone.now() >= row.expires_at:
         raise TokenExpired
-    if not row.user.is_active and not inactive_too:
+    if row.user is None or (not row.user.is_active and not inactive_too):
         raise TokenInvalid
     return row
 

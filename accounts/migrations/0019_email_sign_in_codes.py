@@ -59,18 +59,17 @@ class Migration(migrations.Migration):
             name="EmailSignInCode",
             fields=[
                 ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ("address_key", models.CharField(editable=False, max_length=64)),
                 ("token_hash", models.CharField(editable=False, max_length=64, unique=True)),
-                ("code_hash", models.CharField(editable=False, max_length=64)),
                 ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ("expires_at", models.DateTimeField(editable=False)),
+                ("expires_at", models.DateTimeField()),
+                ("used_at", models.DateTimeField(blank=True, null=True)),
+                ("address_key", models.CharField(editable=False, max_length=64)),
+                ("code_hash", models.CharField(editable=False, max_length=64)),
                 ("attempts_left", models.PositiveSmallIntegerField(editable=False)),
-                ("used_at", models.DateTimeField(blank=True, editable=False, null=True)),
                 (
                     "user",
                     models.ForeignKey(
                         blank=True,
-                        editable=False,
                         null=True,
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="+",
