@@ -53,13 +53,10 @@ def read_refresh_cookie(request: HttpRequest) -> str | None:
 # The sign-up proof (accounts.flows.verification): only the browser or client
 # that signed up holds it. HttpOnly; Lax, so that it rides along when the
 # emailed link is opened in the same browser; on every path, because the
-# pages and the API both verify.
-SIGNUP_PROOF_COOKIE = "todo_signup"
-
-
+# pages and the API both verify. Named by ACCOUNTS_SIGNUP_PROOF_COOKIE_NAME (__Host- over HTTPS).
 def set_signup_proof_cookie(response: HttpResponse, proof: str) -> None:
     response.set_cookie(
-        SIGNUP_PROOF_COOKIE,
+        settings.ACCOUNTS_SIGNUP_PROOF_COOKIE_NAME,
         proof,
         max_age=settings.ACCOUNTS_UNVERIFIED_ACCOUNT_RETENTION_DAYS * 24 * 60 * 60,
         path="/",
@@ -70,11 +67,11 @@ def set_signup_proof_cookie(response: HttpResponse, proof: str) -> None:
 
 
 def clear_signup_proof_cookie(response: HttpResponse) -> None:
-    response.delete_cookie(SIGNUP_PROOF_COOKIE, path="/", samesite="Lax")
+    response.delete_cookie(settings.ACCOUNTS_SIGNUP_PROOF_COOKIE_NAME, path="/", samesite="Lax")
 
 
 def read_signup_proof(request: HttpRequest) -> str | None:
-    return request.COOKIES.get(SIGNUP_PROOF_COOKIE) or None
+    return request.COOKIES.get(settings.ACCOUNTS_SIGNUP_PROOF_COOKIE_NAME) or None
 
 
 # The API's pending sign-in (accounts.flows.pending): its handle, between the password and the code.

@@ -174,6 +174,13 @@ class PendingSignInInvalid(AccountError):
     message = "This sign-in has expired. Please sign in again."
 
 
+class SignInInterrupted(PendingSignInInvalid):
+    """The account changed while its sign-in was under way (a reset, a takeover of an unproven
+    account, a deactivation): what the first factor proved no longer holds."""
+
+    message = "Your account changed while you were signing in. Please sign in again."
+
+
 class TotpAlreadyEnabled(AccountError):
     code = "totp_already_enabled"
     message = "An authenticator app is already set up. Turn it off first to set up another."

@@ -32,6 +32,7 @@ from accounts.exceptions import (
     PasswordProofRequired,
     ReauthenticationRequired,
     SessionNotFound,
+    SignInInterrupted,
     TokenInvalid,
 )
 from accounts.flows.account_deletion import delete_account
@@ -171,8 +172,13 @@ def first_factor_done(request: HttpRequest, step: SignedIn | SecondStepRequired,
 
 
 def signed_in(request: HttpRequest, sign_in: SignedIn, next_url: str | None) -> HttpResponse:
-    """Start this browser's session and go where the person was heading."""
-    issued = start_browser_session(request=request, sign_in=sign_in)
+    """Start this browser's session and go where the person was heading (or, if the account
+    changed meanwhile, back to signing in)."""
+    try:
+        issued = start_browser_session(request=request, sign_in=sign_in)
+    except SignInInterrupted as error:
+        messages.error(request, error.message)
+        return redirect(with_next(reverse("accounts:login"), next_url))
     request.session.pop(PENDING_SIGN_IN_KEY, None)  # one begun for another account, abandoned
     response = redirect(next_url or resolve_url(settings.LOGIN_REDIRECT_URL))
     # An SPA served by this site continues from here with /api/auth/refresh/.

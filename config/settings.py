@@ -340,6 +340,9 @@ ACCOUNTS_REFRESH_REUSE_GRACE = env_int("ACCOUNTS_REFRESH_REUSE_GRACE", 10)
 ACCOUNTS_REFRESH_COOKIE_NAME = env_str("ACCOUNTS_REFRESH_COOKIE_NAME", "todo_refresh")
 ACCOUNTS_REFRESH_COOKIE_PATH = "/api/auth/"
 ACCOUNTS_REFRESH_COOKIE_SECURE = env_bool("ACCOUNTS_REFRESH_COOKIE_SECURE", not DEBUG)
+# The sign-up proof cookie (accounts.flows.verification). Over HTTPS it has the __Host- prefix:
+# a proof planted from a sibling subdomain (or over plain HTTP) would keep a squatter's password.
+ACCOUNTS_SIGNUP_PROOF_COOKIE_NAME = "__Host-todo_signup" if ACCOUNTS_REFRESH_COOKIE_SECURE else "todo_signup"
 # Ended sessions stay listed (for support and the audit trail) this long.
 ACCOUNTS_ENDED_SESSION_RETENTION = env_int("ACCOUNTS_ENDED_SESSION_RETENTION", 30 * 24 * 60 * 60)
 # New-device notices (accounts.flows.known_devices): every sign-in leaves a random id in this

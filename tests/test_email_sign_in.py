@@ -335,6 +335,46 @@ def test_signing_in_to_an_unverified_account_proves_it_and_drops_what_the_sign_u
     assert SecurityEvent.objects.filter(kind="email_verified", user=victim, detail__proved_by="sign_in_code").exists()
 
 
+def test_the_squatters_known_devices_go_with_the_takeover(make_user, mailoutbox, settings):
+    from accounts.models import KnownDevice
+
+    settings.ACCOUNTS_EMAIL_VERIFICATION = "optional"  # the squatter could sign in unverified
+    squatter = Client()
+    make_user(email=BOB, name="Not Bob", verified=False)
+    assert login_response(squatter, BOB, STRONG_PASSWORD).status_code == 200
+    assert KnownDevice.objects.filter(user__email=BOB).count() == 1
+    assert (
+        verify(emailed_code(mailoutbox, BOB), email=BOB, client=Client(), HTTP_USER_AGENT="Bob's phone").status_code
+        == 200
+    )
+    # Only Bob's own browser is known now: the squatter's would be a new device, and Bob would hear of it.
+    [device] = KnownDevice.objects.filter(user__email=BOB)
+    assert device.user_agent == "Bob's phone"
+
+
+def test_a_squatters_sign_in_under_way_during_the_takeover_opens_no_session(
+    make_user, mailoutbox, settings, monkeypatch
+):
+    """The squatter's password was right when checked, and the owner's code took the account over
+    before the squatter's session opened: it must not open."""
+    from accounts.flows import signin
+    from accounts.models import DeviceSession
+
+    settings.ACCOUNTS_EMAIL_VERIFICATION = "optional"
+    make_user(email=BOB, name="Not Bob", verified=False)
+    code = emailed_code(mailoutbox, BOB)
+    real = signin.authenticate
+
+    def owner_signs_in_by_code_meanwhile(request, **credentials):
+        found = real(request, **credentials)
+        authenticate_email_code(email=BOB, code=code, client=ClientInfo())
+        return found
+
+    monkeypatch.setattr(signin, "authenticate", owner_signs_in_by_code_meanwhile)
+    assert_api_error(login_response(Client(), BOB, STRONG_PASSWORD), 401, "sign_in_expired")
+    assert not DeviceSession.objects.filter(user__email=BOB).exists()
+
+
 def test_a_verified_account_keeps_its_password_and_name(user, mailoutbox):
     assert verify(emailed_code(mailoutbox)).status_code == 200
     user.refresh_from_db()

@@ -17,7 +17,6 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from accounts.cookies import SIGNUP_PROOF_COOKIE
 from accounts.models import SecurityEvent, User
 from tests.support.accounts import STRONG_PASSWORD
 from tests.support.api import api_client, bearer, login_response, post_json
@@ -164,14 +163,14 @@ def test_repeated_wrong_passwords_on_the_verify_page_are_rate_limited(mailoutbox
 def test_the_browser_that_signed_up_verifies_with_the_link_alone(mailoutbox):
     browser = Client()
     response = page_sign_up(browser, "new@example.com", OWNER_PASSWORD, name="Nora")
-    cookie = response.cookies[SIGNUP_PROOF_COOKIE]
+    cookie = response.cookies[django_settings.ACCOUNTS_SIGNUP_PROOF_COOKIE_NAME]
     assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/"
     assert cookie["max-age"] == django_settings.ACCOUNTS_UNVERIFIED_ACCOUNT_RETENTION_DAYS * 86400
     open_link(browser, link_in(mailoutbox[0], "/verify-email/"))
     assert "Verify my email address" in browser.get(CONFIRM).content.decode()
     done = browser.post(CONFIRM)
     assert done.status_code == 302
-    assert done.cookies[SIGNUP_PROOF_COOKIE].value == ""  # spent: cleared
+    assert done.cookies[django_settings.ACCOUNTS_SIGNUP_PROOF_COOKIE_NAME].value == ""  # spent: cleared
     account = User.objects.get(email="new@example.com")
     assert account.email_verified and account.name == "Nora"
     assert signs_in("new@example.com", OWNER_PASSWORD)
@@ -224,7 +223,8 @@ def test_a_sign_up_for_an_existing_address_sets_a_proof_cookie_of_the_same_shape
     taken = post_json(
         api_client(), REGISTER_URL, {"email": "taken@example.com", "password": OWNER_PASSWORD, "name": "N"}
     )
-    fresh_cookie, taken_cookie = new.cookies[SIGNUP_PROOF_COOKIE], taken.cookies[SIGNUP_PROOF_COOKIE]
+    name = django_settings.ACCOUNTS_SIGNUP_PROOF_COOKIE_NAME
+    fresh_cookie, taken_cookie = new.cookies[name], taken.cookies[name]
     assert len(fresh_cookie.value) == len(taken_cookie.value) == 64
     assert {k: v for k, v in fresh_cookie.items() if k != "expires"} == {
         k: v for k, v in taken_cookie.items() if k != "expires"

@@ -62,6 +62,7 @@ print(json.dumps({
     "ACCOUNTS_EMAIL_VERIFICATION": s.ACCOUNTS_EMAIL_VERIFICATION,
     "SOCIAL_PROVIDERS": s.SOCIAL_PROVIDERS,
     "ACCOUNTS_DEVICE_COOKIE_NAME": s.ACCOUNTS_DEVICE_COOKIE_NAME,
+    "ACCOUNTS_SIGNUP_PROOF_COOKIE_NAME": s.ACCOUNTS_SIGNUP_PROOF_COOKIE_NAME,
 }))
 """
 
@@ -193,10 +194,13 @@ def test_production_turns_on_transport_security():
     assert loaded["STATICFILES_BACKEND"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
 
 
-def test_the_device_cookie_has_the_host_prefix_over_https_only():
-    # __Host-: no Domain, Path=/, Secure, so a sibling subdomain cannot plant an id in the browser.
-    assert load_settings(**PRODUCTION_ENV)["ACCOUNTS_DEVICE_COOKIE_NAME"] == "__Host-todo_device"
-    assert load_settings(DEBUG="true")["ACCOUNTS_DEVICE_COOKIE_NAME"] == "todo_device"
+def test_the_device_and_sign_up_proof_cookies_have_the_host_prefix_over_https_only():
+    # __Host-: no Domain, Path=/, Secure, so a sibling subdomain cannot plant a value in the browser.
+    production, local = load_settings(**PRODUCTION_ENV), load_settings(DEBUG="true")
+    assert production["ACCOUNTS_DEVICE_COOKIE_NAME"] == "__Host-todo_device"
+    assert production["ACCOUNTS_SIGNUP_PROOF_COOKIE_NAME"] == "__Host-todo_signup"
+    assert local["ACCOUNTS_DEVICE_COOKIE_NAME"] == "todo_device"
+    assert local["ACCOUNTS_SIGNUP_PROOF_COOKIE_NAME"] == "todo_signup"
 
 
 def test_site_url_trailing_slash_is_removed():

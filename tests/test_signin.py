@@ -531,3 +531,70 @@ def test_flow_authenticate_user_accepts_unverified_when_optional(make_user, sett
     settings.ACCOUNTS_EMAIL_VERIFICATION = "optional"
     unverified = make_user(email="alice@example.com", verified=False)
     assert authenticate_user(request=None, email="alice@example.com", password=STRONG_PASSWORD) == unverified
+
+
+# --- The account changing while a sign-in is under way ----------------------------------------------
+
+
+def change_during_password_check(monkeypatch, change) -> None:
+    """Run ``change(user)`` right after the password is found right, as a reset (or a deactivation)
+    committing while this sign-in's Argon2 hash was being computed would."""
+    from accounts.flows import signin
+
+    real = signin.authenticate
+
+    def authenticate_then_change(request, **credentials):
+        user = real(request, **credentials)
+        if user is not None:
+            change(User.objects.get(pk=user.pk))
+        return user
+
+    monkeypatch.setattr(signin, "authenticate", authenticate_then_change)
+
+
+def reset_meanwhile(user) -> None:
+    user.set_password("the owner's new passphrase")
+    user.save(update_fields=["password"])
+
+
+def deactivated_meanwhile(user) -> None:
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+
+@pytest.mark.parametrize("change", [reset_meanwhile, deactivated_meanwhile], ids=["reset", "deactivated"])
+def test_an_api_sign_in_under_way_when_the_account_changes_opens_no_session(user, monkeypatch, change):
+    from accounts.models import DeviceSession
+    from tests.support.api import api_client, assert_api_error, login_response
+
+    change_during_password_check(monkeypatch, change)
+    client = api_client()
+    assert_api_error(login_response(client, "alice@example.com", STRONG_PASSWORD), 401, "sign_in_expired")
+    assert not DeviceSession.objects.exists()
+    assert "todo_refresh" not in client.cookies or not client.cookies["todo_refresh"].value
+
+
+@pytest.mark.parametrize("change", [reset_meanwhile, deactivated_meanwhile], ids=["reset", "deactivated"])
+def test_a_page_sign_in_under_way_when_the_account_changes_signs_nothing_in(user, monkeypatch, change):
+    from accounts.models import DeviceSession
+    from tests.support.pages import submit
+
+    change_during_password_check(monkeypatch, change)
+    page = browser()
+    response = submit(
+        page,
+        "/accounts/login/?next=/accounts/sessions/",
+        {"email": "alice@example.com", "password": STRONG_PASSWORD},
+        open_first=True,
+    )
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/?next=%2Faccounts%2Fsessions%2F"
+    assert "changed while you were signing in" in page.get(response["Location"]).content.decode()
+    assert "_auth_user_id" not in page.session
+    assert not DeviceSession.objects.exists()
+
+
+def test_an_unchanged_account_still_signs_in(user, monkeypatch):
+    from tests.support.api import api_client, login_response
+
+    change_during_password_check(monkeypatch, lambda user: None)
+    assert login_response(api_client(), "alice@example.com", STRONG_PASSWORD).status_code == 200

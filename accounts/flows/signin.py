@@ -20,7 +20,8 @@ from accounts import amr as methods
 from accounts.audit import EventKind, record_event
 from accounts.client_info import ClientInfo
 from accounts.cookies import issue_device_cookie, read_device_cookie
-from accounts.exceptions import EmailNotVerified, InvalidCredentials, SessionNotFound
+from accounts.exceptions import EmailNotVerified, InvalidCredentials, SessionNotFound, SignInInterrupted
+from accounts.flows.account_lock import lock_account
 from accounts.flows.device_sessions import EndReason, IssuedTokens, end_device_session, start_device_session
 from accounts.flows.known_devices import recognise_device
 from accounts.flows.passkeys import Purpose, assertion_options, prove_passkey
@@ -175,9 +176,21 @@ def _start_device_session(sign_in: SignedIn, client: ClientInfo, via: str) -> Is
 
 
 def _open_session(request: HttpRequest, sign_in: SignedIn, via: str) -> IssuedTokens:
-    """The device session, and the browser recognised (or its owner told of a new one) with it."""
+    """The device session, and the browser recognised (or its owner told of a new one) with it.
+
+    SignInInterrupted if the account changed since the first factor read it: a password reset,
+    the takeover of an unproven account or a deactivation that committed while the password was
+    being hashed ends every session, and must end this one before it starts. They lock the
+    account's row, so under the same lock this sign-in sees them or they see its session.
+    """
     client = ClientInfo.from_request(request)
     with transaction.atomic():
+        lock_account(sign_in.user)
+        # The stored hash as a security stamp: any of them changes it, or is_active. (A hash
+        # upgraded by two concurrent sign-ins differs too: the later one is asked again.)
+        user = sign_in.user
+        if not User.objects.filter(pk=user.pk, password=user.password, is_active=True).exists():
+            raise SignInInterrupted
         issued = _start_device_session(sign_in, client, via)
         device_id = recognise_device(user=sign_in.user, device_id=read_device_cookie(request), client=client)
     issue_device_cookie(request, device_id)

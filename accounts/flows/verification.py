@@ -37,7 +37,7 @@ from accounts.flows.reauthentication import confirm_password
 from accounts.flows.second_factor import remove_factors
 from accounts.flows.security_reset import security_reset
 from accounts.mail import send_account_email, site_link
-from accounts.models import DeviceSession, EmailVerificationToken, Passkey, SocialIdentity, User
+from accounts.models import DeviceSession, EmailVerificationToken, KnownDevice, Passkey, SocialIdentity, User
 from accounts.rate_limits import VERIFY_MAIL_ADDRESS, VERIFY_MAIL_IP, may_send_link
 from accounts.revocation import SessionId
 
@@ -231,8 +231,10 @@ def prove_address(*, user: User, password_replaced: bool) -> None:
     user.save(update_fields=fields)
     if password_replaced:
         # Second factors are set up only on proven addresses; one that is there anyway was not the
-        # mailbox owner's to keep either, nor a provider connected by whoever signed up.
+        # mailbox owner's to keep either, nor a provider connected by whoever signed up, nor the
+        # browsers they signed in on (known, they would sign in again without a new-device notice).
         remove_factors(user=user)
+        KnownDevice.objects.filter(user=user).delete()
         for identity in SocialIdentity.objects.filter(user=user):
             identity.delete()
             record_event(kind=EventKind.SOCIAL_DISCONNECTED, user=user, provider=identity.provider, by="address proven")
