@@ -168,6 +168,26 @@ def test_unsafe_password_length_limits_refuse_to_load(lengths):
     assert "Password length" in settings_error(DEBUG="true", **lengths)
 
 
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"ACCOUNTS_EMAIL_SIGN_IN_ATTEMPTS": "0"},
+        {"ACCOUNTS_EMAIL_SIGN_IN_ATTEMPTS": "11"},
+        {"ACCOUNTS_EMAIL_SIGN_IN_TIMEOUT": "30"},
+        {"ACCOUNTS_EMAIL_SIGN_IN_TIMEOUT": "86400"},
+    ],
+)
+def test_unsafe_email_sign_in_limits_refuse_to_load(setting):
+    assert "ACCOUNTS_EMAIL_SIGN_IN_ATTEMPTS must be 1-10" in settings_error(DEBUG="true", **setting)
+
+
+def test_email_sign_in_limits_load_within_their_range():
+    loaded = run_python(
+        START, minimal_env(DEBUG="true", ACCOUNTS_EMAIL_SIGN_IN_ATTEMPTS="10", ACCOUNTS_EMAIL_SIGN_IN_TIMEOUT="3600")
+    )
+    assert loaded.returncode == 0, loaded.stderr
+
+
 @pytest.mark.parametrize("algorithm", ["Ed448", "ed25519", "RS256", "none"])
 def test_unsupported_jwt_algorithm_refuses_to_load(algorithm):
     assert "JWT_ALGORITHM" in settings_error(DEBUG="true", JWT_ALGORITHM=algorithm)

@@ -40,11 +40,9 @@ from accounts.background import after_answer
 from accounts.client_info import ClientInfo
 from accounts.exceptions import SignInCodeInvalid, TokenInvalid
 from accounts.flows.account_lock import lock_account
-from accounts.flows.device_sessions import EndReason
 from accounts.flows.email_tokens import find_redeemable_token, mark_token_used
-from accounts.flows.security_reset import security_reset
 from accounts.flows.signin import SecondStepRequired, SignedIn, finish_first_factor
-from accounts.flows.verification import holds_signup_proof, prove_address
+from accounts.flows.verification import holds_signup_proof, verify_unproven_address
 from accounts.mail import send_account_email, site_link
 from accounts.models import EmailSignInCode, User
 from accounts.rate_limits import (
@@ -272,21 +270,10 @@ def _redeem(row: EmailSignInCode, client: ClientInfo, signup_proof: str | None) 
         user = User.objects.get(pk=row.user_id)
         _check_still_for(row, user)
         mark_token_used(row)  # TokenUsed for all but one of concurrent tries
-        if not user.email_verified and holds_signup_proof(user, signup_proof):
-            prove_address(user=user, password_replaced=False)
-            record_event(kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by="sign_in_code")
-        elif not user.email_verified:
-            _take_over_unproven_account(user, client)
+        verify_unproven_address(
+            user=user,
+            proved_by="sign_in_code",
+            client=client,
+            replace_password=not holds_signup_proof(user, signup_proof),
+        )
     return user
-
-
-def _take_over_unproven_account(user: User, client: ClientInfo) -> None:
-    """The mailbox's owner signs in to an account made with their address by someone who never
-    proved it: what that someone chose must not stay (see the module docstring)."""
-    user.set_unusable_password()
-    user.save(update_fields=["password"])
-    ended = security_reset(user=user, reason=EndReason.PASSWORD_RESET, record=False)
-    prove_address(user=user, password_replaced=True)
-    record_event(
-        kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by="sign_in_code", sessions_ended=ended
-    )

@@ -240,6 +240,32 @@ def prove_address(*, user: User, password_replaced: bool) -> None:
             record_event(kind=EventKind.SOCIAL_DISCONNECTED, user=user, provider=identity.provider, by="address proven")
 
 
+def verify_unproven_address(
+    *, user: User, proved_by: str, client: ClientInfo | None, replace_password: bool, new_password: str | None = None
+) -> None:
+    """An emailed link or code to ``user``'s unverified address was just used: the address is verified.
+
+    ``replace_password``: whoever used it did not show that they chose the password (pre-account
+    takeover), so it goes, for ``new_password`` or for none (the owner sets one with a reset),
+    with every session, pending link and what prove_address drops. Nothing for a verified account.
+    """
+    if user.email_verified:
+        return
+    ended = None
+    if replace_password:
+        if new_password:
+            set_new_password(user=user, password=new_password)
+        else:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        ended = security_reset(user=user, reason=EndReason.PASSWORD_RESET, record=False)
+    prove_address(user=user, password_replaced=replace_password)
+    if ended is None:  # no sessions ended: the event says nothing about them
+        record_event(kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by=proved_by)
+    else:
+        record_event(kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by=proved_by, sessions_ended=ended)
+
+
 def verify_email(*, token: str | None, verifier: Verifier | None = None, client: ClientInfo | None = None) -> User:
     """Redeem a verification token: mark the address verified, or switch the
     account to the new address it confirms (and tell the old address).
@@ -249,7 +275,7 @@ def verify_email(*, token: str | None, verifier: Verifier | None = None, client:
     current password, PasswordRejected for a new one that breaks the policy.
     """
     verifier = verifier or Verifier()
-    old_email, replaced, ended = None, False, 0
+    old_email, replaced = None, False
     row = check_verification_token(token=token)
     # Before any lock: Argon2 holds no row, and a refusal's rate-limit event is
     # not rolled back with the transaction. Whatever changes the password
@@ -262,19 +288,17 @@ def verify_email(*, token: str | None, verifier: Verifier | None = None, client:
         if row.purpose == Purpose.CHANGE:
             old_email = _confirm_new_address(row, client)
         else:
-            replaced = proved_by == "new_password"
+            # A new password is offered only to verify an unverified account (can_replace_password);
+            # verified meanwhile (by a sign-in code from the sign-up browser), it is not set.
+            replaced = proved_by == "new_password" and not user.email_verified
             mark_token_used(row)
-            if replaced:
-                set_new_password(user=user, password=verifier.new_password or "")
-                ended = security_reset(user=user, reason=EndReason.PASSWORD_RESET, record=False)
-            was_verified = user.email_verified
-            prove_address(user=user, password_replaced=replaced)
-            if not was_verified and replaced:
-                record_event(
-                    kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by=proved_by, sessions_ended=ended
-                )
-            elif not was_verified:  # no sessions ended: the event says nothing about them
-                record_event(kind=EventKind.EMAIL_VERIFIED, user=user, client=client, proved_by=proved_by)
+            verify_unproven_address(
+                user=user,
+                proved_by=proved_by,
+                client=client,
+                replace_password=replaced,
+                new_password=verifier.new_password,
+            )
         if old_email is not None:
             send_account_email(
                 template="email_changed",
